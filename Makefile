@@ -1,0 +1,58 @@
+# Two commands for operators and CI: `make lab` and `make test`. Both install what they need.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+# The test-host image is rebuilt only when its recipe changes.
+export ONPREM_LLM_TEST_IMAGE := localhost/onprem-llm-testhost:bookworm-$(shell sha256sum tests/harness/build-base-image.sh | cut -c1-12)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
+export ANSIBLE_FORCE_COLOR := false
+SCENARIOS := $(notdir $(wildcard molecule/*))
+
+.PHONY: help deps image test lint argspecs syntax unit molecule lab lab-down
+
+help:
+	@echo "make lab       bring up the local lab and deploy site.yml to it"
+	@echo "make lab-down  remove the lab"
+	@echo "make test      lint, argument specs, syntax, unit tests, molecule scenarios"
+
+deps:
+	@tests/harness/install-deps.sh
+
+image: deps
+	@tests/harness/build-base-image.sh $(ONPREM_LLM_TEST_IMAGE)
+
+test: deps
+	@$(MAKE) --no-print-directory lint argspecs syntax unit molecule
+
+lint:
+	yamllint --strict .
+	ruff check .
+	ruff format --check .
+	ansible-lint --profile production
+
+argspecs:
+	python tests/harness/check_argument_specs.py roles
+
+syntax:
+	ansible-playbook --syntax-check -i inventories/prod site.yml
+	ansible-playbook --syntax-check -i inventories/lab site.yml
+
+unit:
+	python -m pytest tests/unit -q
+
+molecule: image
+	@for scenario in $(SCENARIOS); do \
+	  echo "== molecule scenario $$scenario"; \
+	  molecule test -s $$scenario || exit 1; \
+	done
+
+lab: image
+	ansible-playbook -i localhost, playbooks/lab_up.yml
+	ansible-playbook -i inventories/lab site.yml
+	ansible-playbook -i localhost, playbooks/lab_status.yml
+
+lab-down: deps
+	ansible-playbook -i localhost, playbooks/lab_down.yml

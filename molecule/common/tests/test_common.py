@@ -1,0 +1,102 @@
+"""Behaviour of the common role on a node, seen from the node and from a second host."""
+
+import re
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["podman://common-node"]
+
+CLIENT = testinfra.get_host("podman://common-client")
+
+# Connect from the client: "open" when the port answers, "refused" on a reset, "dropped" when
+# nothing comes back before the timeout.
+PROBE = """
+import socket, sys
+s = socket.socket(); s.settimeout(3)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2]))); print("open")
+except socket.timeout:
+    print("dropped")
+except ConnectionRefusedError:
+    print("refused")
+"""
+
+
+@pytest.fixture(scope="module")
+def node_address(host):
+    return host.check_output("hostname -I").split()[0]
+
+
+def probe_from_client(address, port):
+    return CLIENT.check_output(f"python3 -c '{PROBE}' {address} {port}")
+
+
+def test_allowed_group_port_answers_from_client(node_address):
+    assert probe_from_client(node_address, 9100) == "open"
+    reply = CLIENT.check_output(
+        f"python3 -c 'import urllib.request as u; "
+        f"print(u.urlopen(\"http://{node_address}:9100/\", timeout=3).status)'"
+    )
+    assert reply == "200"
+
+
+@pytest.mark.parametrize("port", [9200, 9300])
+def test_port_not_allowed_for_client_is_dropped(node_address, port):
+    assert probe_from_client(node_address, port) == "dropped"
+
+
+@pytest.mark.parametrize("port", [9200, 9300])
+def test_dropped_ports_have_a_listener_on_loopback(host, port):
+    # The same ports answer locally, so the drop above is the firewall's doing.
+    assert host.run(f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 3)'").rc == 0
+
+
+def test_ssh_answers_from_admin_network(node_address):
+    assert probe_from_client(node_address, 22) == "open"
+
+
+def test_ruleset_is_default_deny_and_names_its_rules(host):
+    ruleset = host.check_output("nft list table inet onprem_llm")
+    assert "policy drop" in ruleset
+    assert "tcp dport 9100" in ruleset
+    assert "192.0.2.0/24" in ruleset
+    assert host.service("nftables").is_enabled
+
+
+def test_chrony_runs_with_the_given_servers(host):
+    assert host.service("chrony").is_running
+    assert host.service("chrony").is_enabled
+    config = host.file("/etc/chrony/chrony.conf")
+    assert config.contains("^server ntp.invalid iburst$")
+    assert config.contains("Ansible managed")
+
+
+def test_kernel_settings_are_live(host):
+    assert host.check_output("sysctl -n net.core.somaxconn") == "4096"
+    assert host.check_output("sysctl -n net.ipv4.tcp_keepalive_time") == "240"
+
+
+def test_limits_allow_unlimited_memlock(host):
+    limits = host.file("/etc/security/limits.d/90-onprem-llm.conf").content_string
+    assert re.search(r"^\*\s+hard\s+memlock\s+unlimited$", limits, re.MULTILINE)
+    # A fresh login session picks the limits up through pam_limits.
+    assert host.check_output("su - root -c 'ulimit -Hl'") == "unlimited"
+
+
+def test_model_store_directory(host):
+    store = host.file("/srv/models")
+    assert store.is_directory
+    assert store.mode == 0o750
+
+
+def test_unattended_upgrades_skip_pinned_packages(host):
+    config = host.check_output("apt-config dump Unattended-Upgrade::Package-Blacklist")
+    for pattern in ("nvidia-", "cuda-", "datacenter-gpu-manager", "nvidia-container-toolkit"):
+        assert f'"{pattern}"' in config
+    assert 'APT::Periodic::Unattended-Upgrade "1"' in host.check_output("apt-config dump")
+
+
+def test_probe_tells_refused_from_dropped():
+    # A closed port answers with a reset, so "dropped" above means the firewall stayed silent.
+    assert CLIENT.check_output(f"python3 -c '{PROBE}' 127.0.0.1 9999") == "refused"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Build the systemd test-host image once per machine: Debian 12 made with debootstrap and
+# imported into podman. No registry is needed, which is also how air-gapped sites work.
+# Usage: build-base-image.sh IMAGE_REF
+set -euo pipefail
+
+image="${1:?usage: $0 IMAGE_REF}"
+mirror="${ONPREM_LLM_TEST_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+suite="bookworm"
+# Packages the roles' tests need, baked in so that converges do not download them each time.
+packages=(
+  systemd systemd-sysv dbus iproute2 procps python3 python3-apt ca-certificates gnupg
+  curl openssh-server chrony nftables unattended-upgrades apt-listchanges xfsprogs
+)
+
+if podman image exists "$image"; then
+  echo "test-host image $image is present"
+  exit 0
+fi
+
+rootfs="$(mktemp -d /var/tmp/onprem-llm-rootfs.XXXXXX)"
+trap 'rm -rf "$rootfs"' EXIT
+
+echo "building test-host image $image with debootstrap (about a minute)"
+debootstrap --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
+  "$suite" "$rootfs" "$mirror" >/dev/null
+
+# Services that make no sense inside a test host, and a reachable apt mirror.
+chroot "$rootfs" systemctl mask systemd-timesyncd.service getty.target \
+  systemd-udevd.service systemd-remount-fs.service apt-daily.timer \
+  apt-daily-upgrade.timer >/dev/null 2>&1
+printf 'deb %s %s main\n' "$mirror" "$suite" >"$rootfs/etc/apt/sources.list"
+rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+
+tar -C "$rootfs" -c . | podman import --change 'CMD ["/sbin/init"]' - "$image" >/dev/null
+echo "test-host image $image built"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install what the tests and the lab need on this machine, idempotently: podman with runc
+# (crun cannot run systemd test hosts on cgroups v1 hybrid), debootstrap for the base image,
+# and the pinned Python toolchain in .venv (reinstalled only when pyproject.toml changes).
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+venv="${ONPREM_LLM_VENV:-$repo/.venv}"
+apt_packages=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs nftables)
+
+missing=()
+for package in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "installing system packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+runtime_conf=/etc/containers/containers.conf.d/50-onprem-llm-runc.conf
+if [[ ! -f $runtime_conf ]]; then
+  mkdir -p "$(dirname "$runtime_conf")"
+  printf '# crun fails on cgroups v1 hybrid hosts; runc works.\n[engine]\nruntime = "runc"\n' >"$runtime_conf"
+fi
+
+stamp="$venv/.onprem-llm-$(sha256sum "$repo/pyproject.toml" | cut -c1-16)"
+if [[ ! -f $stamp ]]; then
+  echo "installing the Python toolchain into $venv (about a minute)"
+  [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -e "$repo[dev]"
+  rm -f "$venv"/.onprem-llm-*
+  touch "$stamp"
+fi
