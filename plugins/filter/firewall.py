@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.onprem.llm.plugins.module_utils._firewall import (
     FirewallRuleError,
     normalize_rules,

@@ -42,9 +42,7 @@ def parse_port(value: Any, where: str) -> int:
     try:
         port = int(str(value).strip())
     except ValueError:
-        raise FirewallRuleError(
-            f"{where}: expected a port number 1-65535, got {value!r}"
-        ) from None
+        raise FirewallRuleError(f"{where}: expected a port number 1-65535, got {value!r}") from None
     if not 1 <= port <= 65535:
         raise FirewallRuleError(f"{where}: expected a port number 1-65535, got {port}")
     return port
@@ -80,9 +78,7 @@ def _normalize_rule(
         raise FirewallRuleError(f"{where}: expected a mapping with name and port, got {rule!r}")
     unknown = sorted(set(rule) - _RULE_KEYS)
     if unknown:
-        raise FirewallRuleError(
-            f"{where}: unknown keys {unknown}; expected {sorted(_RULE_KEYS)}"
-        )
+        raise FirewallRuleError(f"{where}: unknown keys {unknown}; expected {sorted(_RULE_KEYS)}")
     name = rule.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise FirewallRuleError(

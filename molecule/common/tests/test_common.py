@@ -36,7 +36,7 @@ def test_allowed_group_port_answers_from_client(node_address):
     assert probe_from_client(node_address, 9100) == "open"
     reply = CLIENT.check_output(
         f"python3 -c 'import urllib.request as u; "
-        f"print(u.urlopen(\"http://{node_address}:9100/\", timeout=3).status)'"
+        f'print(u.urlopen("http://{node_address}:9100/", timeout=3).status)\''
     )
     assert reply == "200"
 
@@ -49,7 +49,12 @@ def test_port_not_allowed_for_client_is_dropped(node_address, port):
 @pytest.mark.parametrize("port", [9200, 9300])
 def test_dropped_ports_have_a_listener_on_loopback(host, port):
     # The same ports answer locally, so the drop above is the firewall's doing.
-    assert host.run(f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 3)'").rc == 0
+    assert (
+        host.run(
+            f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 3)'"
+        ).rc
+        == 0
+    )
 
 
 def test_ssh_answers_from_admin_network(node_address):

@@ -1,0 +1,124 @@
+"""Bad input fails in the validation play, before any host is touched, naming the variable.
+
+playbooks/validate_input.yml runs controller-side only (no connection), so these runs reach no
+host: the inventory's hosts do not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+GOOD_VARS = {
+    "common_model_store_path": "/srv/models",
+    "common_firewall_admin_networks": ["10.20.250.0/24"],
+    "common_firewall_allow": [{"name": "metrics", "port": 9100, "from_groups": ["monitoring"]}],
+}
+
+
+def run_validation(tmp_path: Path, host_vars: dict) -> subprocess.CompletedProcess[str]:
+    inventory = {
+        "all": {
+            "children": {
+                "gpu_nodes": {"hosts": {"node-1": host_vars}},
+                "monitoring": {"hosts": {"monitoring-1": {}}},
+            }
+        }
+    }
+    inventory_file = tmp_path / "hosts.yml"
+    inventory_file.write_text(yaml.safe_dump(inventory))
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+    }
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            str(inventory_file),
+            str(REPO_ROOT / "playbooks" / "validate_input.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_good_input_passes(tmp_path):
+    result = run_validation(tmp_path, GOOD_VARS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+BAD_INPUT = {
+    "port given as a word": (
+        {"common_firewall_allow": [{"name": "api", "port": "http", "from_groups": ["gpu_nodes"]}]},
+        ["common_firewall_allow", "port"],
+    ),
+    "port out of range": (
+        {"common_firewall_allow": [{"name": "api", "port": 70000, "from_groups": ["gpu_nodes"]}]},
+        ["common_firewall_allow[0].port", "1-65535"],
+    ),
+    "relative model store path": (
+        {"common_model_store_path": "srv/models"},
+        ["common_model_store_path", "absolute"],
+    ),
+    "unknown group in an allow-list": (
+        {"common_firewall_allow": [{"name": "api", "port": 8000, "from_groups": ["gatways"]}]},
+        ["common_firewall_allow[0].from_groups", "'gatways' is not an inventory group"],
+    ),
+    "CIDR that does not parse": (
+        {"common_firewall_admin_networks": ["10.20.300.0/24"]},
+        ["common_firewall_admin_networks[0]", "not a CIDR network"],
+    ),
+    "bad CIDR in a rule added by another variable": (
+        {"common_firewall_allow_gateway": [{"name": "https", "port": 443, "from_networks": ["any"]}]},
+        ["common_firewall_allow_gateway[0].from_networks[0]", "not a CIDR network"],
+    ),
+    "rule that allows nobody": (
+        {"common_firewall_allow": [{"name": "api", "port": 8000}]},
+        ["common_firewall_allow[0]", "allows nobody"],
+    ),
+    "duplicate rule names": (
+        {
+            "common_firewall_allow": [
+                {"name": "api", "port": 8000, "from_groups": ["monitoring"]},
+                {"name": "api", "port": 8001, "from_groups": ["monitoring"]},
+            ]
+        },
+        ["common_firewall_allow[1].name", "already used by common_firewall_allow[0]"],
+    ),
+    "unsupported model store filesystem": (
+        {"common_model_store_fstype": "btrfs"},
+        ["common_model_store_fstype", "xfs, ext4"],
+    ),
+    "model store device outside /dev": (
+        {"common_model_store_device": "nvme1n1"},
+        ["common_model_store_device", "/dev/"],
+    ),
+    "model store mode not octal": (
+        {"common_model_store_mode": "rwxr-xr-x"},
+        ["common_model_store_mode", "octal"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_is_rejected_naming_the_variable(tmp_path, case):
+    bad_vars, expected = BAD_INPUT[case]
+    result = run_validation(tmp_path, {**GOOD_VARS, **bad_vars})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for text in expected:
+        assert text in output, f"{case}: {text!r} not in output:\n{output}"
+    # any_errors_fatal: the run stops at validation for every host.
+    assert "monitoring-1" in output
