@@ -9,7 +9,10 @@ export PATH := $(VENV)/bin:$(PATH)
 export ONPREM_LLM_TEST_IMAGE := localhost/onprem-llm-testhost:bookworm-$(shell sha256sum tests/harness/build-base-image.sh | cut -c1-12)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
 export ANSIBLE_FORCE_COLOR := false
-SCENARIOS := $(notdir $(wildcard molecule/*))
+export ANSIBLE_NOCOLOR := 1
+export NO_COLOR := 1
+# `make molecule SCENARIOS=common` runs one scenario.
+SCENARIOS ?= $(notdir $(wildcard molecule/*))
 
 .PHONY: help deps image test lint argspecs syntax unit molecule lab lab-down
 
@@ -17,6 +20,7 @@ help:
 	@echo "make lab       bring up the local lab and deploy site.yml to it"
 	@echo "make lab-down  remove the lab"
 	@echo "make test      lint, argument specs, syntax, unit tests, molecule scenarios"
+	@echo "make molecule SCENARIOS=common   one molecule scenario"
 
 deps:
 	@tests/harness/install-deps.sh

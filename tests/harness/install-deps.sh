@@ -28,8 +28,11 @@ fi
 stamp="$venv/.onprem-llm-$(sha256sum "$repo/pyproject.toml" | cut -c1-16)"
 if [[ ! -f $stamp ]]; then
   echo "installing the Python toolchain into $venv (about a minute)"
-  [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -e "$repo[dev]"
+  # A venv left half-made by an interrupted run is made again.
+  [[ -x $venv/bin/pip && -x $venv/bin/python ]] || { rm -rf "$venv"; python3 -m venv "$venv"; }
+  # Local find-links entries of some machines that do not exist are noise, not errors.
+  "$venv/bin/pip" install -q --disable-pip-version-check -e "$repo[dev]" \
+    2> >(grep -v "^WARNING: Location .* is ignored" >&2)
   rm -f "$venv"/.onprem-llm-*
   touch "$stamp"
 fi

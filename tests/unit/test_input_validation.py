@@ -81,7 +81,11 @@ BAD_INPUT = {
         ["common_firewall_admin_networks[0]", "not a CIDR network"],
     ),
     "bad CIDR in a rule added by another variable": (
-        {"common_firewall_allow_gateway": [{"name": "https", "port": 443, "from_networks": ["any"]}]},
+        {
+            "common_firewall_allow_gateway": [
+                {"name": "https", "port": 443, "from_networks": ["any"]}
+            ]
+        },
         ["common_firewall_allow_gateway[0].from_networks[0]", "not a CIDR network"],
     ),
     "rule that allows nobody": (
