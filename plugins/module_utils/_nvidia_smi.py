@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
-PROFILES = ("h100_hgx", "h200_hgx", "b200_hgx", "gb200_nvl72", "generic")
 FABRIC_STATES = ("Not Started", "In Progress", "Completed")  # least to most advanced
 
 _NOT_REPORTED = frozenset(
@@ -50,14 +49,16 @@ _HGX_PROFILES = (
     ("b200_hgx", "b200", "nvlink5"),
 )
 _ECC_CORRECTED = ("sram_correctable", "dram_correctable")
-# 55x and later split SRAM uncorrectable into parity and SEC-DED; older branches print one.
+# Newer branches (560 does) split SRAM uncorrectable into parity and SEC-DED; older ones and
+# pre-Ampere GPUs print a single count.
 _ECC_UNCORRECTED = (
     "sram_uncorrectable",
     "sram_uncorrectable_parity",
     "sram_uncorrectable_secded",
     "dram_uncorrectable",
 )
-# Renamed over time: power_readings (< 530), power_draw (530-550), instant/average (555+).
+# Renamed over time: power_readings (older branches), gpu_power_readings/power_draw (535-560),
+# instant and average draw (570 on).
 _POWER_DRAW = (
     "gpu_power_readings/instant_power_draw",
     "gpu_power_readings/power_draw",
@@ -168,7 +169,7 @@ def ecc_counts(scope: ET.Element | None) -> dict[str, int | None]:
     if scope is None:
         return {"corrected": None, "uncorrected": None}
     if scope.find("single_bit") is not None or scope.find("double_bit") is not None:
-        # Pre-Hopper layout: per-location counts under single_bit/double_bit with a total.
+        # Older layout: per-location counts under single_bit/double_bit, each with a total.
         return {
             "corrected": to_int(scope.findtext("single_bit/total", scope.findtext("single_bit"))),
             "uncorrected": to_int(scope.findtext("double_bit/total", scope.findtext("double_bit"))),
@@ -191,7 +192,9 @@ def retired_pages(gpu: ET.Element) -> dict[str, Any]:
     if to_yes_no(pending) is None:
         pending = gpu.findtext("retired_pages/pending_blacklist")  # older name
     return {
-        "single_bit": to_int(gpu.findtext("retired_pages/multiple_single_bit_retirement/retired_count")),
+        "single_bit": to_int(
+            gpu.findtext("retired_pages/multiple_single_bit_retirement/retired_count")
+        ),
         "double_bit": to_int(gpu.findtext("retired_pages/double_bit_retirement/retired_count")),
         "pending": to_yes_no(pending),
     }
@@ -208,7 +211,7 @@ def remapped_rows(gpu: ET.Element) -> dict[str, Any]:
 
 
 def fabric_state(gpu: ET.Element) -> str:
-    """Fabric state as printed (Completed, In Progress, ...); "N/A" when absent (< 535)."""
+    """Fabric state as printed (Completed, In Progress, ...); "N/A" on branches without it."""
     state = " ".join((gpu.findtext("fabric/state") or "").split())
     return state if reported(state) or state == "Not Supported" else "N/A"
 
@@ -251,7 +254,9 @@ def parse_nvidia_smi_xml(text: str | None) -> dict[str, Any]:
     except ET.ParseError as err:
         raise NvidiaSmiError(f"nvidia-smi -q -x output is not valid XML ({err})") from None
     if root.tag != "nvidia_smi_log":
-        raise NvidiaSmiError(f"nvidia-smi -q -x output starts with <{root.tag}>, not <nvidia_smi_log>")
+        raise NvidiaSmiError(
+            f"nvidia-smi -q -x output starts with <{root.tag}>, not <nvidia_smi_log>"
+        )
     return {
         "driver_version": reported(root.findtext("driver_version")),
         "cuda_version": reported(root.findtext("cuda_version")),
@@ -311,7 +316,9 @@ def read_smi(run: SmiRun, problems: list[str]) -> dict[str, Any] | None:
         problems.append(str(err))
         return None
     if run.rc:
-        problems.append(f"{run.path} -q -x exited rc {run.rc} after printing XML; facts may be partial")
+        problems.append(
+            f"{run.path} -q -x exited rc {run.rc} after printing XML; facts may be partial"
+        )
     return log
 
 

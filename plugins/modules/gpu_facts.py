@@ -110,34 +110,42 @@ ansible_facts:
       contains:
         driver_loaded:
           description: The NVIDIA kernel module is loaded.
+          returned: always
           type: bool
           sample: true
         kernel_module_version:
           description: Version of the loaded kernel module, from C(/proc/driver/nvidia/version).
+          returned: always
           type: str
           sample: 570.133.20
         kernel_module_flavor:
           description: C(open) (open kernel modules) or C(proprietary).
+          returned: always
           type: str
           sample: open
         kernel_module_arch:
           description: Architecture the module was built for.
+          returned: always
           type: str
           sample: x86_64
         userspace_driver_version:
           description: Driver version reported by C(nvidia-smi) (NVML).
+          returned: always
           type: str
           sample: 570.133.20
         driver_versions_match:
           description: Loaded module and userspace driver agree; null when either is unknown.
+          returned: always
           type: bool
           sample: true
         cuda_version:
           description: Highest CUDA version the driver supports.
+          returned: always
           type: str
           sample: "12.8"
         gpu_count:
           description: Number of GPUs C(nvidia-smi) lists.
+          returned: always
           type: int
           sample: 8
         gpus:
@@ -150,6 +158,7 @@ ansible_facts:
               C(remapped_rows) (C(correctable), C(uncorrectable), C(pending), C(failure)),
               C(mig_mode) (current), C(mig_mode_pending), C(mig_device_count), C(temperature_c),
               C(power_draw_w), C(power_limit_w), C(fabric_state), C(fabric_status).
+          returned: always
           type: list
           elements: dict
           sample:
@@ -179,14 +188,17 @@ ansible_facts:
           description:
             - Least advanced NVLink fabric state among GPUs on a fabric (C(Not Started),
               C(In Progress), C(Completed)); C(Not Supported) or C(N/A) when none is.
+          returned: always
           type: str
           sample: Completed
         nvswitch_present:
           description: The driver registered NVSwitches (HGX A100/H100/H200 boards).
+          returned: always
           type: bool
           sample: true
         nvswitch_count:
           description: Number of NVSwitches the driver registered.
+          returned: always
           type: int
           sample: 4
         nvlink5_present:
@@ -194,6 +206,7 @@ ansible_facts:
             - An InfiniBand device's VPD carries C(SW_MNG), the NVLink5 switch management bridge
               of HGX B200/B300 boards that needs NVLSM. False on GB200 compute trays, whose
               switches sit in separate switch trays.
+          returned: always
           type: bool
           sample: false
         hardware_profile:
@@ -201,10 +214,12 @@ ansible_facts:
             - C(h100_hgx) or C(h200_hgx) (8 such GPUs and NVSwitch), C(b200_hgx) (8 B200 and
               NVLink5 switch management), C(gb200_nvl72) (4 GB200, one compute tray),
               otherwise C(generic).
+          returned: always
           type: str
           sample: h200_hgx
         problems:
           description: Readable reasons facts are missing or the driver is not usable.
+          returned: always
           type: list
           elements: str
           sample:
@@ -213,6 +228,7 @@ ansible_facts:
 
 import glob
 import os
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.onprem.llm.plugins.module_utils._nvidia_smi import (
@@ -245,7 +261,9 @@ def _list_dir(path: str) -> list[str]:
 
 def _read_vpds(sys_root: str, problems: list[str]) -> list[bytes]:
     vpds = []
-    for path in sorted(glob.glob(os.path.join(sys_root, "class", "infiniband", "*", "device", "vpd"))):
+    for path in sorted(
+        glob.glob(os.path.join(sys_root, "class", "infiniband", "*", "device", "vpd"))
+    ):
         try:
             with open(path, "rb") as handle:
                 vpds.append(handle.read())
@@ -256,9 +274,13 @@ def _read_vpds(sys_root: str, problems: list[str]) -> list[bytes]:
     return vpds
 
 
-def _run_nvidia_smi(module: AnsibleModule) -> SmiRun:
-    path = module.params["nvidia_smi_path"] or module.get_bin_path("nvidia-smi")
-    if not path or not os.access(path, os.X_OK):
+def _run_nvidia_smi(module: AnsibleModule, problems: list[str]) -> SmiRun:
+    path = module.params["nvidia_smi_path"]
+    if path and not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        problems.append(f"{path} is not an executable file")
+        return SmiRun(path=None)
+    path = path or module.get_bin_path("nvidia-smi")
+    if not path:
         return SmiRun(path=None)
     command = [path, "-q", "-x"]
     timeout_bin = module.get_bin_path("timeout")
@@ -266,16 +288,17 @@ def _run_nvidia_smi(module: AnsibleModule) -> SmiRun:
         command = [timeout_bin, str(module.params["timeout"]), *command]
     rc, stdout, stderr = module.run_command(command, check_rc=False)
     if timeout_bin and rc == _TIMEOUT_RC:
-        stderr = f"timed out after {module.params['timeout']} s"
+        # Whatever it printed before hanging is a truncated document; the hang is the news.
+        stdout, stderr = "", f"timed out after {module.params['timeout']} s"
     return SmiRun(path=path, rc=rc, stdout=stdout, stderr=stderr)
 
 
-def gather(module: AnsibleModule) -> dict:
+def gather(module: AnsibleModule) -> dict[str, Any]:
     """Read the host and return the facts; reads only, so check mode needs nothing special."""
     proc_root = module.params["proc_root"]
     problems: list[str] = []
     readings = HostReadings(
-        smi=_run_nvidia_smi(module),
+        smi=_run_nvidia_smi(module, problems),
         proc_version=_read_text(os.path.join(proc_root, "driver", "nvidia", "version"), problems),
         nvswitch_devices=_list_dir(os.path.join(proc_root, "driver", "nvidia-nvswitch", "devices")),
         ib_vpds=_read_vpds(module.params["sys_root"], problems),
