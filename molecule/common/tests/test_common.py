@@ -82,11 +82,19 @@ def test_kernel_settings_are_live(host):
     assert host.check_output("sysctl -n net.ipv4.tcp_keepalive_time") == "240"
 
 
-def test_limits_allow_unlimited_memlock(host):
+def test_limits_apply_to_logins_and_services(host):
     limits = host.file("/etc/security/limits.d/90-onprem-llm.conf").content_string
-    assert re.search(r"^\*\s+hard\s+memlock\s+unlimited$", limits, re.MULTILINE)
-    # A fresh login session picks the limits up through pam_limits.
-    assert host.check_output("su - root -c 'ulimit -Hl'") == "unlimited"
+    assert re.search(r"^\*\s+hard\s+memlock\s+4096$", limits, re.MULTILINE)
+    # Login sessions get them through pam_limits, root included.
+    assert host.check_output("su - root -c 'ulimit -Hl; ulimit -Hn'").split() == [
+        "4096",
+        "16384",
+    ]
+    # Services do not pass through PAM: a new systemd service gets the limits from the manager.
+    service_limits = host.check_output(
+        "systemd-run --quiet --wait --pipe --property=Type=exec sh -c 'ulimit -Hl; ulimit -Hn'"
+    )
+    assert service_limits.split() == ["4096", "16384"]
 
 
 def test_model_store_directory(host):
