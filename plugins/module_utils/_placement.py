@@ -18,6 +18,8 @@ per token is unknown; with kv_bytes_per_token the context length sizes the KV ca
 An instance fits at tensor-parallel size tp when required / tp <= usable. The smallest
 power-of-two tp that fits, divides the host's GPU count and stays inside one NVLink domain is
 chosen; then as many instances as the host holds, on consecutive ports from base_port.
+A host is a mapping of gpu_count, gpu_memory_gb (or gpu_memory_mib) and nvlink_domain_size,
+or the onprem_gpu fact of the gpu_facts module as it is.
 """
 
 from __future__ import annotations
@@ -292,8 +294,36 @@ def model_from_dict(spec: Any, where: str = "model") -> ModelSpec:
     )
 
 
+# NVLink domain by the gpu_facts module's hardware profile; other hosts report no NVLink
+# fabric, so each GPU is its own domain unless the inventory says otherwise.
+_PROFILE_DOMAINS = {"gb200_nvl72": 72}
+
+
+def host_from_gpu_facts(facts: Mapping[str, Any], where: str = "host") -> HostSpec:
+    """A host from the onprem_gpu fact of the gpu_facts module; the smallest GPU counts."""
+    gpu_count = positive_int(facts.get("gpu_count"), f"{where}.gpu_count")
+    gpus = facts.get("gpus") or []
+    memories = []
+    for index, gpu in enumerate(gpus):
+        value = gpu.get("memory_total_mib") if isinstance(gpu, Mapping) else None
+        memories.append(positive_number(value, f"{where}.gpus[{index}].memory_total_mib"))
+    if len(memories) != gpu_count:
+        raise PlacementInputError(f"{where}.gpus", f"lists {len(memories)} GPUs, not {gpu_count}")
+    profile = str(facts.get("hardware_profile") or "")
+    if profile in _PROFILE_DOMAINS:
+        domain = _PROFILE_DOMAINS[profile]
+    elif facts.get("nvswitch_present") or facts.get("nvlink5_present"):
+        domain = gpu_count
+    else:
+        domain = 1
+    return HostSpec(gpu_count, min(memories) * MIB_TO_GB, domain)
+
+
 def host_from_dict(spec: Any, where: str = "host") -> HostSpec:
-    """Validate a host mapping; GPU memory in GB, or in MiB as nvidia-smi reports it."""
+    """Validate a host mapping; GPU memory in GB, or in MiB as nvidia-smi reports it.
+    The onprem_gpu fact of the gpu_facts module is accepted as it is."""
+    if isinstance(spec, Mapping) and "gpus" in spec and "hardware_profile" in spec:
+        return host_from_gpu_facts(spec, where)
     spec = _check_keys(spec, _HOST_KEYS, where)
     gpu_count = positive_int(_require(spec, "gpu_count", where), f"{where}.gpu_count")
     if spec.get("gpu_memory_gb") is not None:

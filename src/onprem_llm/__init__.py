@@ -1,3 +1,33 @@
-"""Controller-side tools for the onprem.llm Ansible collection."""
+"""Controller-side tools for the onprem.llm Ansible collection.
+
+The API is imported lazily, so parts of the package that run elsewhere (such as the cache
+service on gateways) do not need ansible-runner installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "RunOptions": "onprem_llm.api",
+    "check": "onprem_llm.api",
+    "deploy": "onprem_llm.api",
+    "rolling_restart": "onprem_llm.api",
+    "validate": "onprem_llm.api",
+    "ExitCode": "onprem_llm.results",
+    "Failure": "onprem_llm.results",
+    "HostStats": "onprem_llm.results",
+    "RunResult": "onprem_llm.results",
+    "VaultPassword": "onprem_llm.secrets",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'onprem_llm' has no attribute {name!r}")

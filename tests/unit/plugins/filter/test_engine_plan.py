@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.onprem.llm.plugins.filter.engine_plan import FilterModule
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -65,10 +64,7 @@ def _ansible_env() -> dict[str, str]:
     return env
 
 
-def test_filter_runs_in_a_playbook_and_fails_cleanly(tmp_path: Path) -> None:
-    playbook = tmp_path / "plan.yml"
-    playbook.write_text(
-        """
+PLAYBOOK = """
 - name: Plan engines
   hosts: localhost
   gather_facts: false
@@ -76,29 +72,36 @@ def test_filter_runs_in_a_playbook_and_fails_cleanly(tmp_path: Path) -> None:
     - name: Show the placement
       ansible.builtin.debug:
         msg: "{{ model | onprem.llm.engine_plan(host) | to_json }}"
+
+    - name: Reject a model without parameters
+      block:
+        - name: Place it
+          ansible.builtin.debug:
+            msg: "{{ model | combine({'params_b': 0}) | onprem.llm.engine_plan(host) }}"
+      rescue:
+        - name: Show why
+          ansible.builtin.debug:
+            msg: "rescued: {{ ansible_failed_result.msg }}"
 """
-    )
-    host = json.dumps(H200)
-    ok = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook)]
-        + ["-e", json.dumps({"model": MODEL, "host": H200})],
+
+
+ANSIBLE_PLAYBOOK = ["ansible-playbook", "-i", "localhost,", "-c", "local"]
+
+
+def test_filter_runs_in_a_playbook_and_fails_cleanly(tmp_path: Path) -> None:
+    playbook = tmp_path / "plan.yml"
+    playbook.write_text(PLAYBOOK)
+    result = subprocess.run(
+        [*ANSIBLE_PLAYBOOK, str(playbook), "-e", json.dumps({"model": MODEL, "host": H200})],
         env=_ansible_env(),
         capture_output=True,
         text=True,
         check=False,
     )
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert '\\"cuda_visible_devices\\": \\"4,5,6,7\\"' in ok.stdout
-    bad = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook)]
-        + ["-e", json.dumps({"model": {**MODEL, "params_b": 0}, "host": json.loads(host)})],
-        env=_ansible_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert bad.returncode == 2
-    assert "engine_plan: model.params_b: must be greater than 0" in bad.stdout + bad.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '\\"cuda_visible_devices\\": \\"4,5,6,7\\"' in result.stdout
+    assert "rescued: " in result.stdout
+    assert "engine_plan: model.params_b: must be greater than 0" in result.stdout
 
 
 def test_documentation_loads_with_ansible_doc() -> None:

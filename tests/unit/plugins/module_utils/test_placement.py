@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from ansible_collections.onprem.llm.plugins.module_utils._placement import (
     MIB_TO_GB,
     PlacementInputError,
@@ -233,3 +232,32 @@ def test_missing_required_fields_are_named() -> None:
         engine_plan({"dtype": "bf16", "context_length": 1}, H200_HGX)
     with pytest.raises(PlacementInputError, match=r"^host: expected a mapping"):
         engine_plan(model("m", 8, "bf16"), [8, 141])
+
+
+def gpu_facts(profile: str, count: int, mib: int, **extra: Any) -> dict[str, Any]:
+    """The shape of the gpu_facts module's onprem_gpu fact, trimmed to what placement reads."""
+    gpus = [{"index": i, "name": "NVIDIA GPU", "memory_total_mib": mib} for i in range(count)]
+    return {"gpu_count": count, "gpus": gpus, "hardware_profile": profile, **extra}
+
+
+def test_host_from_gpu_facts() -> None:
+    # nvidia-smi's 143771 MiB H200: 150.8 GB, 135.7 GB usable; 70B bf16 (168 GB) -> TP 2.
+    h200 = gpu_facts("h200_hgx", 8, 143771, nvswitch_present=True)
+    plan = engine_plan(model("llama-3.1-70b", 70, "bf16"), h200)
+    assert (plan["tensor_parallel_size"], plan["instances_per_host"]) == (2, 4)
+    # A GB200 tray: the rack's 72-GPU domain, 4 GPUs here.
+    tray = gpu_facts("gb200_nvl72", 4, 189471)
+    assert engine_plan(model("llama-4-scout", 109, "bf16"), tray)["tensor_parallel_size"] == 2
+    # No NVSwitch reported: every GPU is its own domain, so only TP 1 is possible.
+    pcie = gpu_facts("unknown", 4, 81559)
+    assert engine_plan(model("llama-3.1-8b", 8, "bf16"), pcie)["instances_per_host"] == 4
+    assert engine_plan(model("llama-3.1-70b", 70, "bf16"), pcie)["fits"] is False
+
+
+def test_gpu_facts_without_memory_name_the_gpu() -> None:
+    facts = gpu_facts("h100_hgx", 2, 81559, nvswitch_present=True)
+    facts["gpus"][1]["memory_total_mib"] = None
+    with pytest.raises(PlacementInputError, match=r"^host\.gpus\[1\]\.memory_total_mib: "):
+        engine_plan(model("m", 8, "bf16"), facts)
+    with pytest.raises(PlacementInputError, match=r"^host\.gpu_count: "):
+        engine_plan(model("m", 8, "bf16"), {**facts, "gpu_count": 0, "gpus": []})

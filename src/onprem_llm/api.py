@@ -1,0 +1,162 @@
+"""Python API: run the collection's playbooks from automation, each call returning a RunResult.
+
+from onprem_llm import RunOptions, deploy
+result = deploy("/srv/onprem-llm", RunOptions(inventory=("inventories/prod",), limit="gw1"))
+if not result.ok:
+    for failure in result.failures:
+        print(failure.host, failure.task, failure.message)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from onprem_llm.progress import Progress
+from onprem_llm.results import RunResult
+from onprem_llm.runner import (
+    DEFAULT_ROTATE_ARTIFACTS,
+    RunRequest,
+    UsageError,
+    default_artifact_root,
+    run_playbook,
+)
+from onprem_llm.secrets import VaultPassword
+
+# Playbooks each action runs, relative to the project directory.
+PLAYBOOKS = {
+    "deploy": "site.yml",
+    "check": "site.yml",
+    "rolling_restart": "playbooks/rolling_restart.yml",
+    "validate": "playbooks/validate.yml",
+    "lab_up": "playbooks/lab_up.yml",
+    "lab_down": "playbooks/lab_down.yml",
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """ansible-playbook options shared by every action. Inventories are paths (relative to
+    the project directory or absolute), inline INI text, or host lists such as "localhost,"."""
+
+    inventory: tuple[str, ...] = ()
+    limit: str | None = None
+    tags: str | None = None
+    skip_tags: str | None = None
+    check: bool = False
+    diff: bool = False
+    extra_vars_files: tuple[Path, ...] = ()
+    vault: VaultPassword | None = None
+    forks: int | None = None
+    timeout: int | None = None
+    artifact_root: Path | None = None
+    rotate_artifacts: int = DEFAULT_ROTATE_ARTIFACTS
+    keep_private_data_dir: bool = False
+
+
+def find_project_dir(path: str | Path | None = None) -> Path:
+    """The collection checkout to run from: it must hold site.yml."""
+    project = Path(path or Path.cwd()).resolve()
+    if not (project / "site.yml").is_file():
+        raise UsageError(
+            f"--project-dir: {project} has no site.yml"
+            " (run from the collection checkout or pass --project-dir)"
+        )
+    return project
+
+
+def _inventory_in(project: Path, source: str) -> str:
+    if "\n" in source or "," in source or Path(source).is_absolute():
+        return source
+    candidate = project / source
+    return str(candidate) if candidate.exists() else source
+
+
+def request_for(
+    action: str,
+    project_dir: str | Path | None,
+    options: RunOptions,
+    *,
+    playbook: str | None = None,
+    inventory: tuple[str, ...] | None = None,
+) -> RunRequest:
+    """The RunRequest an action makes; inventories resolve against the project directory."""
+    project = find_project_dir(project_dir)
+    sources = options.inventory if inventory is None else inventory
+    return RunRequest(
+        action=action,
+        playbook=project / (playbook or PLAYBOOKS[action]),
+        project_dir=project,
+        inventory=tuple(_inventory_in(project, source) for source in sources),
+        limit=options.limit,
+        tags=options.tags,
+        skip_tags=options.skip_tags,
+        check=options.check,
+        diff=options.diff,
+        extra_vars_files=options.extra_vars_files,
+        vault=options.vault,
+        forks=options.forks,
+        timeout=options.timeout,
+        artifact_root=options.artifact_root or default_artifact_root(),
+        rotate_artifacts=options.rotate_artifacts,
+        keep_private_data_dir=options.keep_private_data_dir,
+    )
+
+
+def _run(
+    action: str,
+    project_dir: str | Path | None,
+    options: RunOptions,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+    plan_progress: bool,
+) -> RunResult:
+    request = request_for(action, project_dir, options)
+    return run_playbook(request, progress, cancel, plan_progress)
+
+
+def deploy(
+    project_dir: str | Path | None,
+    options: RunOptions,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    plan_progress: bool = False,
+) -> RunResult:
+    """Converge the site (site.yml)."""
+    return _run("deploy", project_dir, options, progress, cancel, plan_progress)
+
+
+def check(
+    project_dir: str | Path | None,
+    options: RunOptions,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    plan_progress: bool = False,
+) -> RunResult:
+    """What deploy would change: site.yml in check mode with diffs; changes nothing."""
+    options = dataclasses.replace(options, check=True, diff=True)
+    return _run("check", project_dir, options, progress, cancel, plan_progress)
+
+
+def rolling_restart(
+    project_dir: str | Path | None,
+    options: RunOptions,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    plan_progress: bool = False,
+) -> RunResult:
+    """Restart or upgrade engines one node at a time, drained at the gateway."""
+    return _run("rolling_restart", project_dir, options, progress, cancel, plan_progress)
+
+
+def validate(
+    project_dir: str | Path | None,
+    options: RunOptions,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    plan_progress: bool = False,
+) -> RunResult:
+    """Run the acceptance gates; what the playbook publishes with set_stats is in .data."""
+    return _run("validate", project_dir, options, progress, cancel, plan_progress)

@@ -1,0 +1,473 @@
+"""The onprem-llm command line. See docs/cli.md."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from ansible_runner.exceptions import AnsibleRunnerException
+
+from onprem_llm import __version__, api, lab
+from onprem_llm.catalog import MODELS, PLATFORMS
+from onprem_llm.collection_utils._placement import (
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    DEFAULT_KV_CACHE_HEADROOM,
+    PlacementInputError,
+    model_from_dict,
+)
+from onprem_llm.costs import CostInputs
+from onprem_llm.decision import OPS_LEVELS, SOVEREIGNTY_LEVELS, Factors
+from onprem_llm.planner import PlanInputs, make_plan, render_plan
+from onprem_llm.progress import MODES, make_progress
+from onprem_llm.results import ExitCode, RunResult
+from onprem_llm.runner import DEFAULT_ROTATE_ARTIFACTS, UsageError
+from onprem_llm.secrets import VAULT_PASSWORD_ENV, SecretError, VaultPassword
+from onprem_llm.tables import render_table
+
+PROG = "onprem-llm"
+EXIT_CODES = """exit codes:
+  0    success
+  1    the run failed outside any host (syntax error, missing file, podman missing)
+  2    a task failed on at least one host
+  3    at least one host unreachable, none failed
+  5    bad command line or input; nothing ran
+  124  --timeout passed
+  130  canceled (Ctrl-C or SIGTERM)
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors exit with ExitCode.USAGE, not argparse's 2 (which means failed hosts)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+
+
+def _extra_vars_file(value: str) -> Path:
+    path = Path(value[1:] if value.startswith("@") else value)
+    if path.is_file():
+        return path
+    if "=" in value:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give a YAML/JSON file; key=value pairs would put values on command"
+            " lines and in artifacts"
+        )
+    raise argparse.ArgumentTypeError(f"{value}: no such file")
+
+
+def _run_options(parser: argparse.ArgumentParser, *, inventory: bool) -> None:
+    run = parser.add_argument_group("run options")
+    if inventory:
+        run.add_argument(
+            "-i",
+            "--inventory",
+            action="append",
+            required=True,
+            help="inventory path (relative to the project dir or absolute); repeatable",
+        )
+    run.add_argument("-l", "--limit", help="limit to hosts or groups (ansible pattern)")
+    run.add_argument("-t", "--tags", help="only tasks with these tags (comma-separated)")
+    run.add_argument("--skip-tags", help="skip tasks with these tags")
+    run.add_argument("-C", "--check", action="store_true", help="change nothing (check mode)")
+    run.add_argument("-D", "--diff", action="store_true", help="show file and template diffs")
+    run.add_argument(
+        "-e",
+        "--extra-vars",
+        action="append",
+        type=_extra_vars_file,
+        default=[],
+        metavar="FILE",
+        help="extra variables from a YAML/JSON file (may be vault-encrypted); repeatable",
+    )
+    vault = run.add_mutually_exclusive_group()
+    vault.add_argument(
+        "--vault-password-file", type=Path, metavar="FILE", help="vault password file or script"
+    )
+    vault.add_argument(
+        "--vault-password-env",
+        metavar="NAME",
+        help=f"environment variable holding the vault password (default: {VAULT_PASSWORD_ENV},"
+        " used when set)",
+    )
+    run.add_argument("-f", "--forks", type=int, metavar="N", help="parallel hosts (ansible forks)")
+    run.add_argument(
+        "--timeout", type=int, metavar="SECONDS", help="cancel the run after this many seconds"
+    )
+    run.add_argument(
+        "--project-dir", metavar="DIR", help="collection checkout holding site.yml (default: .)"
+    )
+    run.add_argument(
+        "--artifact-dir",
+        type=Path,
+        help="where run artifacts are kept"
+        " (default: $ONPREM_LLM_ARTIFACT_DIR or ~/.local/state/onprem-llm/artifacts)",
+    )
+    run.add_argument(
+        "--rotate-artifacts",
+        type=int,
+        default=DEFAULT_ROTATE_ARTIFACTS,
+        metavar="N",
+        help=f"keep the newest N runs' artifacts; 0 keeps all ({DEFAULT_ROTATE_ARTIFACTS})",
+    )
+    run.add_argument(
+        "--keep-private-data-dir",
+        action="store_true",
+        help="keep the run's private data dir for debugging (it is removed by default)",
+    )
+    _output_options(run)
+    run.add_argument(
+        "--progress",
+        choices=MODES,
+        default="auto",
+        help="live progress on stderr: a bar on a terminal, lines otherwise (default: auto)",
+    )
+
+
+def _output_options(group: Any) -> None:
+    group.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def _plan_options(parser: argparse.ArgumentParser) -> None:
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", choices=sorted(MODELS), help="a known model's parameters")
+    model.add_argument("--params-b", type=float, help="parameters in billions (MoE: total)")
+    model.add_argument("--dtype", default="bf16", help="weight type: bf16, fp8, int4... (bf16)")
+    model.add_argument("--quantization", help="awq, gptq, fp8, int4...: sets the weight size")
+    model.add_argument("--context", type=int, default=8192, help="tokens per sequence (8192)")
+    model.add_argument("--kv-bytes-per-token", type=float, help="KV cache bytes per token")
+    model.add_argument(
+        "--kv-cache-headroom",
+        type=float,
+        default=DEFAULT_KV_CACHE_HEADROOM,
+        help=f"KV/activation memory as a fraction of weights ({DEFAULT_KV_CACHE_HEADROOM})",
+    )
+    model.add_argument(
+        "--gpu-memory-utilization", type=float, default=DEFAULT_GPU_MEMORY_UTILIZATION
+    )
+    load = parser.add_argument_group("workload")
+    load.add_argument("--requests-per-month", type=float, required=True)
+    load.add_argument("--concurrency", type=int, help="peak concurrent sequences (else derived)")
+    load.add_argument("--peak-to-average", type=float, default=2.0, help="peak/average load (2)")
+    load.add_argument(
+        "--seconds-per-request", type=float, default=10.0, help="time a request holds a slot (10)"
+    )
+    load.add_argument("--max-num-seqs", type=int, default=256, help="engine's sequence cap (256)")
+    load.add_argument("--sequences-per-instance", type=int, help="override the KV-based figure")
+    load.add_argument("--min-instances", type=int, default=1, help="at least this many (1)")
+    cost = parser.add_argument_group("cost (USD)")
+    cost.add_argument("--platform", choices=["auto", *PLATFORMS], default="auto")
+    cost.add_argument("--api-cost-per-request", type=float, help="default 0.01")
+    cost.add_argument("--tokens-per-request", type=float)
+    cost.add_argument("--price-per-million-tokens", type=float)
+    defaults = CostInputs(requests_per_month=0)
+    cost.add_argument("--capex-per-system", type=float, help="server or rack price")
+    cost.add_argument("--power-kw-per-system", type=float, help="full-load power of a system")
+    for name in (
+        "amortisation_months",
+        "electricity_per_kwh",
+        "pue",
+        "utilisation",
+        "idle_power_fraction",
+        "cooling_per_month",
+        "staff_per_month",
+        "other_opex_per_month",
+    ):
+        default = getattr(defaults, name)
+        cost.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(default),
+            default=default,
+            help=f"(default: {default:g})",
+        )
+    decide = parser.add_argument_group("decision factors")
+    decide.add_argument("--data-sovereignty", choices=SOVEREIGNTY_LEVELS, default="none")
+    decide.add_argument("--ops-capacity", choices=OPS_LEVELS, default="limited")
+    decide.add_argument("--latency-sensitive", action="store_true")
+    decide.add_argument("--fine-tuning", action="store_true")
+    _output_options(parser)
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog=PROG,
+        description="Drive the onprem.llm collection through ansible-runner, and plan GPU"
+        " sizing and cloud-vs-on-prem cost.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in (
+        ("deploy", "converge the site (site.yml)"),
+        ("check", "show what deploy would change (check mode with diffs)"),
+        ("rolling-restart", "restart engines one node at a time, drained at the gateway"),
+        ("validate", "run the acceptance gates"),
+    ):
+        _run_options(
+            commands.add_parser(name, help=help_text, description=help_text), inventory=True
+        )
+    plan = commands.add_parser(
+        "plan",
+        help="GPU sizing, cost, break-even and a recommendation",
+        description="Size a model on H200, GB200 and H100, compare the cost with a cloud API"
+        " and recommend cloud, on-prem or hybrid. Formulas: docs/cli.md.",
+    )
+    _plan_options(plan)
+    lab_parser = commands.add_parser("lab", help="the local lab: up, down, status")
+    lab_commands = lab_parser.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
+    _run_options(
+        lab_commands.add_parser("up", help="create the lab containers and deploy to them"),
+        inventory=False,
+    )
+    _run_options(lab_commands.add_parser("down", help="remove the lab"), inventory=False)
+    status = lab_commands.add_parser("status", help="list the lab containers")
+    _output_options(status)
+    return parser
+
+
+# --- running playbooks -------------------------------------------------------------------------
+
+
+def _vault(args: argparse.Namespace) -> VaultPassword | None:
+    if args.vault_password_file is not None:
+        return VaultPassword(file=args.vault_password_file)
+    if args.vault_password_env is not None:
+        return VaultPassword(env_var=args.vault_password_env)
+    if os.environ.get(VAULT_PASSWORD_ENV):
+        return VaultPassword(env_var=VAULT_PASSWORD_ENV)
+    return None
+
+
+def _options(args: argparse.Namespace) -> api.RunOptions:
+    return api.RunOptions(
+        inventory=tuple(getattr(args, "inventory", None) or ()),
+        limit=args.limit,
+        tags=args.tags,
+        skip_tags=args.skip_tags,
+        check=args.check,
+        diff=args.diff,
+        extra_vars_files=tuple(args.extra_vars),
+        vault=_vault(args),
+        forks=args.forks,
+        timeout=args.timeout,
+        artifact_root=args.artifact_dir,
+        rotate_artifacts=args.rotate_artifacts,
+        keep_private_data_dir=args.keep_private_data_dir,
+    )
+
+
+@contextlib.contextmanager
+def _cancel_on_signals(stream: TextIO) -> Iterator[threading.Event]:
+    """Ctrl-C and SIGTERM ask ansible-runner to stop the run; the summary still prints."""
+    cancel = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancel
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if not cancel.is_set():
+            stream.write("\ncanceling: stopping ansible-playbook and its workers\n")
+            stream.flush()
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield cancel
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def render_run(result: RunResult, with_changes: bool = False) -> str:
+    """The summary table; with_changes adds the diffs the progress output did not show."""
+    lines = []
+    if with_changes and result.changes:
+        for change in result.changes:
+            lines += [f"{change.host} [{change.task}]:", change.diff, ""]
+    if result.stats:
+        headers = ["host", "ok", "changed", "failed", "unreachable", "skipped", "rescued"]
+        headers.append("ignored")
+        rows = [
+            [host, s.ok, s.changed, s.failed, s.unreachable, s.skipped, s.rescued, s.ignored]
+            for host, s in sorted(result.stats.items())
+        ]
+        lines += [render_table(headers, rows, right=set(range(1, 8))), ""]
+    if result.failures:
+        rows = [
+            [f.host, "unreachable" if f.unreachable else "failed", f.task, f.message]
+            for f in result.failures
+        ]
+        lines += ["Failures:", render_table(["host", "result", "task", "message"], rows), ""]
+    if result.error:
+        lines += [f"Error: {result.error}", ""]
+    lines.append(
+        f"{result.action} {result.status} (exit {int(result.exit_code)}) in"
+        f" {result.duration_s:.1f} s; artifacts: {result.artifact_dir}"
+    )
+    return "\n".join(lines)
+
+
+def _progress_mode(args: argparse.Namespace, stream: TextIO) -> str:
+    if args.progress != "auto":
+        return args.progress
+    if stream.isatty():
+        return "bar"
+    return "none" if args.json else "lines"
+
+
+def _run_action(
+    args: argparse.Namespace,
+    action: Callable[..., Any],
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    mode = _progress_mode(args, err)
+    with _cancel_on_signals(err) as cancel:
+        result = action(
+            args.project_dir,
+            _options(args),
+            progress=make_progress(mode, err),
+            cancel=cancel,
+            plan_progress=mode == "bar",
+        )
+    if args.json:
+        out.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        steps = result.steps if isinstance(result, lab.LabResult) else (result,)
+        shown = mode != "none"  # progress has already printed the diffs
+        out.write("\n\n".join(render_run(step, not shown) for step in steps) + "\n")
+    return int(result.exit_code)
+
+
+# --- plan and lab status -----------------------------------------------------------------------
+
+_FLAG_FOR_FIELD = {"context_length": "--context"}
+
+
+def _flag(field: str) -> str:
+    name = field.split(".")[-1]
+    return _FLAG_FOR_FIELD.get(name, "--" + name.replace("_", "-"))
+
+
+def _plan_inputs(args: argparse.Namespace) -> PlanInputs:
+    preset = MODELS.get(args.model) if args.model else None
+    params_b = args.params_b if args.params_b is not None else (preset and preset.params_b)
+    if params_b is None:
+        raise PlacementInputError("params_b", "give --params-b or --model")
+    kv_bytes = args.kv_bytes_per_token
+    if kv_bytes is None and preset is not None:
+        kv_bytes = preset.kv_bytes_per_token
+    spec = {
+        "name": args.model or f"{params_b:g}b-model",
+        "params_b": params_b,
+        "dtype": args.dtype,
+        "quantization": args.quantization,
+        "context_length": args.context,
+        "kv_cache_headroom": args.kv_cache_headroom,
+        "kv_bytes_per_token": kv_bytes,
+    }
+    costs = CostInputs(
+        requests_per_month=args.requests_per_month,
+        amortisation_months=args.amortisation_months,
+        electricity_per_kwh=args.electricity_per_kwh,
+        pue=args.pue,
+        utilisation=args.utilisation,
+        idle_power_fraction=args.idle_power_fraction,
+        cooling_per_month=args.cooling_per_month,
+        staff_per_month=args.staff_per_month,
+        other_opex_per_month=args.other_opex_per_month,
+    )
+    return PlanInputs(
+        model=model_from_dict(spec),
+        requests_per_month=args.requests_per_month,
+        concurrency=args.concurrency,
+        peak_to_average=args.peak_to_average,
+        seconds_per_request=args.seconds_per_request,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        max_num_seqs=args.max_num_seqs,
+        sequences_per_instance=args.sequences_per_instance,
+        min_instances=args.min_instances,
+        platform=args.platform,
+        api_cost_per_request=args.api_cost_per_request,
+        tokens_per_request=args.tokens_per_request,
+        price_per_million_tokens=args.price_per_million_tokens,
+        capex_per_system=args.capex_per_system,
+        power_kw_per_system=args.power_kw_per_system,
+        costs=costs,
+        factors=Factors(
+            data_sovereignty=args.data_sovereignty,
+            ops_capacity=args.ops_capacity,
+            latency_sensitive=args.latency_sensitive,
+            fine_tuning=args.fine_tuning,
+            peak_to_average=args.peak_to_average,
+        ),
+    )
+
+
+def _plan(args: argparse.Namespace, out: TextIO) -> int:
+    plan = make_plan(_plan_inputs(args))
+    if args.json:
+        out.write(json.dumps(plan.to_dict(), indent=2) + "\n")
+    else:
+        out.write(render_plan(plan) + "\n")
+    return int(ExitCode.OK)
+
+
+def _lab_status(args: argparse.Namespace, out: TextIO) -> int:
+    containers = lab.lab_status()
+    if args.json:
+        document = {"containers": [c.to_dict() for c in containers]}
+        out.write(json.dumps(document, indent=2) + "\n")
+    elif not containers:
+        out.write(f"no containers labelled {lab.LAB_LABEL}; bring the lab up with: lab up\n")
+    else:
+        rows = [[c.name, c.state, c.status, c.image, c.ports] for c in containers]
+        out.write(render_table(["name", "state", "status", "image", "ports"], rows) + "\n")
+    return int(ExitCode.OK)
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    runs: dict[str, Callable[..., Any]] = {
+        "deploy": api.deploy,
+        "check": api.check,
+        "rolling-restart": api.rolling_restart,
+        "validate": api.validate,
+    }
+    try:
+        if args.command in runs:
+            return _run_action(args, runs[args.command], out, err)
+        if args.command == "plan":
+            return _plan(args, out)
+        if args.lab_command == "status":
+            return _lab_status(args, out)
+        action = lab.lab_up if args.lab_command == "up" else lab.lab_down
+        return _run_action(args, action, out, err)
+    except PlacementInputError as error:
+        err.write(f"{PROG} {args.command}: {_flag(error.field)}: {str(error).split(': ', 1)[1]}\n")
+        return int(ExitCode.USAGE)
+    except (UsageError, SecretError) as error:
+        err.write(f"{PROG} {args.command}: {error}\n")
+        return int(ExitCode.USAGE)
+    except lab.LabError as error:
+        err.write(f"{PROG} lab: {error}\n")
+        return int(ExitCode.ERROR)
+    except AnsibleRunnerException as error:
+        err.write(f"{PROG} {args.command}: ansible-runner failed: {error}\n")
+        return int(ExitCode.ERROR)
+    except KeyboardInterrupt:
+        err.write(f"{PROG}: canceled\n")
+        return int(ExitCode.CANCELED)
