@@ -11,6 +11,10 @@ suite="bookworm"
 packages=(
   systemd systemd-sysv dbus iproute2 procps python3 python3-apt ca-certificates gnupg
   curl openssh-server chrony nftables unattended-upgrades apt-listchanges xfsprogs
+  prometheus prometheus-alertmanager prometheus-node-exporter
+  haproxy socat python3-cryptography
+  # debootstrap does not resolve virtual packages: name what python3-cryptography needs.
+  python3-cffi-backend
 )
 
 if podman image exists "$image"; then
@@ -19,16 +23,27 @@ if podman image exists "$image"; then
 fi
 
 rootfs="$(mktemp -d /var/tmp/onprem-llm-rootfs.XXXXXX)"
-trap 'rm -rf "$rootfs"' EXIT
+trap 'rm -rf "$rootfs" "$rootfs.log"' EXIT
 
 echo "building test-host image $image with debootstrap (about a minute)"
-debootstrap --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
-  "$suite" "$rootfs" "$mirror" >/dev/null
+log="$rootfs.log"
+if ! debootstrap --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
+  "$suite" "$rootfs" "$mirror" >"$log" 2>&1; then
+  echo "debootstrap failed; the end of its logs:" >&2
+  tail -n 20 "$log" "$rootfs/debootstrap/debootstrap.log" >&2 || true
+  exit 1
+fi
+rm -f "$log"
 
 # Services that make no sense inside a test host, and a reachable apt mirror.
 chroot "$rootfs" systemctl mask systemd-timesyncd.service getty.target \
   systemd-udevd.service systemd-remount-fs.service apt-daily.timer \
   apt-daily-upgrade.timer >/dev/null 2>&1
+# Monitoring services stay off until a role enables them.
+chroot "$rootfs" systemctl disable prometheus.service prometheus-alertmanager.service \
+  prometheus-node-exporter.service >/dev/null 2>&1
+# The gateway stays off until its role configures it.
+chroot "$rootfs" systemctl disable haproxy.service >/dev/null 2>&1
 printf 'deb %s %s main\n' "$mirror" "$suite" >"$rootfs/etc/apt/sources.list"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 

@@ -1,0 +1,51 @@
+"""Upgrading the driver moves every pinned package together and reboots once for it."""
+
+import pytest
+
+testinfra_hosts = ["podman://gpu-upgrade"]
+
+OLD, NEW = "580.95.05", "580.126.09"
+PINNED = [
+    "nvidia-driver-580-open",
+    "nvidia-fabricmanager",
+    "libnvidia-nscq",
+    "nvidia-modprobe",
+    "nvidia-persistenced",
+]
+
+
+@pytest.mark.parametrize("package", PINNED)
+def test_every_pinned_package_moved_to_the_new_version_and_is_held(host, package):
+    assert host.package(package).version == f"{NEW}-1"
+    assert package in host.check_output("apt-mark showhold").split()
+
+
+def test_pins_name_the_new_version_only(host):
+    pins = host.file("/etc/apt/preferences.d/nvidia-driver-onprem-llm").content_string
+    assert f"Pin: version {NEW}-*" in pins
+    assert OLD not in pins
+
+
+def test_upgrade_rebooted_exactly_once(host):
+    # One reboot when prepare installed the old version, one for the upgrade; none in idempotence.
+    reboots = [
+        line.split()[1]
+        for line in host.file("/var/lib/nvidia-stand-in/reboots").content_string.splitlines()
+    ]
+    assert reboots == [f"{OLD}-1", f"{NEW}-1"]
+
+
+def test_loaded_module_matches_userspace_after_upgrade(host):
+    assert (
+        f" {NEW} "
+        in host.file("/var/lib/nvidia-stand-in/proc/driver/nvidia/version").content_string
+    )
+    assert f"<driver_version>{NEW}</driver_version>" in host.check_output("nvidia-smi -q -x")
+
+
+def test_fabric_manager_running_the_new_version(host):
+    assert host.service("nvidia-fabricmanager").is_running
+    assert (
+        host.file("/usr/share/nvidia-stand-in/packages/nvidia-fabricmanager").content_string.strip()
+        == f"{NEW}-1"
+    )
