@@ -48,6 +48,7 @@ unit:
 	python -m pytest tests/unit -q
 
 molecule: image
+	@tests/stand_ins/nvidia/build-stand-in-repo.sh
 	@for scenario in $(SCENARIOS); do \
 	  echo "== molecule scenario $$scenario"; \
 	  molecule test -s $$scenario || exit 1; \

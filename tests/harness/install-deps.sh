@@ -6,7 +6,9 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${ONPREM_LLM_VENV:-$repo/.venv}"
-apt_packages=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs nftables)
+apt_packages=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs nftables dpkg-dev gnupg prometheus)
+# Packages wanted for their tools only (promtool): their services must not run here.
+tool_only_services=(prometheus prometheus-node-exporter)
 
 missing=()
 for package in "${apt_packages[@]}"; do
@@ -16,8 +18,25 @@ done
 if ((${#missing[@]})); then
   echo "installing system packages: ${missing[*]}"
   apt-get update -qq
+  # Keep maintainer scripts from starting services; an existing policy is left as it is.
+  policy=/usr/sbin/policy-rc.d
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+for service in "${tool_only_services[@]}"; do
+  [[ -e /lib/systemd/system/$service.service ]] || continue
+  if [[ -d /run/systemd/system ]]; then
+    if systemctl is-enabled -q "$service" 2>/dev/null; then systemctl disable -q --now "$service"; fi
+  else
+    # No systemd running (containers, some CI machines): remove the boot-time links the way
+    # the package's own scripts do, so that upgrades keep them off.
+    DPKG_MAINTSCRIPT_PACKAGE="$service" deb-systemd-helper disable "$service.service" >/dev/null
+    if [[ -e /etc/init.d/$service ]]; then update-rc.d "$service" disable >/dev/null 2>&1; fi
+  fi
+done
 
 runtime_conf=/etc/containers/containers.conf.d/50-onprem-llm-runc.conf
 if [[ ! -f $runtime_conf ]]; then
