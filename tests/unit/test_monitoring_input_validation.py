@@ -1,0 +1,166 @@
+"""Bad monitoring input fails in the validation play, before any host is touched, naming the
+variable (same pattern as test_input_validation.py: controller-side only, hosts do not exist)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+GOOD_MONITORING_VARS = {
+    "prometheus_retention_time": "90d",
+    "prometheus_retention_size": "500GB",
+    "prometheus_scrape_groups": ["node", "dcgm", "engines"],
+    "prometheus_scrape_overrides": {"haproxy": {"port": 8404}},
+    "prometheus_alert_gpu_temperature_celsius": 83,
+    "prometheus_alertmanager_receivers": [
+        {"name": "oncall", "url": "https://alerts.example.internal/hook"},
+        {"name": "gpu-team", "url": "http://10.20.0.40:9000/", "matchers": ['severity="critical"']},
+    ],
+    "prometheus_alertmanager_default_receiver": "oncall",
+}
+
+
+def run_validation(
+    tmp_path: Path, monitoring_vars: dict, node_vars: dict | None = None
+) -> subprocess.CompletedProcess[str]:
+    inventory = {
+        "all": {
+            "children": {
+                "gpu_nodes": {"hosts": {"node-1": node_vars or {}}},
+                "monitoring": {"hosts": {"monitoring-1": monitoring_vars}},
+            }
+        }
+    }
+    inventory_file = tmp_path / "hosts.yml"
+    inventory_file.write_text(yaml.safe_dump(inventory))
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+    }
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            str(inventory_file),
+            str(REPO_ROOT / "playbooks" / "validate_input.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_good_monitoring_input_passes(tmp_path):
+    result = run_validation(tmp_path, GOOD_MONITORING_VARS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+BAD_MONITORING_INPUT = {
+    "unknown scrape target group": (
+        {"prometheus_scrape_groups": ["node", "nodes"]},
+        ["prometheus_scrape_groups", "nodes"],
+    ),
+    "override of an unknown target group": (
+        {"prometheus_scrape_overrides": {"dcgm_exporter": {"port": 9400}}},
+        ["prometheus_scrape_overrides.dcgm_exporter", "node, dcgm, haproxy"],
+    ),
+    "override with an unknown setting": (
+        {"prometheus_scrape_overrides": {"node": {"prot": 9100}}},
+        ["prometheus_scrape_overrides.node"],
+    ),
+    "retention that does not parse": (
+        {"prometheus_retention_time": "30 days"},
+        ["prometheus_retention_time", "30 days"],
+    ),
+    "retention size that does not parse": (
+        {"prometheus_retention_size": "500G"},
+        ["prometheus_retention_size", "500G"],
+    ),
+    "hold time that does not parse": (
+        {"prometheus_alert_for_override": "ten seconds"},
+        ["prometheus_alert_for_override"],
+    ),
+    "temperature threshold out of range": (
+        {"prometheus_alert_gpu_temperature_celsius": 850},
+        ["prometheus_alert_gpu_temperature_celsius", "850"],
+    ),
+    "KV cache threshold given as a percentage": (
+        {"prometheus_alert_kv_cache_usage_ratio": 90},
+        ["prometheus_alert_kv_cache_usage_ratio", "at most 1"],
+    ),
+    "negative queue depth threshold": (
+        {"prometheus_alert_queue_depth": -5},
+        ["prometheus_alert_queue_depth"],
+    ),
+    "threshold that is not a number": (
+        {"prometheus_alert_ttft_p95_seconds": "fast"},
+        ["prometheus_alert_ttft_p95_seconds"],
+    ),
+    "Alertmanager receiver without URL": (
+        {"prometheus_alertmanager_receivers": [{"name": "oncall"}]},
+        ["prometheus_alertmanager_receivers", "url"],
+    ),
+    "Alertmanager receiver with an empty URL": (
+        {"prometheus_alertmanager_receivers": [{"name": "oncall", "url": ""}]},
+        ["prometheus_alertmanager_receivers[0]", "url"],
+    ),
+    "default receiver that does not exist": (
+        {
+            "prometheus_alertmanager_receivers": [{"name": "oncall", "url": "http://a.test/"}],
+            "prometheus_alertmanager_default_receiver": "pager",
+        },
+        ["prometheus_alertmanager_default_receiver", "pager"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MONITORING_INPUT))
+def test_bad_monitoring_input_is_rejected_naming_the_variable(tmp_path, case):
+    bad_vars, expected = BAD_MONITORING_INPUT[case]
+    result = run_validation(tmp_path, {**GOOD_MONITORING_VARS, **bad_vars})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for text in expected:
+        assert text in output, f"{case}: {text!r} not in output:\n{output}"
+    # any_errors_fatal: the run stops at validation, before any converge play.
+    assert "PLAY RECAP" in output
+
+
+BAD_NODE_EXPORTER_INPUT = {
+    "unknown install method": (
+        {"node_exporter_install_method": "snap"},
+        ["node_exporter_install_method", "package, binary"],
+    ),
+    "pinned release without a checksum": (
+        {"node_exporter_install_method": "binary"},
+        ["node_exporter_binary_checksums.amd64", "sha256"],
+    ),
+    "basic auth without TLS": (
+        {"node_exporter_basic_auth_users": {"prometheus": "$2y$10$" + "a" * 53}},
+        ["node_exporter_basic_auth_users", "node_exporter_tls_cert_file"],
+    ),
+    "listen address without a port": (
+        {"node_exporter_listen_address": "0.0.0.0"},
+        ["node_exporter_listen_address", "ADDRESS:PORT"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_NODE_EXPORTER_INPUT))
+def test_bad_node_exporter_input_is_rejected_naming_the_variable(tmp_path, case):
+    bad_vars, expected = BAD_NODE_EXPORTER_INPUT[case]
+    result = run_validation(tmp_path, GOOD_MONITORING_VARS, bad_vars)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for text in expected:
+        assert text in output, f"{case}: {text!r} not in output:\n{output}"
