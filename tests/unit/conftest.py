@@ -4,11 +4,46 @@ collections/ansible_collections/onprem/llm is a committed link to the repository
 same path ansible-playbook uses when run from a checkout.
 """
 
+import os
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS_ROOT = REPO_ROOT / "collections"
 
 if str(COLLECTIONS_ROOT) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS_ROOT))
+
+
+@pytest.fixture
+def validate_input(tmp_path: Path) -> Callable[[dict], subprocess.CompletedProcess[str]]:
+    """Run playbooks/validate_input.yml against an inventory given as a dict.
+
+    The validation play is controller-side only, so the inventory's hosts need not exist.
+    """
+
+    def run(inventory: dict) -> subprocess.CompletedProcess[str]:
+        inventory_file = tmp_path / "hosts.yml"
+        inventory_file.write_text(yaml.safe_dump(inventory))
+        env = {
+            **os.environ,
+            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        }
+        playbook = REPO_ROOT / "playbooks" / "validate_input.yml"
+        return subprocess.run(
+            ["ansible-playbook", "-i", str(inventory_file), str(playbook)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=180,
+            check=False,
+        )
+
+    return run

@@ -5,14 +5,10 @@ Runs playbooks/validate_input.yml controller-side (no connection), as test_input
 
 from __future__ import annotations
 
-import os
 import subprocess
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-import yaml
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 H200_VARS = {"nvidia_driver_profile": "h200_hgx"}
 GB200_VARS = {
@@ -22,7 +18,9 @@ GB200_VARS = {
 
 
 def run_validation(
-    tmp_path: Path, h200_vars: dict, gb200_vars: dict | None = None
+    validate_input: Callable[[dict], subprocess.CompletedProcess[str]],
+    h200_vars: dict,
+    gb200_vars: dict | None = None,
 ) -> subprocess.CompletedProcess[str]:
     inventory = {
         "all": {
@@ -46,31 +44,11 @@ def run_validation(
             }
         }
     }
-    inventory_file = tmp_path / "hosts.yml"
-    inventory_file.write_text(yaml.safe_dump(inventory))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-    }
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            str(inventory_file),
-            str(REPO_ROOT / "playbooks" / "validate_input.yml"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
+    return validate_input(inventory)
 
 
-def test_good_gpu_input_passes(tmp_path):
-    result = run_validation(tmp_path, H200_VARS)
+def test_good_gpu_input_passes(validate_input):
+    result = run_validation(validate_input, H200_VARS)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -142,9 +120,9 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_gpu_input_is_rejected_naming_the_variable(tmp_path, case):
+def test_bad_gpu_input_is_rejected_naming_the_variable(validate_input, case):
     h200_vars, gb200_vars, expected = BAD_INPUT[case]
-    result = run_validation(tmp_path, {**H200_VARS, **h200_vars}, gb200_vars)
+    result = run_validation(validate_input, {**H200_VARS, **h200_vars}, gb200_vars)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     for text in expected:

@@ -6,14 +6,10 @@ host: the inventory's hosts do not exist.
 
 from __future__ import annotations
 
-import os
 import subprocess
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-import yaml
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 GOOD_VARS = {
     "common_model_store_path": "/srv/models",
@@ -22,7 +18,9 @@ GOOD_VARS = {
 }
 
 
-def run_validation(tmp_path: Path, host_vars: dict) -> subprocess.CompletedProcess[str]:
+def run_validation(
+    validate_input: Callable[[dict], subprocess.CompletedProcess[str]], host_vars: dict
+) -> subprocess.CompletedProcess[str]:
     inventory = {
         "all": {
             "children": {
@@ -31,31 +29,11 @@ def run_validation(tmp_path: Path, host_vars: dict) -> subprocess.CompletedProce
             }
         }
     }
-    inventory_file = tmp_path / "hosts.yml"
-    inventory_file.write_text(yaml.safe_dump(inventory))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-    }
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            str(inventory_file),
-            str(REPO_ROOT / "playbooks" / "validate_input.yml"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return validate_input(inventory)
 
 
-def test_good_input_passes(tmp_path):
-    result = run_validation(tmp_path, GOOD_VARS)
+def test_good_input_passes(validate_input):
+    result = run_validation(validate_input, GOOD_VARS)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -117,9 +95,9 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_input_is_rejected_naming_the_variable(tmp_path, case):
+def test_bad_input_is_rejected_naming_the_variable(validate_input, case):
     bad_vars, expected = BAD_INPUT[case]
-    result = run_validation(tmp_path, {**GOOD_VARS, **bad_vars})
+    result = run_validation(validate_input, {**GOOD_VARS, **bad_vars})
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     for text in expected:

@@ -3,14 +3,10 @@ variable (same pattern as test_input_validation.py: controller-side only, hosts 
 
 from __future__ import annotations
 
-import os
 import subprocess
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-import yaml
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 GOOD_MONITORING_VARS = {
     "prometheus_retention_time": "90d",
@@ -27,7 +23,9 @@ GOOD_MONITORING_VARS = {
 
 
 def run_validation(
-    tmp_path: Path, monitoring_vars: dict, node_vars: dict | None = None
+    validate_input: Callable[[dict], subprocess.CompletedProcess[str]],
+    monitoring_vars: dict,
+    node_vars: dict | None = None,
 ) -> subprocess.CompletedProcess[str]:
     inventory = {
         "all": {
@@ -37,31 +35,11 @@ def run_validation(
             }
         }
     }
-    inventory_file = tmp_path / "hosts.yml"
-    inventory_file.write_text(yaml.safe_dump(inventory))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-    }
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            str(inventory_file),
-            str(REPO_ROOT / "playbooks" / "validate_input.yml"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return validate_input(inventory)
 
 
-def test_good_monitoring_input_passes(tmp_path):
-    result = run_validation(tmp_path, GOOD_MONITORING_VARS)
+def test_good_monitoring_input_passes(validate_input):
+    result = run_validation(validate_input, GOOD_MONITORING_VARS)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -125,9 +103,9 @@ BAD_MONITORING_INPUT = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_MONITORING_INPUT))
-def test_bad_monitoring_input_is_rejected_naming_the_variable(tmp_path, case):
+def test_bad_monitoring_input_is_rejected_naming_the_variable(validate_input, case):
     bad_vars, expected = BAD_MONITORING_INPUT[case]
-    result = run_validation(tmp_path, {**GOOD_MONITORING_VARS, **bad_vars})
+    result = run_validation(validate_input, {**GOOD_MONITORING_VARS, **bad_vars})
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     for text in expected:
@@ -157,9 +135,9 @@ BAD_NODE_EXPORTER_INPUT = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_NODE_EXPORTER_INPUT))
-def test_bad_node_exporter_input_is_rejected_naming_the_variable(tmp_path, case):
+def test_bad_node_exporter_input_is_rejected_naming_the_variable(validate_input, case):
     bad_vars, expected = BAD_NODE_EXPORTER_INPUT[case]
-    result = run_validation(tmp_path, GOOD_MONITORING_VARS, bad_vars)
+    result = run_validation(validate_input, GOOD_MONITORING_VARS, bad_vars)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     for text in expected:
