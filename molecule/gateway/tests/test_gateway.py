@@ -102,17 +102,19 @@ def chat(host, address, key=KEY_A, data_class="", model="m", content="hello"):
 
 
 def engines_up():
+    # Servers HAProxy still routes to: "UP", and "UP 1/2" while failing checks on the way down
+    # (nbsrv counts those too); "DOWN 1/2" on the way up does not take traffic yet.
     out = GATEWAY.check_output(
         "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock"
     )
     return sum(
         1
         for line in out.splitlines()
-        if line.startswith("engines,engine-") and line.split(",")[17] == "UP"
+        if line.startswith("engines,engine-") and line.split(",")[17].startswith("UP")
     )
 
 
-def wait_for_engines(count, timeout=20):
+def wait_for_engines(count, timeout=40):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if engines_up() == count:
