@@ -14,7 +14,7 @@ export NO_COLOR := 1
 # `make molecule SCENARIOS=common` runs one scenario.
 SCENARIOS ?= $(notdir $(wildcard molecule/*))
 
-.PHONY: help deps image test lint argspecs syntax unit molecule lab lab-down
+.PHONY: help deps image test lint argspecs syntax unit molecule lab lab-status lab-down
 
 help:
 	@echo "make lab       bring up the local lab and deploy site.yml to it"
@@ -58,6 +58,9 @@ molecule: image
 lab: image
 	ansible-playbook -i localhost, playbooks/lab_up.yml
 	ansible-playbook -i inventories/lab site.yml
+	ansible-playbook -i localhost, playbooks/lab_status.yml
+
+lab-status: deps
 	ansible-playbook -i localhost, playbooks/lab_status.yml
 
 lab-down: deps
