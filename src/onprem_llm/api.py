@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from onprem_llm.progress import Progress
 from onprem_llm.results import RunResult
 from onprem_llm.runner import (
-    DEFAULT_ROTATE_ARTIFACTS,
+    RunOptions,
     RunRequest,
     UsageError,
-    default_artifact_root,
     run_playbook,
 )
-from onprem_llm.secrets import VaultPassword
 
 # Playbooks each action runs, relative to the project directory.
 PLAYBOOKS = {
@@ -34,26 +31,6 @@ PLAYBOOKS = {
     "lab_up": "playbooks/lab_up.yml",
     "lab_down": "playbooks/lab_down.yml",
 }
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """ansible-playbook options shared by every action. Inventories are paths (relative to
-    the project directory or absolute), inline INI text, or host lists such as "localhost,"."""
-
-    inventory: tuple[str, ...] = ()
-    limit: str | None = None
-    tags: str | None = None
-    skip_tags: str | None = None
-    check: bool = False
-    diff: bool = False
-    extra_vars_files: tuple[Path, ...] = ()
-    vault: VaultPassword | None = None
-    forks: int | None = None
-    timeout: int | None = None
-    artifact_root: Path | None = None
-    rotate_artifacts: int = DEFAULT_ROTATE_ARTIFACTS
-    keep_private_data_dir: bool = False
 
 
 def find_project_dir(path: str | Path | None = None) -> Path:
@@ -85,23 +62,12 @@ def request_for(
     """The RunRequest an action makes; inventories resolve against the project directory."""
     project = find_project_dir(project_dir)
     sources = options.inventory if inventory is None else inventory
+    resolved = tuple(_inventory_in(project, source) for source in sources)
     return RunRequest(
         action=action,
         playbook=project / (playbook or PLAYBOOKS[action]),
         project_dir=project,
-        inventory=tuple(_inventory_in(project, source) for source in sources),
-        limit=options.limit,
-        tags=options.tags,
-        skip_tags=options.skip_tags,
-        check=options.check,
-        diff=options.diff,
-        extra_vars_files=options.extra_vars_files,
-        vault=options.vault,
-        forks=options.forks,
-        timeout=options.timeout,
-        artifact_root=options.artifact_root or default_artifact_root(),
-        rotate_artifacts=options.rotate_artifacts,
-        keep_private_data_dir=options.keep_private_data_dir,
+        options=dataclasses.replace(options, inventory=resolved),
     )
 
 

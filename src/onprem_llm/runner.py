@@ -54,13 +54,11 @@ def default_artifact_root() -> Path:
 
 
 @dataclass(frozen=True)
-class RunRequest:
-    """Everything one ansible-playbook run needs."""
+class RunOptions:
+    """ansible-playbook options shared by every action. Inventories are paths (relative to
+    the project directory or absolute), inline INI text, or host lists such as "localhost,"."""
 
-    action: str
-    playbook: Path
-    project_dir: Path
-    inventory: tuple[str, ...]
+    inventory: tuple[str, ...] = ()
     limit: str | None = None
     tags: str | None = None
     skip_tags: str | None = None
@@ -70,11 +68,25 @@ class RunRequest:
     vault: VaultPassword | None = None
     forks: int | None = None
     timeout: int | None = None
-    artifact_root: Path = field(default_factory=default_artifact_root)
+    artifact_root: Path | None = None
     rotate_artifacts: int = DEFAULT_ROTATE_ARTIFACTS
-    ident: str | None = None
     keep_private_data_dir: bool = False
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything one ansible-playbook run needs: the action's playbook and its options."""
+
+    action: str
+    playbook: Path
+    project_dir: Path
+    options: RunOptions
+    ident: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.options.artifact_root or default_artifact_root()
 
 
 def new_ident(action: str) -> str:
@@ -85,21 +97,21 @@ def new_ident(action: str) -> str:
 def _check(request: RunRequest) -> None:
     if not request.playbook.is_file():
         raise UsageError(f"playbook: {request.playbook} does not exist")
-    for path in request.extra_vars_files:
+    for path in request.options.extra_vars_files:
         if not path.is_file():
             raise UsageError(f"--extra-vars: {path} is not a file")
-    if not request.inventory:
+    if not request.options.inventory:
         raise UsageError("--inventory: at least one inventory is required")
-    if request.rotate_artifacts < 0:
+    if request.options.rotate_artifacts < 0:
         raise UsageError("--rotate-artifacts: must be 0 (keep all) or more")
-    if request.timeout is not None and request.timeout <= 0:
+    if request.options.timeout is not None and request.options.timeout <= 0:
         raise UsageError("--timeout: must be greater than 0")
 
 
 def _inventories(request: RunRequest, private_dir: Path) -> list[str]:
     """Paths made absolute; inline inventory text written into the private data dir."""
     sources = []
-    for index, source in enumerate(request.inventory):
+    for index, source in enumerate(request.options.inventory):
         path = Path(source)
         if "\n" in source:
             inline = private_dir / "inventory" / f"inline_{index}.ini"
@@ -117,13 +129,13 @@ def _inventories(request: RunRequest, private_dir: Path) -> list[str]:
 
 def _cmdline(request: RunRequest) -> list[str]:
     args = []
-    if request.vault is not None:
-        args += request.vault.cmdline_args()
-    if request.check:
+    if request.options.vault is not None:
+        args += request.options.vault.cmdline_args()
+    if request.options.check:
         args.append("--check")
-    if request.diff:
+    if request.options.diff:
         args.append("--diff")
-    for path in request.extra_vars_files:
+    for path in request.options.extra_vars_files:
         args += ["-e", f"@{path.resolve()}"]
     return args
 
@@ -215,7 +227,7 @@ def run_playbook(
     request.artifact_root.mkdir(mode=0o700, parents=True, exist_ok=True)
     private_dir = Path(tempfile.mkdtemp(prefix="onprem-llm-"))
     state = _Run(progress, cancel)
-    secret_env = request.vault.env_names() if request.vault else set()
+    secret_env = request.options.vault.env_names() if request.options.vault else set()
     started = time.monotonic()
     try:
         (private_dir / "env").mkdir(mode=0o700)
@@ -226,17 +238,17 @@ def run_playbook(
             "project_dir": str(request.project_dir),
             "playbook": str(request.playbook),
             "inventory": _inventories(request, private_dir),
-            "limit": request.limit,
-            "tags": request.tags,
-            "skip_tags": request.skip_tags,
-            "forks": request.forks,
+            "limit": request.options.limit,
+            "tags": request.options.tags,
+            "skip_tags": request.options.skip_tags,
+            "forks": request.options.forks,
             "cmdline": shlex.join(_cmdline(request)),
             "envvars": _child_env(request),
-            "passwords": request.vault.prompt_answers() if request.vault else {},
+            "passwords": request.options.vault.prompt_answers() if request.options.vault else {},
             "artifact_dir": str(request.artifact_root),
             "ident": ident,
-            "rotate_artifacts": request.rotate_artifacts,
-            "timeout": request.timeout,
+            "rotate_artifacts": request.options.rotate_artifacts,
+            "timeout": request.options.timeout,
             "quiet": True,
             "suppress_env_files": True,
             "fact_cache_type": None,  # leave fact caching to the project's ansible.cfg
@@ -253,7 +265,7 @@ def run_playbook(
             status, rc = runner.status, runner.rc
     finally:
         progress.finish()
-        if not request.keep_private_data_dir:
+        if not request.options.keep_private_data_dir:
             shutil.rmtree(private_dir, ignore_errors=True)
     return _result(
         request, state.tracker, ident, status, rc, time.monotonic() - started, private_dir
@@ -275,7 +287,7 @@ def _result(
     if status == STATUS_CANCELED:
         error = "canceled before the run finished"
     elif status == STATUS_TIMEOUT:
-        error = f"timed out after {request.timeout} s"
+        error = f"timed out after {request.options.timeout} s"
     elif status != STATUS_SUCCESSFUL and not failures:
         error = tracker.error_text or f"ansible-playbook exited with rc {rc}"
     return RunResult(
@@ -292,5 +304,5 @@ def _result(
         error=error,
         data=tracker.data,
         changes=tuple(tracker.changes),
-        private_data_dir=private_dir if request.keep_private_data_dir else None,
+        private_data_dir=private_dir if request.options.keep_private_data_dir else None,
     )
