@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import yaml
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action.validate_argument_spec import ActionModule as ValidateArgumentSpec
@@ -28,8 +27,7 @@ class ActionModule(ValidateArgumentSpec):
         skip = set(self._task.args.get("skip") or [])
 
         spec_file = os.path.join(role_path, "meta", "argument_specs.yml")
-        with open(spec_file, encoding="utf-8") as handle:
-            specs = yaml.safe_load(handle)["argument_specs"]
+        specs = self._loader.load_from_file(spec_file)["argument_specs"]
         options = {
             name: option
             for name, option in specs[entry_point].get("options", {}).items()
