@@ -1,5 +1,7 @@
 """Upgrading the driver moves every pinned package together and reboots once for it."""
 
+import json
+
 import pytest
 
 testinfra_hosts = ["podman://gpu-upgrade"]
@@ -49,3 +51,15 @@ def test_fabric_manager_running_the_new_version(host):
         host.file("/usr/share/nvidia-stand-in/packages/nvidia-fabricmanager").content_string.strip()
         == f"{NEW}-1"
     )
+
+
+def test_upgraded_node_passed_validation_before_the_run_went_on(host):
+    # driver_upgrade.yml validates each node right after its converge.
+    report = json.loads(host.file("/var/lib/onprem-llm/gpu-validate/report.json").content_string)
+    assert report["passed"] is True, report["failures"]
+    assert report["driver"] == {"kernel_module": NEW, "userspace": NEW, "cuda": "13.0"}
+    assert report["gates"]["driver_versions"]["reason"] == (
+        f"kernel module and userspace driver are both {NEW}"
+    )
+    assert report["gates"]["fabric"]["status"] == "passed"
+    assert report["gates"]["container_cdi"]["reason"] == "skipped by gpu_validate_skip_gates"

@@ -127,7 +127,8 @@ for toolkit in 1.17.8-1 1.18.0-1; do
   package libnvidia-container1 "$toolkit" "$toolkit_dir" "" "$(text "lnc-$toolkit" "$toolkit"):usr/lib/x86_64-linux-gnu/libnvidia-container.so.1"
   package libnvidia-container-tools "$toolkit" "$toolkit_dir" "libnvidia-container1 (= $toolkit)" \
     "$p/sleeper:usr/bin/nvidia-container-cli:0755"
-  base_files=("$p/nvidia-ctk:usr/bin/nvidia-ctk:0755" "$p/sleeper:usr/bin/nvidia-container-runtime:0755")
+  base_files=("$p/nvidia-ctk:usr/bin/nvidia-ctk:0755" "$p/nvidia-cdi-hook:usr/bin/nvidia-cdi-hook:0755"
+    "$p/sleeper:usr/bin/nvidia-container-runtime:0755")
   if [[ $toolkit == 1.18.* ]]; then
     base_files+=("$p/nvidia-cdi-refresh.service:lib/systemd/system/nvidia-cdi-refresh.service"
       "$p/nvidia-cdi-refresh.path:lib/systemd/system/nvidia-cdi-refresh.path")
