@@ -14,7 +14,7 @@ export NO_COLOR := 1
 # `make molecule SCENARIOS=common` runs one scenario.
 SCENARIOS ?= $(notdir $(wildcard molecule/*))
 
-.PHONY: help deps image test lint argspecs syntax unit molecule lab lab-status lab-down
+.PHONY: help deps image test lint argspecs syntax unit molecule vllm-assets lab lab-status lab-down
 
 help:
 	@echo "make lab       bring up the local lab and deploy site.yml to it"
@@ -48,14 +48,20 @@ syntax:
 unit:
 	python -m pytest tests/unit -q
 
-molecule: image
+# The vLLM CPU wheelhouse and the tiny model the serving scenario runs: built once, cached.
+vllm-assets: deps
+	@tests/harness/build-vllm-wheelhouse.sh
+	@if [[ ! -f .cache/tiny-model/config.json || tests/harness/make_tiny_model.py -nt .cache/tiny-model/config.json ]]; then \
+	  .cache/vllm-build-venv/bin/python tests/harness/make_tiny_model.py; fi
+
+molecule: image vllm-assets
 	@tests/stand_ins/nvidia/build-stand-in-repo.sh
 	@for scenario in $(SCENARIOS); do \
 	  echo "== molecule scenario $$scenario"; \
 	  molecule test -s $$scenario || exit 1; \
 	done
 
-lab: image
+lab: image vllm-assets
 	ansible-playbook -i localhost, playbooks/lab_up.yml
 	ansible-playbook -i inventories/lab site.yml
 	ansible-playbook -i localhost, playbooks/lab_status.yml

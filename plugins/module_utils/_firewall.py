@@ -11,7 +11,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-PROTOCOLS = ("tcp", "udp")
+PROTOCOLS = ("tcp", "udp", "vrrp")
+# IP protocols without ports (VRRP between gateways, IP protocol 112): rules give no port.
+PORTLESS_PROTOCOLS = ("vrrp",)
 _RULE_KEYS = {"name", "port", "protocol", "from_groups", "from_networks"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -53,8 +55,8 @@ def normalize_rules(
 ) -> list[dict[str, Any]]:
     """Validate allow-list rules given per variable name and return them normalised.
 
-    Each rule: name, port, protocol (tcp|udp, default tcp), from_groups, from_networks;
-    at least one source. Rule names must be unique across all variables.
+    Each rule: name, port, protocol (tcp|udp|vrrp, default tcp; vrrp takes no port),
+    from_groups, from_networks; at least one source. Rule names must be unique across all variables.
     """
     groups = set(known_groups)
     normalized: list[dict[str, Any]] = []
@@ -108,11 +110,19 @@ def _normalize_rule(
         )
     return {
         "name": name,
-        "port": parse_port(rule.get("port"), f"{where}.port"),
+        "port": _rule_port(rule, protocol, where),
         "protocol": protocol,
         "from_groups": sorted(from_groups),
         "from_networks": from_networks,
     }
+
+
+def _rule_port(rule: Mapping[str, Any], protocol: str, where: str) -> int | None:
+    if protocol in PORTLESS_PROTOCOLS:
+        if rule.get("port") is not None:
+            raise FirewallRuleError(f"{where}.port: protocol {protocol} has no ports; remove port")
+        return None
+    return parse_port(rule.get("port"), f"{where}.port")
 
 
 def host_addresses(host: str, host_vars: Mapping[str, Any]) -> list[str]:

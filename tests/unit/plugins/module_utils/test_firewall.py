@@ -104,3 +104,20 @@ def test_networks_must_be_a_list_of_cidrs():
         parse_networks("10.0.0.0/8", "v")
     with pytest.raises(FirewallRuleError, match=r"v\[1\]: '10.0.0.0/33'"):
         parse_networks(["10.0.0.0/8", "10.0.0.0/33"], "v")
+
+
+def test_vrrp_rules_take_no_port():
+    rules = normalize_rules(
+        {
+            "common_firewall_allow_keepalived": [
+                {"name": "vrrp", "protocol": "vrrp", "from_groups": ["gateways"]}
+            ]
+        },
+        GROUPS,
+    )
+    assert rules[0]["protocol"] == "vrrp" and rules[0]["port"] is None
+    with pytest.raises(FirewallRuleError, match=r"\[0\]\.port: protocol vrrp has no ports"):
+        normalize_rules(
+            {"v": [{"name": "vrrp", "protocol": "vrrp", "port": 112, "from_groups": ["gateways"]}]},
+            GROUPS,
+        )

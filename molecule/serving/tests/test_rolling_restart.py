@@ -1,0 +1,323 @@
+"""Rolling restart under load: playbooks/rolling_restart.yml restarts every engine instance, one at
+a time behind the gateways, while the client keeps a few requests in flight through the gateway.
+No request may fail; every instance must have restarted; every server is UP at the end.
+
+Hosts, the gateway address (the VIP when the scenario has one) and a test key are read from the
+scenario's inventory; the playbook runs with that inventory, as an operator would run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+INVENTORY = Path(os.environ.get("MOLECULE_INVENTORY_FILE", "/nonexistent"))
+EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"))
+UNITS = "onprem-llm-engine@*.service"
+# Bounds of the load: concurrent requests, and at most this many requests or seconds.
+CONCURRENCY = 3
+MAX_REQUESTS = 20000
+MAX_SECONDS = 1500
+# Pause of each worker between requests: stays under the test key's rate limit (600/min).
+PAUSE = 0.5
+
+
+def _group_vars(group: str) -> dict:
+    path = INVENTORY.parent / "group_vars" / group
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
+def _inventory() -> tuple[dict, dict]:
+    if not INVENTORY.is_file():
+        return {}, {}
+    return yaml.safe_load(INVENTORY.read_text()), _group_vars("gateways")
+
+
+def _hosts(group: str) -> list[str]:
+    return sorted((GROUPS.get(group) or {}).get("hosts") or {})
+
+
+GROUPS, GATEWAY_VARS = _inventory()
+GATEWAYS = _hosts("gateways")
+# The engine hosts the playbook restarts (its rolling_restart_hosts, engine_nodes by default).
+ENGINE_GROUP = _group_vars("all").get("rolling_restart_hosts", "engine_nodes")
+ENGINE_HOSTS = _hosts(ENGINE_GROUP)
+CLIENT = (_hosts("clients") or ["client"])[0]
+VIP = str(GATEWAY_VARS.get("keepalived_virtual_ipaddress", "")).split("/")[0]
+KEY = next(iter((GATEWAY_VARS.get("haproxy_api_keys") or {"-": ""}).values()))
+
+testinfra_hosts = [f"podman://{CLIENT}"]
+
+# Runs on the client: CONCURRENCY workers send chat completions through the gateway (HTTPS,
+# CA-verified) until the stop file appears or the bounds are reached; prints a JSON summary.
+LOAD = r"""
+import json, os, ssl, sys, threading, time, urllib.request, urllib.error
+base, key, workers, max_requests, max_seconds, stop, pause = sys.argv[1:8]
+pause = float(pause)
+workers, max_requests, max_seconds = int(workers), int(max_requests), float(max_seconds)
+context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
+headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
+with urllib.request.urlopen(urllib.request.Request(base + "/v1/models", headers=headers),
+                            context=context, timeout=30) as reply:
+    model = json.load(reply)["data"][0]["id"]
+body = json.dumps({"model": model, "max_tokens": 4,
+                   "messages": [{"role": "user", "content": "hello"}]}).encode()
+lock = threading.Lock()
+result = {"ok": 0, "failed": 0, "errors": [], "servers": {}}
+started = time.time()
+def worker():
+    while not os.path.exists(stop) and time.time() - started < max_seconds:
+        with lock:
+            if result["ok"] + result["failed"] >= max_requests:
+                return
+        request = urllib.request.Request(base + "/v1/chat/completions", data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=120) as reply:
+                json.load(reply)["choices"][0]
+            with lock:
+                result["ok"] += 1
+        except Exception as error:
+            with lock:
+                result["failed"] += 1
+                if len(result["errors"]) < 20:
+                    detail = error.read().decode()[:200] if hasattr(error, "read") else ""
+                    result["errors"].append(f"{time.time() - started:.1f}s {error!r} {detail}")
+        time.sleep(pause)
+threads = [threading.Thread(target=worker) for _ in range(workers)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+result["seconds"] = round(time.time() - started, 1)
+print(json.dumps(result))
+"""
+
+# Runs on the client: one chat completion through the gateway; prints the status.
+ONE_REQUEST = r"""
+import json, ssl, sys, urllib.request, urllib.error
+base, key = sys.argv[1:3]
+context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
+headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
+with urllib.request.urlopen(urllib.request.Request(base + "/v1/models", headers=headers),
+                            context=context, timeout=30) as reply:
+    model = json.load(reply)["data"][0]["id"]
+messages = [{"role": "user", "content": "hi"}]
+body = json.dumps({"model": model, "max_tokens": 2, "messages": messages})
+request = urllib.request.Request(base + "/v1/chat/completions", data=body.encode(), headers=headers)
+try:
+    with urllib.request.urlopen(request, context=context, timeout=60) as reply:
+        print(reply.status)
+except urllib.error.HTTPError as error:
+    print(error.code)
+"""
+
+pytestmark = pytest.mark.skipif(
+    not GATEWAYS or not ENGINE_HOSTS, reason="the scenario has no gateways or engine hosts"
+)
+
+
+def invocations() -> dict[str, str]:
+    """Each engine instance unit and the id of its current run (new on every start)."""
+    ids = {}
+    for name in ENGINE_HOSTS:
+        engine = testinfra.get_host(f"podman://{name}")
+        units = engine.check_output(
+            f"systemctl list-units --plain --no-legend --state=active '{UNITS}'"
+        )
+        for unit in (line.split()[0] for line in units.splitlines() if line.strip()):
+            ids[f"{name}/{unit}"] = engine.check_output(
+                f"systemctl show -p InvocationID --value {unit}"
+            )
+    return ids
+
+
+def server_states() -> dict[str, str]:
+    states = {}
+    for name in GATEWAYS:
+        stat = testinfra.get_host(f"podman://{name}").check_output(
+            "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock"
+        )
+        for row in (line.split(",") for line in stat.splitlines()):
+            if row[0] == "engines" and row[1] not in ("FRONTEND", "BACKEND"):
+                states[f"{name}/{row[1]}"] = row[17]
+    return states
+
+
+def test_rolling_restart_under_load_loses_no_request(host):
+    assert server_states() and all(s.startswith("UP") for s in server_states().values())
+    before = invocations()
+    assert before, f"no active {UNITS} on {ENGINE_HOSTS}"
+    address = (
+        VIP or testinfra.get_host(f"podman://{GATEWAYS[0]}").check_output("hostname -I").split()[0]
+    )
+    stop = "/tmp/rolling-restart-load.stop"
+    host.check_output(f"rm -f {stop}")
+
+    load_output: list[str] = []
+    load = threading.Thread(
+        target=lambda: load_output.append(
+            subprocess.run(
+                [
+                    "podman",
+                    "exec",
+                    CLIENT,
+                    "python3",
+                    "-c",
+                    LOAD,
+                    f"https://{address}",
+                    KEY,
+                    str(CONCURRENCY),
+                    str(MAX_REQUESTS),
+                    str(MAX_SECONDS),
+                    stop,
+                    str(PAUSE),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=MAX_SECONDS + 120,
+                check=False,
+            ).stdout
+        )
+    )
+    load.start()
+    time.sleep(5)  # requests in flight before the first drain
+    started = time.time()
+    playbook = run_playbook()
+    duration = time.time() - started
+    time.sleep(3)  # requests in flight after the last instance came back
+    host.check_output(f"touch {stop}")
+    load.join(timeout=300)
+
+    assert playbook.returncode == 0, playbook.stdout[-6000:] + playbook.stderr[-3000:]
+    summary = json.loads(load_output[0])
+    after = invocations()
+    report = {
+        "rolling_restart_seconds": round(duration, 1),
+        "instances": len(before),
+        "requests_ok": summary["ok"],
+        "requests_failed": summary["failed"],
+        "load_seconds": summary["seconds"],
+    }
+    (EPHEMERAL / "rolling_restart.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report))
+
+    assert summary["failed"] == 0, summary["errors"]
+    assert summary["ok"] >= 10 * len(before), summary
+    # Every instance was restarted, and is running again under the same unit.
+    assert set(after) == set(before)
+    assert [unit for unit in before if before[unit] == after[unit]] == []
+    # Every gateway sees every server UP again (none left drained).
+    states = server_states()
+    assert states and all(state.startswith("UP") for state in states.values()), states
+
+
+def admin_drained(server: str) -> dict[str, bool]:
+    """Per gateway: whether `server` is drained by the runtime API (admin state flag 0x08)."""
+    drained = {}
+    for name in GATEWAYS:
+        state = testinfra.get_host(f"podman://{name}").check_output(
+            "echo 'show servers state engines' | socat stdio unix-connect:/run/haproxy/admin.sock"
+        )
+        for row in (
+            line.split()
+            for line in state.splitlines()
+            if line[:1].isdigit() and len(line.split()) > 18
+        ):
+            if row[3] == server:
+                drained[name] = bool(int(row[6]) & 0x08)
+    return drained
+
+
+def first_instance(engine_host: str) -> tuple[str, str]:
+    """The host's first instance: its unit (lowest index) and its server name in the backend
+    (lowest port at the host's address; the engine role numbers ports by instance index)."""
+    engine = testinfra.get_host(f"podman://{engine_host}")
+    units = engine.check_output(
+        f"systemctl list-units --plain --no-legend --state=active '{UNITS}'"
+    )
+    unit = sorted(line.split()[0] for line in units.splitlines() if line.strip())[0]
+    addresses = engine.check_output("hostname -I").split()
+    state = testinfra.get_host(f"podman://{GATEWAYS[0]}").check_output(
+        "echo 'show servers state engines' | socat stdio unix-connect:/run/haproxy/admin.sock"
+    )
+    rows = [
+        line.split() for line in state.splitlines() if line[:1].isdigit() and len(line.split()) > 18
+    ]
+    server = min((r for r in rows if r[4] in addresses), key=lambda r: int(r[18]))[3]
+    return unit, server
+
+
+def run_playbook(*extra: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_COLLECTIONS_PATH": f"{REPO_ROOT}/collections",
+    }
+    return subprocess.run(
+        # Test hosts have no sudo: the scenario's hosts are managed as root.
+        [
+            "ansible-playbook",
+            "-i",
+            str(INVENTORY),
+            "-e",
+            "ansible_become=false",
+            # Play keywords (hosts) take only extra vars, not inventory variables.
+            "-e",
+            f"rolling_restart_hosts={ENGINE_GROUP}",
+            *extra,
+            str(REPO_ROOT / "playbooks" / "rolling_restart.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=MAX_SECONDS,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+
+
+def test_a_failed_restart_stops_the_run_and_leaves_that_instance_drained(host):
+    engine_host = ENGINE_HOSTS[0]
+    engine = testinfra.get_host(f"podman://{engine_host}")
+    unit, server = first_instance(engine_host)
+    dropin = f"/run/systemd/system/{unit}.d"
+    address = (
+        VIP or testinfra.get_host(f"podman://{GATEWAYS[0]}").check_output("hostname -I").split()[0]
+    )
+    try:
+        # The instance cannot start again: its health check never answers.
+        engine.check_output(
+            f"mkdir -p {dropin} && printf '[Service]\\nExecStart=\\nExecStart=/bin/false\\n'"
+            f" > {dropin}/broken.conf && systemctl daemon-reload"
+        )
+        result = run_playbook(
+            "-l",
+            engine_host,
+            "-e",
+            "rolling_restart_health_timeout=10",
+            "-e",
+            json.dumps({"rolling_restart_instances": [server]}),
+        )
+        assert result.returncode != 0, result.stdout[-4000:]
+        assert "Set the servers ready on every gateway" not in result.stdout
+        # Left drained on every gateway; the others still answer through the gateway.
+        assert admin_drained(server) == {name: True for name in GATEWAYS}
+        out = host.check_output(f"python3 -c '{ONE_REQUEST}' https://{address} '{KEY}'")
+        assert out.strip() == "200"
+    finally:
+        engine.check_output(f"rm -rf {dropin} && systemctl daemon-reload")
+        # The playbook itself brings the drained instance back.
+        recovered = run_playbook(
+            "-l", engine_host, "-e", json.dumps({"rolling_restart_instances": [server]})
+        )
+    assert recovered.returncode == 0, recovered.stdout[-4000:]
+    assert admin_drained(server) == {name: False for name in GATEWAYS}

@@ -1,0 +1,48 @@
+"""Filters for engine instances: onprem.llm.engine_instances and onprem.llm.engine_backends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.yaml import yaml_load
+from ansible_collections.onprem.llm.plugins.module_utils import _engine_instances
+
+# The engine role's defaults, for hosts that are not in the run.
+_DEFAULTS_FILE = Path(__file__).resolve().parents[2] / "roles" / "engine" / "defaults" / "main.yml"
+
+
+@cache
+def _role_defaults() -> Mapping[str, Any]:
+    with _DEFAULTS_FILE.open(encoding="utf-8") as handle:
+        return yaml_load(handle) or {}
+
+
+def engine_instances(host: str, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One host's instances from its settings (the engine role's variables)."""
+    try:
+        return _engine_instances.host_instances(str(host), settings)
+    except _engine_instances.EngineInputError as error:
+        raise AnsibleFilterError(f"{host}: {error}") from None
+
+
+def engine_backends(
+    hosts: Any, hostvars: Mapping[str, Any], details: bool = False
+) -> list[dict[str, Any]]:
+    """Every instance of the given hosts, computed from inventory variables only."""
+    if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
+        raise AnsibleFilterError(f"engine_backends: expected a list of hosts, got {hosts!r}")
+    try:
+        return _engine_instances.backends(list(hosts), hostvars, _role_defaults(), bool(details))
+    except _engine_instances.EngineInputError as error:
+        raise AnsibleFilterError(f"engine_backends: {error}") from None
+
+
+class FilterModule:
+    """Engine instance filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"engine_instances": engine_instances, "engine_backends": engine_backends}

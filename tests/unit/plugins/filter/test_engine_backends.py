@@ -1,0 +1,235 @@
+"""The engine_instances and engine_backends filters: one placement for engine hosts and gateways."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+from ansible_collections.onprem.llm.plugins.filter.engine import FilterModule
+from ansible_collections.onprem.llm.plugins.module_utils import _engine_instances
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+COLLECTIONS = REPO_ROOT / "collections"
+BIN = Path(sys.executable).parent
+DEFAULTS = yaml.safe_load((REPO_ROOT / "roles/engine/defaults/main.yml").read_text())
+
+FILTERS = FilterModule().filters()
+engine_instances = FILTERS["engine_instances"]
+engine_backends = FILTERS["engine_backends"]
+LLAMA_70B = {"name": "llama-3.1-70b", "params_b": 70, "dtype": "bf16", "context_length": 8192}
+
+
+def settings(**overrides):
+    return {**_engine_instances.host_settings(DEFAULTS, {}), **overrides}
+
+
+def test_role_defaults_of_the_settings_are_plain_values() -> None:
+    for name in _engine_instances.SETTINGS:
+        assert name in DEFAULTS, name
+        assert "{{" not in json.dumps(DEFAULTS[name]), name
+
+
+def test_h200_profile_gives_eight_instances_of_the_default_model() -> None:
+    result = engine_instances(
+        "h200-node-01",
+        settings(nvidia_driver_profile="h200_hgx", ansible_host="10.20.1.11"),
+    )
+    assert [(i["name"], i["port"], i["gpus"]) for i in result[:2]] == [
+        ("h200-node-01-0", 8000, [0]),
+        ("h200-node-01-1", 8001, [1]),
+    ]
+    assert len(result) == 8
+    assert result[7]["unit"] == "onprem-llm-engine@7.service"
+    assert {i["address"] for i in result} == {"10.20.1.11"}
+    assert {i["engine"] for i in result} == {"vllm"}
+    assert result[0]["model"] == "llama-3.1-8b-instruct"
+    assert result[0]["max_model_len"] == 8192
+
+
+def test_gpu_facts_win_over_the_profile() -> None:
+    facts = {
+        "gpu_count": 4,
+        "hardware_profile": "h100_hgx",
+        "nvswitch_present": True,
+        "gpus": [{"memory_total_mib": 81559}] * 4,
+    }
+    result = engine_instances(
+        "node",
+        settings(onprem_gpu=facts, nvidia_driver_profile="h200_hgx", engine_model=LLAMA_70B),
+    )
+    # 70B BF16 needs 4 H100s at the default headroom: one instance on the 4 GPUs known from facts.
+    assert [(i["gpus"], i["tensor_parallel_size"]) for i in result] == [([0, 1, 2, 3], 4)]
+    assert result[0]["cuda_visible_devices"] == "0,1,2,3"
+
+
+def test_cpu_hosts_get_instances_without_gpus_on_the_facts_address() -> None:
+    result = engine_instances(
+        "cpu-1",
+        settings(
+            engine_device="cpu",
+            engine_cpu_instances=2,
+            engine_model={"name": "tiny", "context_length": 512},
+            ansible_facts={"default_ipv4": {"address": "10.88.0.5"}},
+            engine_gateway_weight=10,
+        ),
+    )
+    assert [(i["port"], i["gpus"], i["address"], i["weight"]) for i in result] == [
+        (8000, [], "10.88.0.5", 10),
+        (8001, [], "10.88.0.5", 10),
+    ]
+    assert result[0]["max_model_len"] == 512
+
+
+def test_bind_address_wins_over_ansible_host() -> None:
+    result = engine_instances(
+        "n",
+        settings(
+            engine_device="cpu",
+            engine_bind_address="192.168.10.5",
+            ansible_host="10.0.0.5",
+            engine_ports=[9000],
+        ),
+    )
+    assert [(i["address"], i["port"]) for i in result] == [("192.168.10.5", 9000)]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"engine_tensor_parallel_size": 16}, "engine_tensor_parallel_size: 16 is more than"),
+        ({"engine_ports": [8000, 8000]}, "engine_ports[1]: port 8000 is listed twice"),
+        ({"engine_reserved_ports": [8003]}, "engine_base_port: engine ports overlap"),
+        ({"engine_type": "sglang"}, "engine_type: expected one of vllm, trtllm, tgi"),
+        ({"engine_device": "tpu"}, "engine_device: expected one of gpu, cpu"),
+        (
+            {"engine_model": {**LLAMA_70B, "params_b": 700}},
+            "engine_model: llama-3.1-70b does not fit",
+        ),
+        ({"engine_model": {**LLAMA_70B, "dtype": "fp9"}}, "engine_model.dtype: unknown format"),
+        ({"engine_instances_per_host": 9}, "engine_instances_per_host: 9 requested"),
+        ({"nvidia_driver_profile": None}, "engine_host_gpus: the host's GPUs are unknown"),
+        ({"engine_host_gpus": {"gpu_count": 0, "gpu_memory_gb": 80}}, "engine_host_gpus.gpu_count"),
+    ],
+)
+def test_bad_input_names_the_variable(overrides: dict, message: str) -> None:
+    base = settings(nvidia_driver_profile="h200_hgx")
+    with pytest.raises(AnsibleFilterError) as raised:
+        engine_instances("node-1", {**base, **overrides})
+    assert message in str(raised.value)
+    assert str(raised.value).startswith("node-1: ")
+
+
+def test_backends_of_every_host_from_hostvars() -> None:
+    hostvars = {
+        "gpu-1": {"nvidia_driver_profile": "gb200_nvl72", "ansible_host": "10.1.0.1"},
+        "cpu-1": {
+            "engine_device": "cpu",
+            "engine_model": {"name": "tiny"},
+            "engine_bind_address": "10.1.0.2",
+            "engine_base_port": 8100,
+        },
+    }
+    result = engine_backends(["gpu-1", "cpu-1"], hostvars)
+    assert result == [
+        {"name": "gpu-1-0", "address": "10.1.0.1", "port": 8000},
+        {"name": "gpu-1-1", "address": "10.1.0.1", "port": 8001},
+        {"name": "gpu-1-2", "address": "10.1.0.1", "port": 8002},
+        {"name": "gpu-1-3", "address": "10.1.0.1", "port": 8003},
+        {"name": "cpu-1-0", "address": "10.1.0.2", "port": 8100},
+    ]
+    detailed = engine_backends(["cpu-1"], hostvars, details=True)
+    assert detailed[0]["unit"] == "onprem-llm-engine@0.service"
+    assert detailed[0]["host"] == "cpu-1"
+
+
+def test_backends_fail_naming_the_host() -> None:
+    with pytest.raises(AnsibleFilterError, match=r"engine_backends: bad-1: engine_device"):
+        engine_backends(["bad-1"], {"bad-1": {"engine_device": "fpga"}})
+    with pytest.raises(AnsibleFilterError, match="expected a list of hosts"):
+        engine_backends("gpu-1", {})
+
+
+def _ansible_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+        ANSIBLE_NOCOLOR="1",
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return env
+
+
+INVENTORY = {
+    "all": {
+        "children": {
+            "engine_nodes": {
+                "hosts": {
+                    "h200-a": {"ansible_host": "10.20.1.11", "nvidia_driver_profile": "h200_hgx"},
+                    "cpu-b": {
+                        "ansible_host": "10.20.1.12",
+                        "engine_device": "cpu",
+                        "engine_model": {"name": "tiny"},
+                    },
+                }
+            },
+            "gateways": {"hosts": {"gw-1": {"ansible_connection": "local"}}},
+        }
+    }
+}
+PLAYBOOK = """
+- name: Gateways only, as with --limit gateways
+  hosts: gateways
+  gather_facts: false
+  tasks:
+    - name: Show the backends
+      ansible.builtin.debug:
+        msg: "{{ groups['engine_nodes'] | onprem.llm.engine_backends(hostvars) | to_json }}"
+"""
+
+
+def test_backends_in_a_run_without_the_engine_hosts(tmp_path: Path) -> None:
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(INVENTORY))
+    (tmp_path / "play.yml").write_text(PLAYBOOK)
+    result = subprocess.run(
+        ["ansible-playbook", "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")],
+        env=_ansible_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '{\\"name\\": \\"h200-a-7\\", \\"address\\": \\"10.20.1.11\\", \\"port\\": 8007}' in (
+        result.stdout
+    )
+    assert '{\\"name\\": \\"cpu-b-0\\", \\"address\\": \\"10.20.1.12\\", \\"port\\": 8000}' in (
+        result.stdout
+    )
+
+
+@pytest.mark.parametrize("name", ["engine_backends", "engine_instances"])
+def test_documentation_loads_with_ansible_doc(name: str) -> None:
+    result = subprocess.run(
+        ["ansible-doc", "-t", "filter", "--json", f"onprem.llm.{name}"],
+        env=_ansible_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[f"onprem.llm.{name}"]["doc"]["name"] == name
+
+
+def test_implicit_ansible_host_gives_way_to_facts() -> None:
+    # Inside a play ansible_host defaults to the inventory name; the gateway, reading hostvars,
+    # does not see it: both must pick the facts' address.
+    facts = {"default_ipv4": {"address": "10.88.0.7"}}
+    result = engine_instances(
+        "cpu-2", settings(engine_device="cpu", ansible_host="cpu-2", ansible_facts=facts)
+    )
+    assert result[0]["address"] == "10.88.0.7"

@@ -1,0 +1,158 @@
+"""Bad engine input fails in the validation play, before any host is touched, naming the variable.
+
+Runs playbooks/validate_input.yml controller-side only against a throwaway inventory whose hosts
+do not exist: an HGX H200 engine node (GPUs from its hardware profile) and a gateway whose
+default backend is computed from the engine node's variables.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+API_KEY = "sk-engine-test-0123456789abcdef0123456789"
+DIGEST = "sha256:" + "ab" * 32
+
+GOOD_VARS = {
+    "nvidia_driver_profile": "h200_hgx",
+    "ansible_host": "10.20.1.11",
+    "engine_mode": "container",
+    "engine_container_image": f"registry.example.internal/vllm/vllm-openai@{DIGEST}",
+    "engine_model": {
+        "name": "llama-3.1-70b",
+        "params_b": 70,
+        "dtype": "bf16",
+        "context_length": 8192,
+    },
+    "engine_model_source": {
+        "type": "url",
+        "url": "https://mirror.example.internal/models/llama-3.1-70b.tar.gz",
+        "sha256": "cd" * 32,
+    },
+    "engine_api_key": API_KEY,
+}
+
+
+def inventory(engine_vars: dict) -> dict:
+    return {
+        "all": {
+            "children": {
+                "engine_nodes": {"hosts": {"h200-node-01": engine_vars}},
+                "gateways": {
+                    "hosts": {
+                        "gateway-1": {
+                            "haproxy_api_keys": {
+                                "team-a": "sk-test-0123456789abcdef0123456789abcdef"
+                            }
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+
+def test_good_input_passes(validate_input):
+    result = validate_input(inventory(GOOD_VARS))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert API_KEY not in output
+
+
+def test_native_cpu_host_passes(validate_input):
+    native = {
+        "engine_mode": "native",
+        "engine_device": "cpu",
+        "engine_model": {"name": "tiny"},
+        "engine_native_wheelhouse": "/srv/wheelhouse",
+        "engine_model_source": {"type": "path", "path": "/srv/staging/tiny"},
+    }
+    result = validate_input(inventory(native))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+BAD_INPUT = {
+    "tensor parallel size above the host's GPUs": (
+        {"engine_tensor_parallel_size": 16},
+        ["engine_tensor_parallel_size", "16 is more than the host's 8 GPUs"],
+    ),
+    "model that does not fit": (
+        {
+            "engine_model": {
+                "name": "llama-405b",
+                "params_b": 405,
+                "dtype": "fp32",
+                "context_length": 8192,
+            }
+        },
+        ["engine_model", "llama-405b does not fit"],
+    ),
+    "duplicate ports": (
+        {"engine_ports": [8000, 8001, 8001, 8003]},
+        ["engine_ports[2]", "port 8001 is listed twice"],
+    ),
+    "port of another service": (
+        {"engine_base_port": 9398},
+        ["engine_base_port", "engine ports overlap reserved_ports: 9400"],
+    ),
+    "unknown engine type": (
+        {"engine_type": "sglang"},
+        ["engine_type", "sglang"],
+    ),
+    "image without digest in production mode": (
+        {"engine_container_image": "vllm/vllm-openai:latest"},
+        ["engine_container_image must be pinned by digest", "engine_allow_unpinned_image"],
+    ),
+    "image archive without its sha256": (
+        {
+            "engine_container_image": "vllm/vllm-openai:v0.11.0",
+            "engine_container_image_archive": "/srv/images/vllm.tar",
+        },
+        [
+            "engine_container_image must be pinned by digest",
+            "engine_container_image_archive_sha256",
+        ],
+    ),
+    "model source URL without sha256": (
+        {"engine_model_source": {"type": "url", "url": "https://mirror.example.internal/m.tar.gz"}},
+        ["engine_model_source", "every download needs its sha256"],
+    ),
+    "mirror file without sha256": (
+        {
+            "engine_model_source": {
+                "type": "mirror",
+                "url": "https://mirror.example.internal/models/m",
+                "files": [{"name": "config.json"}],
+            }
+        },
+        ["engine_model_source", "every download needs its sha256"],
+    ),
+    "unknown engine device": (
+        {"engine_device": "tpu"},
+        ["engine_device", "tpu"],
+    ),
+    "native mode with a non-vLLM engine": (
+        {"engine_mode": "native", "engine_type": "tgi"},
+        ["engine_mode native runs vLLM only", "engine_type tgi"],
+    ),
+    "unknown hardware without GPU facts": (
+        {"nvidia_driver_profile": "generic"},
+        ["engine_host_gpus", "the host's GPUs are unknown"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_is_rejected_naming_the_variable(validate_input, case):
+    bad_vars, expected = BAD_INPUT[case]
+    result = validate_input(inventory({**GOOD_VARS, **bad_vars}))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for text in expected:
+        assert text in output, f"{case}: {text!r} not in output:\n{output}"
+    assert API_KEY not in output
+
+
+def test_unpinned_image_is_accepted_when_allowed(validate_input):
+    lab = {**GOOD_VARS, "engine_container_image": "vllm/vllm-openai:latest"}
+    result = validate_input(inventory({**lab, "engine_allow_unpinned_image": True}))
+    assert result.returncode == 0, result.stdout + result.stderr
