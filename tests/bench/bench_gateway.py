@@ -3,7 +3,7 @@
 restart's duration and failed requests under load.
 
 A script, not a test. It runs its requests from a host that reaches both the gateway and an
-engine (by default the `clients` host of a molecule scenario's inventory, through
+engine (by default the `clients` host of the inventory, through
 `podman exec`), against the serving scenario or the lab:
 
   molecule converge -s serving
@@ -38,8 +38,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-
-import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOCKET = "/run/haproxy/admin.sock"
@@ -192,7 +190,7 @@ def hosts_of(groups: dict, group: str) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_inventory = os.environ.get("MOLECULE_INVENTORY_FILE", "")
-    parser.add_argument("--inventory", default=default_inventory, help="molecule inventory file")
+    parser.add_argument("--inventory", default=default_inventory, help="lab or scenario inventory")
     parser.add_argument("--client", help="host sending the requests (default: first of clients)")
     parser.add_argument("--gateway-url", help="default: https://VIP or https://first gateway")
     parser.add_argument("--engine-url", help="default: first server of the engines backend")
@@ -212,15 +210,21 @@ def main() -> int:
     parser.add_argument("--json-out", help="also write the JSON result here")
     args = parser.parse_args()
     if not args.inventory or not Path(args.inventory).is_file():
-        parser.error("--inventory: a molecule inventory file (or set MOLECULE_INVENTORY_FILE)")
+        parser.error("--inventory: an inventory file (or set MOLECULE_INVENTORY_FILE)")
     inventory = Path(args.inventory)
-    groups = yaml.safe_load(inventory.read_text())
-    gateway_vars_file = inventory.parent / "group_vars" / "gateways"
-    gateway_vars = (
-        yaml.safe_load(gateway_vars_file.read_text()) if gateway_vars_file.is_file() else {}
+    # ansible-inventory resolves groups and group_vars of any inventory (molecule's or the lab's).
+    listing = json.loads(
+        subprocess.run(
+            ["ansible-inventory", "-i", args.inventory, "--list"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     )
+    groups = {name: group for name, group in listing.items() if name != "_meta"}
     gateways = hosts_of(groups, "gateways")
     client = args.client or hosts_of(groups, "clients")[0]
+    gateway_vars = listing["_meta"]["hostvars"].get(gateways[0], {}) if gateways else {}
 
     vip = str(gateway_vars.get("keepalived_virtual_ipaddress", "")).split("/")[0]
     gateway_address = vip or podman_exec(gateways[0], ["hostname", "-I"]).split()[0]
