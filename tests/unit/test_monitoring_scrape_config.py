@@ -40,6 +40,18 @@ INVENTORY = {
                     "gpu-2": {"common_firewall_address": ["10.0.0.12"]},
                 }
             },
+            "engine_nodes": {
+                "children": {"gpu_nodes": {}},
+                "hosts": {
+                    # Not in the run: its instances come from its engine variables.
+                    "cpu-engine-1": {
+                        "ansible_host": "10.0.0.13",
+                        "engine_device": "cpu",
+                        "engine_cpu_instances": 2,
+                        "engine_model": {"name": "tiny-llama", "context_length": 512},
+                    },
+                },
+            },
             "gateways": {
                 "hosts": {
                     "gw-1": {"ansible_host": "10.0.0.21", "response_cache_enabled": True},
@@ -144,7 +156,7 @@ def test_node_targets_cover_every_host_with_labels(rendered):
     assert node["10.0.0.12:9100"]["gpu_node"] == "true"
     assert node["10.0.0.21:9100"]["gpu_node"] == "false"
     assert "10.0.0.41:9100" in node
-    assert len(node) == 5
+    assert len(node) == 6
 
 
 def test_gpu_and_gateway_targets(rendered):
@@ -158,8 +170,10 @@ def test_gpu_and_gateway_targets(rendered):
 def test_engine_instances_by_type(rendered):
     all_jobs = jobs(rendered)
     vllm = targets(all_jobs["engine_vllm"])
-    assert set(vllm) == {"10.0.0.11:8000", "10.0.0.11:8001"}
+    # gpu-1 from its engine_instances fact; cpu-engine-1, not in the run, from its variables.
+    assert set(vllm) == {"10.0.0.11:8000", "10.0.0.11:8001", "10.0.0.13:8000", "10.0.0.13:8001"}
     assert vllm["10.0.0.11:8001"]["engine_instance"] == "llama-1"
+    assert vllm["10.0.0.13:8001"]["host"] == "cpu-engine-1"
     assert vllm["10.0.0.11:8001"]["model"] == "llama"
     assert all_jobs["engine_vllm"]["metrics_path"] == "/metrics"
     assert set(targets(all_jobs["engine_tgi"])) == {"10.0.0.11:8002"}
