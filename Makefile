@@ -45,8 +45,9 @@ syntax:
 	ansible-playbook --syntax-check -i inventories/prod site.yml
 	ansible-playbook --syntax-check -i inventories/lab site.yml
 
+# Most unit tests run ansible-playbook: one worker per core.
 unit:
-	python -m pytest tests/unit -q
+	python -m pytest tests/unit -q -n auto
 
 # The vLLM CPU wheelhouse and the tiny model the serving scenario runs: built once, cached.
 vllm-assets: deps

@@ -43,11 +43,16 @@ class _Recorder(LineProgress):
         self.totals.append(total)
 
 
-def test_successful_run_reports_progress_stats_and_data(project: Path, artifacts: Path) -> None:
+def test_successful_run_reports_progress_stats_and_data(
+    project: Path, artifacts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stream = io.StringIO()
     progress = _Recorder(stream)
     options = api.RunOptions(inventory=("inventories/local",), artifact_root=artifacts)
-    temp = Path(tempfile.gettempdir())
+    # A temporary directory of this test's own: tests running beside it make theirs elsewhere.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     before = set(temp.glob("onprem-llm-*"))
     result = api.validate(project, options, progress=progress, plan_progress=True)
     assert progress.totals == [2 * 6]  # 2 hosts x 6 tasks, as --list-tasks reports them
