@@ -134,6 +134,14 @@ BAD_INPUT = {
         {"engine_mode": "native", "engine_type": "tgi"},
         ["engine_mode native runs vLLM only", "engine_type tgi"],
     ),
+    "negative shutdown grace": (
+        {"engine_shutdown_grace_seconds": -5},
+        ["engine_shutdown_grace_seconds (-5) must be 0 or more"],
+    ),
+    "negative restart allowance": (
+        {"engine_health_max_restarts": -1},
+        ["engine_health_max_restarts (-1) and", "must be 0 or more"],
+    ),
     "unknown hardware without GPU facts": (
         {"nvidia_driver_profile": "generic"},
         ["engine_host_gpus", "the host's GPUs are unknown"],

@@ -32,8 +32,12 @@ def test_driver_upgrade_goes_one_node_at_a_time_and_stops_at_a_failure():
     assert upgrade["serial"] == "{{ driver_upgrade_serial | default(1) }}"
     assert upgrade["max_fail_percentage"] == 0
     drain = upgrade["pre_tasks"][0]
-    assert drain["ansible.builtin.include_tasks"] == "{{ driver_upgrade_drain_tasks_file }}"
-    assert "driver_upgrade_drain_tasks_file | default('', true)" in drain["when"]
+    assert drain["ansible.builtin.include_tasks"] == "{{ __driver_upgrade_drain }}"
+    undrain = upgrade["post_tasks"][0]
+    assert undrain["ansible.builtin.include_tasks"] == "{{ __driver_upgrade_undrain }}"
+    # Engine nodes are drained unless the operator turns the hooks off.
+    assert "tasks/engine_host_drain.yml" in upgrade["vars"]["__driver_upgrade_drain"]
+    assert "tasks/engine_host_undrain.yml" in upgrade["vars"]["__driver_upgrade_undrain"]
 
 
 def test_validate_runs_the_gates_on_gpu_nodes_and_fetches_reports():

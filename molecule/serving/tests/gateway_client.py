@@ -1,0 +1,154 @@
+"""What the serving tests share: requests sent from the client host over HTTPS (CA-verified)
+through the gateways, OpenAI error checks, and the gateways' view of the engines.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import testinfra
+
+GATEWAYS = [testinfra.get_host(f"podman://serving-gw{i}") for i in (1, 2)]
+NATIVE = [testinfra.get_host(f"podman://serving-engine{i}") for i in (1, 2)]
+CONTAINER = testinfra.get_host("podman://serving-engine3")
+ENGINES = [*NATIVE, CONTAINER]
+ENGINE_SERVERS = {"serving-engine1-0", "serving-engine2-0", "serving-engine3-0"}
+CLOUD = testinfra.get_host("podman://serving-cloud")
+CA = "/etc/onprem-llm-test-ca.crt"
+KEY_A = "sk-test-team-a-0123456789abcdef0123456789"
+KEY_LIMITED = "sk-test-team-limited-0123456789abcdef01"
+CLOUD_KEY = "sk-test-cloud-key-0123456789abcdef"
+MODEL = "tiny-llama"
+UNIT = "onprem-llm-engine@0.service"
+CLOUD_RECORD = "/var/lib/cloud-api-stand-in.jsonl"
+ADMIN = "unix-connect:/run/haproxy/admin.sock"
+
+# Runs on the client: one request with urllib over HTTPS, prints status, body and Retry-After.
+REQUEST = r"""
+import json, ssl, sys, urllib.request, urllib.error
+url, key, data_class, body = sys.argv[1:5]
+request = urllib.request.Request(url, data=body.encode() if body else None)
+request.add_header("Content-Type", "application/json")
+if key:
+    request.add_header("Authorization", "Bearer " + key)
+if data_class:
+    request.add_header("X-Data-Class", data_class)
+context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
+try:
+    with urllib.request.urlopen(request, context=context, timeout=60) as reply:
+        print(json.dumps({"status": reply.status, "body": reply.read().decode()}))
+except urllib.error.HTTPError as error:
+    print(json.dumps({"status": error.code, "body": error.read().decode(),
+                      "retry_after": error.headers.get("Retry-After")}))
+"""
+
+# Runs on the client: N sequential chat requests; one line per request: status and who answered.
+SEQUENTIAL = r"""
+import json, ssl, sys, time, urllib.request, urllib.error
+url, key, count, model = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
+body = {"model": model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
+for _ in range(count):
+    request = urllib.request.Request(url, data=json.dumps(body).encode())
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Authorization", "Bearer " + key)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=60) as reply:
+            answer = json.loads(reply.read())
+            who = answer.get("stand_in") or answer.get("system_fingerprint") or "?"
+            print(reply.status, who, flush=True)
+    except urllib.error.HTTPError as error:
+        print(error.code, error.read().decode()[:200].replace(chr(10), " "), flush=True)
+    except Exception as error:
+        print("000", type(error).__name__, flush=True)
+    time.sleep(0.1)
+"""
+
+# Runs on the client: TLS handshake with one protocol version and ALPN; prints the outcome.
+HANDSHAKE = r"""
+import socket, ssl, sys
+address, version = sys.argv[1], sys.argv[2]
+context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
+context.set_ciphers("DEFAULT:@SECLEVEL=0")
+context.minimum_version = context.maximum_version = getattr(ssl.TLSVersion, version)
+context.set_alpn_protocols(["h2", "http/1.1"])
+try:
+    with context.wrap_socket(socket.create_connection((address, 443), 5),
+                             server_hostname=address) as tls:
+        print("accepted", tls.version(), tls.selected_alpn_protocol())
+except ssl.SSLError as error:
+    print("refused", error.reason)
+"""
+
+
+def address(host):
+    return host.check_output("hostname -I").split()[0]
+
+
+def call(client, gateway, path, key=KEY_A, body="", data_class=""):
+    out = client.check_output(
+        f"python3 -c '{REQUEST}' https://{gateway}{path} '{key}' '{data_class}' '{body}'"
+    )
+    result = json.loads(out)
+    try:
+        result["json"] = json.loads(result["body"])
+    except ValueError:
+        result["json"] = None
+    return result
+
+
+def chat(client, gateway, key=KEY_A, data_class="", max_tokens=8, content="Hello, how are you?"):
+    body = json.dumps(
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": content}],
+            "max_tokens": max_tokens,
+        }
+    )
+    return call(client, gateway, "/v1/chat/completions", key, body, data_class)
+
+
+def assert_openai_error(result, status, code):
+    assert result["status"] == status, result
+    assert result["json"]["error"]["code"] == code, result
+    assert set(result["json"]["error"]) >= {"message", "type", "param", "code"}
+
+
+def server_states(gateway):
+    out = gateway.check_output(f"echo 'show stat' | socat stdio {ADMIN}")
+    return {
+        line.split(",")[1]: line.split(",")[17]
+        for line in out.splitlines()
+        if line.startswith("engines,serving-engine")
+    }
+
+
+def set_server_state(gateway, server, state):
+    gateway.check_output(f"echo 'set server engines/{server} state {state}' | socat stdio {ADMIN}")
+
+
+def engines_up(gateway):
+    # UP, and "UP 1/2" while failing checks on the way down, take traffic.
+    return {name for name, state in server_states(gateway).items() if state.startswith("UP")}
+
+
+def wait_for_engines(count, timeout=480):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all(len(engines_up(gateway)) == count for gateway in GATEWAYS):
+            return
+        time.sleep(1)
+    states = [sorted(engines_up(gateway)) for gateway in GATEWAYS]
+    raise AssertionError(f"gateways did not see {count} engines up in {timeout}s: {states}")
+
+
+def start_engines():
+    for engine in ENGINES:
+        engine.check_output(f"systemctl start {UNIT}")
+    wait_for_engines(len(ENGINES))
+
+
+def cloud_records():
+    text = CLOUD.run(f"cat {CLOUD_RECORD}").stdout
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -1,0 +1,167 @@
+"""HAProxy itself, seen from the client and on the gateways: access log, TLS versions and h2,
+the internal listener, keys stored as hashes, reloads that keep drain states, and a
+configuration HAProxy rejects never going live.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from gateway_client import (
+    CA,
+    CLOUD_KEY,
+    ENGINE_SERVERS,
+    GATEWAYS,
+    HANDSHAKE,
+    KEY_A,
+    KEY_LIMITED,
+    MODEL,
+    address,
+    assert_openai_error,
+    call,
+    chat,
+    server_states,
+    set_server_state,
+    wait_for_engines,
+)
+
+testinfra_hosts = ["podman://serving-client"]
+
+GATEWAY = GATEWAYS[0]
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def gateway_address():
+    return address(GATEWAY)
+
+
+def test_access_log_has_tenant_and_model_but_no_prompt(host, gateway_address):
+    marker = f"prompt-text-{os.urandom(8).hex()}"
+    shown = GATEWAY.check_output("journalctl -u haproxy -n 0 --show-cursor --no-pager")
+    cursor = shown.split("cursor: ")[-1].strip()
+    result = chat(host, gateway_address, max_tokens=2, content=marker)
+    assert result["status"] == 200, result
+    entries, journal = [], ""
+    for _ in range(20):
+        journal = GATEWAY.check_output(
+            f"journalctl -u haproxy --no-pager -o cat --after-cursor '{cursor}'"
+        )
+        entries = [json.loads(line) for line in journal.splitlines() if line.startswith("{")]
+        if entries:
+            break
+        GATEWAY.check_output("sleep 0.5")
+    assert len(entries) == 1, journal[-2000:]
+    entry = entries[0]
+    assert entry["tenant"] == "team-a"
+    assert entry["model"] == MODEL
+    assert entry["status"] == 200
+    assert entry["path"] == "/v1/chat/completions"
+    assert entry["data_class"] == "restricted"
+    assert entry["backend"] == "engines"
+    assert entry["server"] in ENGINE_SERVERS
+    assert entry["bytes_out"] > 0 and entry["t_total_ms"] >= 0
+    assert marker not in journal
+
+
+def test_unknown_path_gets_404_json(host, gateway_address):
+    assert_openai_error(call(host, gateway_address, "/v1/unknown"), 404, "not_found")
+
+
+def test_http2_is_negotiated(host, gateway_address):
+    assert host.check_output(f"python3 -c '{HANDSHAKE}' {gateway_address} TLSv1_2").endswith("h2")
+    version = host.check_output(
+        f"curl -s -o /dev/null -w '%{{http_version}}' --cacert {CA} "
+        f"-H 'Authorization: Bearer {KEY_A}' https://{gateway_address}/v1/models"
+    )
+    assert version == "2"
+
+
+def test_tls_1_1_is_refused_by_the_gateway(host, gateway_address):
+    outcome = host.check_output(f"python3 -c '{HANDSHAKE}' {gateway_address} TLSv1_1")
+    # The server answers with a protocol_version alert: the refusal is the gateway's.
+    assert outcome.startswith("refused"), outcome
+    assert "PROTOCOL_VERSION" in outcome.upper(), outcome
+    assert host.check_output(f"python3 -c '{HANDSHAKE}' {gateway_address} TLSv1_3").startswith(
+        "accepted TLSv1.3"
+    )
+
+
+def test_exporter_and_stats_only_on_the_internal_listener(host, gateway_address):
+    wait_for_engines(len(ENGINE_SERVERS))
+    metrics = GATEWAY.check_output("curl -s http://127.0.0.1:8405/metrics")
+    assert f'haproxy_backend_active_servers{{proxy="engines"}} {len(ENGINE_SERVERS)}' in metrics
+    stats = "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8405/stats"
+    assert GATEWAY.check_output(stats) == "200"
+    # Not from other networks.
+    status = host.check_output(
+        f"curl -s -o /dev/null -w '%{{http_code}}' http://{gateway_address}:8405/metrics"
+    )
+    assert status == "403"
+
+
+def test_keys_are_stored_only_as_hashes():
+    for gateway in GATEWAYS:
+        config = gateway.check_output("cat /etc/haproxy/haproxy.cfg /etc/haproxy/maps/api_keys.map")
+        assert KEY_A not in config and KEY_LIMITED not in config
+        assert " team-a" in gateway.check_output("cat /etc/haproxy/maps/api_keys.map")
+        assert CLOUD_KEY not in gateway.check_output("cat /etc/haproxy/haproxy.cfg")
+        assert gateway.file("/etc/haproxy/maps/upstream_keys.map").mode == 0o600
+        assert gateway.file("/etc/haproxy/haproxy.cfg").contains("Ansible managed")
+
+
+def test_reload_keeps_server_states(host, gateway_address):
+    server = "serving-engine2-0"
+    set_server_state(GATEWAY, server, "drain")
+    try:
+        GATEWAY.check_output("systemctl reload haproxy")
+        GATEWAY.check_output("sleep 1")
+        assert server in GATEWAY.check_output("cat /var/lib/haproxy/server-state")
+        # Drain survives the reload: the new worker loaded it from the state file.
+        assert server_states(GATEWAY)[server] == "DRAIN"
+        assert chat(host, gateway_address, max_tokens=2)["status"] == 200
+    finally:
+        set_server_state(GATEWAY, server, "ready")
+
+
+def test_restart_brings_back_the_live_states_not_older_ones():
+    # On the backup gateway, so that the VIP stays where it is.
+    gateway, server = GATEWAYS[1], "serving-engine1-0"
+    set_server_state(gateway, server, "drain")
+    try:
+        gateway.check_output("systemctl reload haproxy")
+    finally:
+        set_server_state(gateway, server, "ready")
+    # The state file still says DRAIN; the stop saves the live state before the start loads it.
+    gateway.check_output("systemctl restart haproxy")
+    gateway.check_output("sleep 2")
+    assert server_states(gateway)[server].startswith("UP"), server_states(gateway)
+
+
+def test_config_haproxy_rejects_never_goes_live(host, gateway_address):
+    before = [gateway.check_output("sha256sum /etc/haproxy/haproxy.cfg") for gateway in GATEWAYS]
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1"}
+    result = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(SCENARIO_DIR / "broken_config.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Write the HAProxy configuration, checked with haproxy -c first" in output
+    assert "failed to validate" in output
+    after = [gateway.check_output("sha256sum /etc/haproxy/haproxy.cfg") for gateway in GATEWAYS]
+    assert after == before
+    assert chat(host, gateway_address, max_tokens=2)["status"] == 200
