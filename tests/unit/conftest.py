@@ -47,3 +47,20 @@ def validate_input(tmp_path: Path) -> Callable[[dict], subprocess.CompletedProce
         )
 
     return run
+
+
+def _assert_rejected(
+    result: subprocess.CompletedProcess[str], expected: list[str], case: str
+) -> str:
+    """The run failed and its output names every expected text; returns the output."""
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"{case}: accepted\n{output}"
+    for text in expected:
+        assert text in output, f"{case}: {text!r} not in output:\n{output}"
+    return output
+
+
+@pytest.fixture
+def assert_rejected() -> Callable[[subprocess.CompletedProcess[str], list[str], str], str]:
+    """Bad input: a failed validation run whose output names the variable and what was wrong."""
+    return _assert_rejected

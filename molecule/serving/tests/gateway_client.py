@@ -5,7 +5,10 @@ through the gateways, OpenAI error checks, and the gateways' view of the engines
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
+from pathlib import Path
 
 import testinfra
 
@@ -23,6 +26,7 @@ MODEL = "tiny-llama"
 UNIT = "onprem-llm-engine@0.service"
 CLOUD_RECORD = "/var/lib/cloud-api-stand-in.jsonl"
 ADMIN = "unix-connect:/run/haproxy/admin.sock"
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
 
 # Runs on the client: one request with urllib over HTTPS, prints status, body and Retry-After.
 REQUEST = r"""
@@ -152,3 +156,19 @@ def start_engines():
 def cloud_records():
     text = CLOUD.run(f"cat {CLOUD_RECORD}").stdout
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def run_playbook(name, *extra_args, timeout=600):
+    """Run one of the scenario's playbooks with its inventory, as an operator would; returns
+    the output, whether it succeeded and how many seconds it took."""
+    started = time.monotonic()
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    result = subprocess.run(
+        ["ansible-playbook", "-i", inventory, str(SCENARIO_DIR / name), *extra_args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        timeout=timeout,
+        check=False,
+    )
+    return result.stdout + result.stderr, result.returncode == 0, time.monotonic() - started

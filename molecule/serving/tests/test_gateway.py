@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from pathlib import Path
 
 import pytest
 from gateway_client import (
@@ -24,6 +22,7 @@ from gateway_client import (
     assert_openai_error,
     call,
     chat,
+    run_playbook,
     server_states,
     set_server_state,
     wait_for_engines,
@@ -32,7 +31,6 @@ from gateway_client import (
 testinfra_hosts = ["podman://serving-client"]
 
 GATEWAY = GATEWAYS[0]
-SCENARIO_DIR = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -144,22 +142,8 @@ def test_restart_brings_back_the_live_states_not_older_ones():
 
 def test_config_haproxy_rejects_never_goes_live(host, gateway_address):
     before = [gateway.check_output("sha256sum /etc/haproxy/haproxy.cfg") for gateway in GATEWAYS]
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1"}
-    result = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(SCENARIO_DIR / "broken_config.yml"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
+    output, succeeded, _ = run_playbook("broken_config.yml")
+    assert not succeeded, output
     assert "Write the HAProxy configuration, checked with haproxy -c first" in output
     assert "failed to validate" in output
     after = [gateway.check_output("sha256sum /etc/haproxy/haproxy.cfg") for gateway in GATEWAYS]

@@ -6,11 +6,8 @@ when every engine is down, the cloud API stand-in for public requests only.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from gateway_client import (
@@ -30,13 +27,12 @@ from gateway_client import (
     chat,
     cloud_records,
     engines_up,
+    run_playbook,
     start_engines,
     wait_for_engines,
 )
 
 testinfra_hosts = ["podman://serving-client"]
-
-SCENARIO_DIR = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -91,40 +87,20 @@ def test_container_engine_answers_behind_the_gateway(host, gateway_addresses):
     assert binding["HostIp"] == address(CONTAINER)
 
 
-def apply_container_engine(*extra_args):
-    started = time.monotonic()
-    result = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(SCENARIO_DIR / "engine_crash_loop.yml"),
-            *extra_args,
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
-        timeout=600,
-        check=False,
-    )
-    return result, time.monotonic() - started
-
-
 def test_crash_looping_instance_fails_the_run_early_with_its_journal():
     wait_for_engines(3)
     crash = '{"engine_container_extra_args": ["--no-such-flag"]}'
     try:
-        result, seconds = apply_container_engine("-e", crash)
-        output = result.stdout + result.stderr
-        assert result.returncode != 0, output
+        output, succeeded, seconds = run_playbook("engine_crash_loop.yml", "-e", crash)
+        assert not succeeded, output
         # Reported well before engine_health_timeout (600 s here), with the reason and the
         # engine's own words from its journal.
         assert "crash loop: restarted" in output, output
         assert "unknown flag: --no-such-flag" in output, output
         assert seconds < 180, (seconds, output)
     finally:
-        restored, _ = apply_container_engine()
-    assert restored.returncode == 0, restored.stdout + restored.stderr
+        restored, succeeded, _ = run_playbook("engine_crash_loop.yml")
+    assert succeeded, restored
     wait_for_engines(3)
 
 
