@@ -1,4 +1,5 @@
-"""Filters for engine instances: onprem.llm.engine_instances and onprem.llm.engine_backends."""
+"""Filters for engine instances: onprem.llm.engine_instances, onprem.llm.engine_backends and
+onprem.llm.systemd_exec_args."""
 
 from __future__ import annotations
 
@@ -41,8 +42,30 @@ def engine_backends(
         raise AnsibleFilterError(f"engine_backends: {error}") from None
 
 
+def systemd_exec_args(args: Any) -> str:
+    """A command line for a systemd Exec= setting: each argument kept whole, verbatim."""
+    if isinstance(args, str) or not isinstance(args, (list, tuple)):
+        raise AnsibleFilterError(f"systemd_exec_args: expected a list of arguments, got {args!r}")
+    words = []
+    for arg in args:
+        text = str(arg)
+        if "\n" in text or "\r" in text:
+            raise AnsibleFilterError(f"systemd_exec_args: argument {text!r} holds a line break")
+        # $ and % would be expanded by systemd (variables, specifiers); quotes keep spaces.
+        text = text.replace("$", "$$").replace("%", "%%")
+        if text and not any(char in text for char in " \t\"'\\;"):
+            words.append(text)
+        else:
+            words.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return " ".join(words)
+
+
 class FilterModule:
     """Engine instance filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"engine_instances": engine_instances, "engine_backends": engine_backends}
+        return {
+            "engine_instances": engine_instances,
+            "engine_backends": engine_backends,
+            "systemd_exec_args": systemd_exec_args,
+        }

