@@ -113,3 +113,11 @@ def test_unattended_upgrades_skip_pinned_packages(host):
 def test_probe_tells_refused_from_dropped():
     # A closed port answers with a reset, so "dropped" above means the firewall stayed silent.
     assert CLIENT.check_output(f"python3 -c '{PROBE}' 127.0.0.1 9999") == "refused"
+
+
+def test_emptied_package_lists_were_refreshed_for_the_install(host):
+    # prepare.yml removed the package and emptied the lists just before the converge.
+    emptied_at = int(host.file("/var/tmp/package-lists-emptied-at").content_string)
+    assert host.package("unattended-upgrades").is_installed
+    assert host.file("/var/lib/apt/periodic/update-success-stamp").mtime.timestamp() >= emptied_at
+    assert host.check_output("ls /var/lib/apt/lists | grep -c _Packages") != "0"

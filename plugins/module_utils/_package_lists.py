@@ -1,0 +1,102 @@
+# Copyright: onprem.llm maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""When apt's package lists need a refresh: pure decisions for the package_lists module.
+
+Ansible's apt module judges the lists fresh by apt's update-success-stamp or, without it, the
+mtime of /var/lib/apt/lists. Minimal, cloud and hardened images empty that directory when they
+are built, so its mtime is recent while no list is there, and every package not already
+installed is "not available" for an hour. Here lists that are absent, or that offer no
+candidate for a wanted package, are refreshed whatever their age; age (the same stamp, which
+the module writes after each refresh) only decides in the normal case.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+# Files in /var/lib/apt/lists that are not index files.
+_NOT_INDEX = re.compile(r"^(lock|partial|auxfiles)$")
+# What the apt module accepts after a name: pkg=1.2*, pkg>=1.2, pkg:amd64.
+_VERSION_SPEC = re.compile(r"(=|>=|<=|>>|<<|>|<).*$")
+
+
+@dataclass(frozen=True)
+class Decision:
+    refresh: bool
+    reason: str
+
+
+def index_files(names: Iterable[str]) -> list[str]:
+    """The package index files among the entries of /var/lib/apt/lists."""
+    return [name for name in names if not _NOT_INDEX.match(name) and "_Packages" in name]
+
+
+def package_names(packages: Iterable[str]) -> list[str]:
+    """Bare package names from apt module entries; local .deb files and URLs are left out."""
+    names = []
+    for entry in packages:
+        entry = entry.strip()
+        if not entry or entry.endswith(".deb") or "/" in entry:
+            continue
+        names.append(_VERSION_SPEC.sub("", entry))
+    return names
+
+
+def parse_policy(output: str) -> dict[str, bool]:
+    """Map each package `apt-cache policy` describes to whether it is installed or installable.
+
+    A package apt knows nothing of gets no block at all; one known only by name (a virtual
+    package, or one whose lists are gone) has `Installed: (none)` and `Candidate: (none)`.
+    """
+    available: dict[str, bool] = {}
+    current = None
+    for line in output.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            current = line[:-1]
+            available[current] = False
+            continue
+        field, _, value = line.strip().partition(":")
+        if (
+            current is not None
+            and field in ("Installed", "Candidate")
+            and value.strip() != "(none)"
+        ):
+            available[current] = True
+    return available
+
+
+def unavailable(wanted: Iterable[str], policy: Mapping[str, bool]) -> list[str]:
+    """The wanted names that no package list offers (architecture qualifiers allowed)."""
+    missing = []
+    for name in wanted:
+        if not (policy.get(name) or policy.get(name.split(":", 1)[0])):
+            missing.append(name)
+    return missing
+
+
+def decide(
+    *,
+    index_count: int,
+    lists_age: float | None,
+    missing: list[str],
+    valid_time: int,
+    check_mode: bool,
+) -> Decision:
+    """Refresh when no list is there, a wanted package is unknown, or the lists are too old.
+
+    Age alone never refreshes in check mode (that would only change the cache); a missing list or
+    package does, since without it check mode would fail where a real run succeeds.
+    """
+    if index_count == 0:
+        return Decision(True, "no package lists are present")
+    if missing:
+        return Decision(True, "no package list offers " + ", ".join(missing))
+    if lists_age is None or lists_age > valid_time:
+        if check_mode:
+            return Decision(
+                False, "package lists are older than valid_time (not refreshed in check mode)"
+            )
+        return Decision(True, f"package lists are older than {valid_time} s")
+    return Decision(False, "package lists are fresh and offer every wanted package")

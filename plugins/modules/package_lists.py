@@ -1,0 +1,171 @@
+#!/usr/bin/python
+# Copyright: onprem.llm maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Ansible module onprem.llm.package_lists: refresh apt's lists when they cannot serve a run."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: package_lists
+short_description: Refresh apt's package lists when they are absent, lack a package, or are old
+version_added: 0.1.0
+description:
+  - Runs C(apt-get update) when no package list is present, when no list offers a candidate for
+    one of O(packages) that is not installed, or when the lists are older than O(valid_time)
+    seconds. Otherwise it does nothing, so a no-op run stays fast.
+  - Use it before M(ansible.builtin.apt) installs O(packages), instead of that module's
+    C(cache_valid_time). The apt module judges freshness by a timestamp alone; on a host whose
+    lists were emptied recently (minimal, cloud and hardened images, test images) it refreshes
+    nothing for C(cache_valid_time) seconds and every package not installed is "not available".
+  - Age is read from C(/var/lib/apt/periodic/update-success-stamp), which this module touches
+    after each successful refresh (the apt module reads the same stamp), or, without it, from the
+    mtime of the lists directory.
+  - After a refresh, a package that still has no candidate fails the task, naming it.
+  - A refresh changes only apt's cache, not the host's configuration, so it is reported as
+    RV(cache_updated), not as a change (as the apt module does when it installs packages).
+author:
+  - onprem.llm maintainers
+options:
+  packages:
+    description:
+      - The packages the next tasks install, as given to M(ansible.builtin.apt) (C(name=version)
+        and C(name>=version) allowed). Local C(.deb) files and URLs are ignored.
+    type: list
+    elements: str
+    default: []
+  valid_time:
+    description:
+      - Seconds the lists count as fresh when they offer every package.
+    type: int
+    default: 3600
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: >-
+      In check mode absent lists, or lists that lack a wanted package, are still refreshed (a
+      check run would otherwise fail where the real run succeeds); age alone does not refresh.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  platform:
+    platforms: debian
+seealso:
+  - module: ansible.builtin.apt
+"""
+
+EXAMPLES = r"""
+- name: Refresh the package lists when they cannot serve the install
+  onprem.llm.package_lists:
+    packages: "{{ haproxy_packages }}"
+
+- name: Install HAProxy
+  ansible.builtin.apt:
+    name: "{{ haproxy_packages }}"
+    state: present
+"""
+
+RETURN = r"""
+cache_updated:
+  description: Whether C(apt-get update) ran.
+  returned: always
+  type: bool
+reason:
+  description: Why the lists were, or were not, refreshed.
+  returned: always
+  type: str
+  sample: no package lists are present
+"""
+
+import os
+import time
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.onprem.llm.plugins.module_utils._package_lists import (
+    decide,
+    index_files,
+    package_names,
+    parse_policy,
+    unavailable,
+)
+
+LISTS_DIR = "/var/lib/apt/lists"
+UPDATE_STAMP = "/var/lib/apt/periodic/update-success-stamp"
+
+
+def lists_age(now: float) -> float | None:
+    for path in (UPDATE_STAMP, LISTS_DIR):
+        if os.path.exists(path):
+            return now - os.path.getmtime(path)
+    return None
+
+
+def missing_packages(module: AnsibleModule, names: list[str]) -> list[str]:
+    if not names:
+        return []
+    apt_cache = module.get_bin_path("apt-cache", required=True)
+    rc, out, err = module.run_command([apt_cache, "policy", *names], environ_update={"LC_ALL": "C"})
+    if rc != 0:
+        module.fail_json(msg=f"apt-cache policy failed: {err.strip()}", rc=rc)
+    return unavailable(names, parse_policy(out))
+
+
+def refresh(module: AnsibleModule) -> None:
+    apt_get = module.get_bin_path("apt-get", required=True)
+    # Any source that fails to download fails the task, instead of leaving that source's packages
+    # silently "not available".
+    command = [apt_get, "update", "-q", "-o", "APT::Update::Error-Mode=any"]
+    rc, out, err = module.run_command(command, environ_update={"LC_ALL": "C"})
+    if rc != 0:
+        module.fail_json(msg=f"apt-get update failed: {(err or out).strip()}", rc=rc)
+    os.makedirs(os.path.dirname(UPDATE_STAMP), exist_ok=True)
+    with open(UPDATE_STAMP, "a", encoding="utf-8"):
+        os.utime(UPDATE_STAMP)
+
+
+def run(module: AnsibleModule, now: float) -> dict[str, Any]:
+    names = package_names(module.params["packages"])
+    entries = os.listdir(LISTS_DIR) if os.path.isdir(LISTS_DIR) else []
+    index_count = len(index_files(entries))
+    missing = missing_packages(module, names) if index_count else names
+    decision = decide(
+        index_count=index_count,
+        lists_age=lists_age(now),
+        missing=missing,
+        valid_time=module.params["valid_time"],
+        check_mode=module.check_mode,
+    )
+    if not decision.refresh:
+        return {"changed": False, "cache_updated": False, "reason": decision.reason}
+    refresh(module)
+    still_missing = missing_packages(module, names)
+    if still_missing:
+        module.fail_json(
+            msg="no configured package source offers "
+            + ", ".join(still_missing)
+            + " after a refresh of the package lists: check the package names and the repository"
+            " or mirror variables of the role",
+            cache_updated=True,
+            reason=decision.reason,
+        )
+    return {"changed": False, "cache_updated": True, "reason": decision.reason}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "packages": {"type": "list", "elements": "str", "default": []},
+            "valid_time": {"type": "int", "default": 3600},
+        },
+        supports_check_mode=True,
+    )
+    if module.params["valid_time"] < 0:
+        module.fail_json(msg=f"valid_time must be 0 or more, got {module.params['valid_time']}")
+    module.exit_json(**run(module, time.time()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""When apt's package lists are refreshed: absent, lacking a wanted package, or old."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.onprem.llm.plugins.module_utils._package_lists import (
+    decide,
+    index_files,
+    package_names,
+    parse_policy,
+    unavailable,
+)
+
+# `LC_ALL=C apt-cache policy hello nosuchpackage bash python3:amd64` on Debian 12: an unknown
+# package gets no block, an architecture-qualified one is printed without its qualifier.
+POLICY = """\
+hello:
+  Installed: (none)
+  Candidate: 2.10-3
+  Version table:
+     2.10-3 500
+        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+bash:
+  Installed: 5.2.15-2+b8
+  Candidate: 5.2.15-2+b13
+  Version table:
+     5.2.15-2+b13 500
+        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+ *** 5.2.15-2+b8 100
+        100 /var/lib/dpkg/status
+python3:
+  Installed: 3.11.2-1+b1
+  Candidate: 3.11.2-1+b1
+  Version table:
+ *** 3.11.2-1+b1 500
+        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+        100 /var/lib/dpkg/status
+"""
+# The same for an installed package whose lists were emptied, and for a virtual package.
+POLICY_NO_LISTS = """\
+haproxy:
+  Installed: 2.6.12-1+deb12u2
+  Candidate: 2.6.12-1+deb12u2
+  Version table:
+ *** 2.6.12-1+deb12u2 100
+        100 /var/lib/dpkg/status
+python3-venv:
+  Installed: (none)
+  Candidate: (none)
+  Version table:
+"""
+
+
+def test_only_package_indexes_count_as_lists() -> None:
+    entries = [
+        "lock",
+        "partial",
+        "auxfiles",
+        "deb.debian.org_debian_dists_bookworm_InRelease",
+        "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages",
+        "deb.debian.org_debian_dists_bookworm_main_i18n_Translation-en",
+        "mirror_nvidia_dists_noble_main_binary-arm64_Packages.lz4",
+    ]
+    assert index_files(entries) == [
+        "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages",
+        "mirror_nvidia_dists_noble_main_binary-arm64_Packages.lz4",
+    ]
+    assert index_files(["lock", "partial", "auxfiles"]) == []
+
+
+def test_versions_and_local_files_are_stripped_from_names() -> None:
+    assert package_names(
+        [
+            "docker-ce=5:27.3.1-1~debian.12~bookworm",
+            "nvidia-driver>=570",
+            " chrony ",
+            "/tmp/x.deb",
+            "",
+        ]
+    ) == ["docker-ce", "nvidia-driver", "chrony"]
+    assert package_names(["https://mirror/pool/a.deb", "libnccl2=2.23.4-1+cuda12.8"]) == [
+        "libnccl2"
+    ]
+
+
+def test_policy_marks_installed_or_installable_packages() -> None:
+    assert parse_policy(POLICY) == {"hello": True, "bash": True, "python3": True}
+    assert parse_policy(POLICY_NO_LISTS) == {"haproxy": True, "python3-venv": False}
+
+
+def test_unknown_and_candidate_less_packages_are_unavailable() -> None:
+    policy = parse_policy(POLICY + POLICY_NO_LISTS)
+    assert unavailable(
+        ["hello", "python3:amd64", "nosuchpackage", "python3-venv", "haproxy"], policy
+    ) == [
+        "nosuchpackage",
+        "python3-venv",
+    ]
+
+
+def test_emptied_lists_refresh_whatever_their_age() -> None:
+    # The regression: lists emptied a minute ago (directory mtime recent) used to count as fresh.
+    decision = decide(index_count=0, lists_age=60, missing=[], valid_time=3600, check_mode=False)
+    assert decision.refresh
+    assert decision.reason == "no package lists are present"
+
+
+def test_a_missing_package_refreshes_fresh_lists() -> None:
+    decision = decide(
+        index_count=3, lists_age=60, missing=["docker.io"], valid_time=3600, check_mode=False
+    )
+    assert decision.refresh
+    assert "docker.io" in decision.reason
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_fresh_complete_lists_are_left_alone(check_mode: bool) -> None:
+    assert not decide(
+        index_count=3, lists_age=60, missing=[], valid_time=3600, check_mode=check_mode
+    ).refresh
+
+
+def test_old_lists_refresh_except_in_check_mode() -> None:
+    assert decide(
+        index_count=3, lists_age=7200, missing=[], valid_time=3600, check_mode=False
+    ).refresh
+    assert decide(
+        index_count=3, lists_age=None, missing=[], valid_time=3600, check_mode=False
+    ).refresh
+    assert not decide(
+        index_count=3, lists_age=7200, missing=[], valid_time=3600, check_mode=True
+    ).refresh
+    # What a check run cannot do without stays a refresh.
+    assert decide(
+        index_count=0, lists_age=7200, missing=[], valid_time=3600, check_mode=True
+    ).refresh
+    assert decide(
+        index_count=3, lists_age=60, missing=["x"], valid_time=3600, check_mode=True
+    ).refresh

@@ -1,0 +1,147 @@
+"""onprem.llm.package_lists end to end: apt's directories in a temporary folder, apt faked."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.onprem.llm.plugins.modules import package_lists
+
+INDEX = "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"
+
+
+class Apt:
+    """apt-get update fills the lists from `mirror`; apt-cache policy answers from the lists."""
+
+    def __init__(self, root: Path, mirror: dict[str, str], update_rc: int = 0) -> None:
+        self.lists = root / "lists"
+        self.lists.mkdir()
+        (self.lists / "partial").mkdir()
+        (self.lists / "lock").touch()
+        self.mirror = mirror
+        self.update_rc = update_rc
+        self.commands: list[list[str]] = []
+
+    def fill(self) -> None:
+        (self.lists / INDEX).write_text("".join(f"Package: {name}\n\n" for name in self.mirror))
+
+    def run_command(self, args: list[str], **_: Any) -> tuple[int, str, str]:
+        self.commands.append(args)
+        if args[1] == "update":
+            if self.update_rc:
+                return (
+                    self.update_rc,
+                    "",
+                    "E: Failed to fetch http://mirror.internal/dists/bookworm/InRelease  404\n",
+                )
+            self.fill()
+            return 0, "", ""
+        known = (self.lists / INDEX).read_text() if (self.lists / INDEX).exists() else ""
+        blocks = [
+            f"{name}:\n  Installed: (none)\n  Candidate: {self.mirror[name]}\n  Version table:\n"
+            for name in args[2:]
+            if f"Package: {name}\n" in known
+        ]
+        return 0, "".join(blocks), ""
+
+
+@pytest.fixture
+def apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Apt:
+    fake = Apt(tmp_path, {"haproxy": "2.6.12-1+deb12u2", "python3-venv": "3.11.2-1+b1"})
+    monkeypatch.setattr(package_lists, "LISTS_DIR", str(fake.lists))
+    monkeypatch.setattr(
+        package_lists, "UPDATE_STAMP", str(tmp_path / "periodic" / "update-success-stamp")
+    )
+    monkeypatch.setattr(
+        AnsibleModule, "run_command", lambda module, args, **kw: fake.run_command(args, **kw)
+    )
+    monkeypatch.setattr(
+        AnsibleModule, "get_bin_path", lambda module, name, required=False, opt_dirs=None: name
+    )
+    return fake
+
+
+def run_module(capsys: pytest.CaptureFixture[str], **args: Any) -> tuple[int, dict[str, Any]]:
+    with patch_module_args(args), pytest.raises(SystemExit) as info:
+        package_lists.main()
+    return int(info.value.code or 0), json.loads(capsys.readouterr().out)
+
+
+def test_lists_emptied_a_minute_ago_are_refreshed(
+    apt: Apt, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A freshly built image: the lists directory is new and empty.
+    rc, result = run_module(capsys, packages=["python3-venv"])
+    assert rc == 0, result
+    assert (result["changed"], result["cache_updated"]) == (False, True)
+    assert result["reason"] == "no package lists are present"
+    assert apt.commands[0] == ["apt-get", "update", "-q", "-o", "APT::Update::Error-Mode=any"]
+    assert os.path.exists(package_lists.UPDATE_STAMP)
+
+
+def test_second_run_reads_the_stamp_and_does_nothing(
+    apt: Apt, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_module(capsys, packages=["python3-venv"])
+    apt.commands.clear()
+    rc, result = run_module(capsys, packages=["python3-venv", "haproxy=2.6.12-1+deb12u2"])
+    assert rc == 0, result
+    assert result["cache_updated"] is False
+    assert [command[1] for command in apt.commands] == ["policy"]
+
+
+def test_a_package_from_a_new_source_refreshes_fresh_lists(
+    apt: Apt, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_module(capsys, packages=["haproxy"])
+    apt.mirror["docker.io"] = "20.10.24+dfsg1-1+b3"  # a source added since the last refresh
+    rc, result = run_module(capsys, packages=["docker.io"])
+    assert rc == 0, result
+    assert result["cache_updated"] is True
+    assert "docker.io" in result["reason"]
+
+
+def test_a_package_no_source_offers_fails_naming_it(
+    apt: Apt, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, result = run_module(capsys, packages=["haproxy", "nvidia-open-575"])
+    assert rc == 1
+    assert result["failed"] is True
+    assert "no configured package source offers nvidia-open-575 after a refresh" in result["msg"]
+
+
+def test_a_failed_refresh_fails_the_task(
+    tmp_path: Path, apt: Apt, capsys: pytest.CaptureFixture[str]
+) -> None:
+    apt.update_rc = 100
+    rc, result = run_module(capsys, packages=["haproxy"])
+    assert rc == 1
+    assert result["msg"].startswith("apt-get update failed: E: Failed to fetch")
+
+
+def test_old_lists_refresh_but_not_in_check_mode(
+    apt: Apt, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_module(capsys, packages=["haproxy"])
+    os.utime(package_lists.UPDATE_STAMP, (0, 0))
+    apt.commands.clear()
+    rc, result = run_module(capsys, packages=["haproxy"], _ansible_check_mode=True)
+    assert (rc, result["cache_updated"]) == (0, False)
+    rc, result = run_module(capsys, packages=["haproxy"], valid_time=3600)
+    assert (rc, result["cache_updated"], result["reason"]) == (
+        0,
+        True,
+        "package lists are older than 3600 s",
+    )
+
+
+def test_a_negative_valid_time_is_refused(apt: Apt, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, result = run_module(capsys, valid_time=-1)
+    assert rc == 1
+    assert result["msg"] == "valid_time must be 0 or more, got -1"
+    assert apt.commands == []
