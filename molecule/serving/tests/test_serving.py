@@ -104,6 +104,24 @@ def test_crash_looping_instance_fails_the_run_early_with_its_journal():
     wait_for_engines(3)
 
 
+def test_engine_flag_the_image_lacks_fails_before_any_unit_changes():
+    # The stand-in image carries vLLM 0.32.0's argument list and refuses what it lacks, as vLLM
+    # does; the role reads that list (docker run IMAGE --help=all) before writing any unit.
+    wait_for_engines(3)
+    dropin = "/etc/systemd/system/onprem-llm-engine@0.service.d/command.conf"
+    before = CONTAINER.file(dropin).content_string
+    typo = '{"engine_extra_args": ["--max-num-seqz", "64"]}'
+    output, succeeded, seconds = run_playbook("engine_crash_loop.yml", "-e", typo)
+    assert not succeeded, output
+    assert (
+        "vLLM localhost/onprem-llm-stand-in-engine:serving does not accept --max-num-seqz "
+        "(asked for by engine_extra_args)"
+    ) in " ".join(output.split()), output
+    assert CONTAINER.file(dropin).content_string == before
+    assert seconds < 120, (seconds, output)
+    wait_for_engines(3)
+
+
 def test_vllm_runs_natively_from_the_wheelhouse_offline():
     for engine in NATIVE:
         unit = engine.check_output(f"systemctl show -p MainPID --value {UNIT}")

