@@ -15,9 +15,14 @@ nvidia-smi reports, so plans err on the safe side):
 
 The headroom fraction (default 0.2) stands for KV cache and activations when the model's KV size
 per token is unknown; with kv_bytes_per_token the context length sizes the KV cache exactly.
-An instance fits at tensor-parallel size tp when required / tp <= usable. The smallest
-power-of-two tp that fits, divides the host's GPU count and stays inside one NVLink domain is
-chosen; then as many instances as the host holds, on consecutive ports from base_port.
+Tensor parallelism splits the weights over tp GPUs, but the KV cache only over the KV heads:
+with kv_heads KV heads each rank holds kv_reserved / min(tp, kv_heads), so a GQA cache is
+replicated once tp exceeds its KV heads, and a multi-head latent attention cache (DeepSeek,
+kv_heads 1) is held whole by every rank. An instance fits at tp when
+weights / tp + kv_reserved / min(tp, kv_heads) <= usable. tp must divide the attention heads
+(vLLM refuses otherwise). The smallest power-of-two tp that fits, divides the host's GPU count
+and stays inside one NVLink domain is chosen; then as many instances as the host holds, on
+consecutive ports from base_port.
 A host is a mapping of gpu_count, gpu_memory_gb (or gpu_memory_mib) and nvlink_domain_size,
 or the onprem_gpu fact of the gpu_facts module as it is.
 """
@@ -77,6 +82,15 @@ class ModelSpec:
     kv_cache_headroom: float = DEFAULT_KV_CACHE_HEADROOM
     kv_bytes_per_token: float | None = None
     min_sequences: int = 1
+    attention_heads: int | None = None  # None: not checked
+    kv_heads: int | None = None  # None: the KV cache splits like the weights (older behaviour)
+
+    def kv_shards(self, tp: int) -> int:
+        """Over how many of tp ranks the KV cache is split; the rest hold copies."""
+        return tp if self.kv_heads is None else max(1, min(tp, self.kv_heads))
+
+    def tp_allowed(self, tp: int) -> bool:
+        return self.attention_heads is None or self.attention_heads % tp == 0
 
     @property
     def weight_format(self) -> str:
@@ -104,10 +118,19 @@ class MemoryEstimate:
     bytes_per_param: float
     weights_gb: float
     kv_reserved_gb: float
+    headroom_gb: float | None = None  # weights x headroom: activations, splits like weights
+    kv_cache_gb: float | None = None  # the exact KV cache, split over the KV heads only
 
     @property
     def required_gb(self) -> float:
         return self.weights_gb + self.kv_reserved_gb
+
+    def per_gpu_gb(self, tp: int, kv_shards: int | None = None) -> float:
+        """One rank's share: weights and headroom split tp ways, the KV cache kv_shards ways."""
+        shards = kv_shards or tp
+        if self.headroom_gb is None or self.kv_cache_gb is None:
+            return self.weights_gb / tp + self.kv_reserved_gb / shards
+        return self.weights_gb / tp + max(self.headroom_gb / tp, self.kv_cache_gb / shards)
 
     def describe(self, weight_format: str) -> str:
         return (
@@ -146,6 +169,7 @@ class Placement:
     instances: tuple[Instance, ...] = ()
     idle_gpus: tuple[int, ...] = ()
     reason: str | None = None
+    per_gpu_gb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         tp = self.tensor_parallel_size
@@ -163,7 +187,9 @@ class Placement:
                 "weights_gb": round(self.memory.weights_gb, 3),
                 "kv_reserved_gb": round(self.memory.kv_reserved_gb, 3),
                 "required_gb": round(self.memory.required_gb, 3),
-                "required_per_gpu_gb": round(self.memory.required_gb / tp, 3) if tp else None,
+                "required_per_gpu_gb": (
+                    round(self.per_gpu_gb, 3) if tp and self.per_gpu_gb is not None else None
+                ),
                 "usable_per_gpu_gb": round(self.usable_per_gpu_gb, 3),
             },
         }
@@ -260,6 +286,8 @@ _MODEL_KEYS = (
     "kv_cache_headroom",
     "kv_bytes_per_token",
     "min_sequences",
+    "attention_heads",
+    "kv_heads",
 )
 _HOST_KEYS = ("gpu_count", "gpu_memory_gb", "gpu_memory_mib", "nvlink_domain_size")
 
@@ -291,7 +319,14 @@ def model_from_dict(spec: Any, where: str = "model") -> ModelSpec:
             None if kv_bytes is None else positive_number(kv_bytes, f"{where}.kv_bytes_per_token")
         ),
         min_sequences=positive_int(spec.get("min_sequences", 1), f"{where}.min_sequences"),
+        attention_heads=_optional_int(spec, "attention_heads", where),
+        kv_heads=_optional_int(spec, "kv_heads", where),
     )
+
+
+def _optional_int(spec: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = spec.get(key)
+    return None if value is None else positive_int(value, f"{where}.{key}")
 
 
 # NVLink domain by the gpu_facts module's hardware profile; other hosts report no NVLink
@@ -389,11 +424,17 @@ def estimate_memory(model: ModelSpec) -> MemoryEstimate:
     """Memory one instance of the model needs in total, before splitting over GPUs."""
     per_param = bytes_per_param(model.weight_format)
     weights_gb = model.params_b * per_param
-    kv_gb = weights_gb * model.kv_cache_headroom
+    headroom = weights_gb * model.kv_cache_headroom
+    cache = 0.0
     if model.kv_bytes_per_token is not None:
-        full_context = model.kv_bytes_per_token * model.context_length * model.min_sequences
-        kv_gb = max(kv_gb, full_context / 1e9)
-    return MemoryEstimate(bytes_per_param=per_param, weights_gb=weights_gb, kv_reserved_gb=kv_gb)
+        cache = model.kv_bytes_per_token * model.context_length * model.min_sequences / 1e9
+    return MemoryEstimate(
+        bytes_per_param=per_param,
+        weights_gb=weights_gb,
+        kv_reserved_gb=max(headroom, cache),
+        headroom_gb=headroom,
+        kv_cache_gb=cache,
+    )
 
 
 def is_power_of_two(value: int) -> bool:
@@ -411,17 +452,27 @@ def tensor_parallel_sizes(max_size: int, divides: int | None = None) -> list[int
     return sizes
 
 
-def fits(memory: MemoryEstimate, tp: int, usable_per_gpu_gb: float) -> bool:
+def fits(
+    memory: MemoryEstimate, tp: int, usable_per_gpu_gb: float, kv_shards: int | None = None
+) -> bool:
     # A small tolerance keeps exact-boundary cases from failing on float rounding.
-    return memory.required_gb / tp <= usable_per_gpu_gb + 1e-9
+    return memory.per_gpu_gb(tp, kv_shards) <= usable_per_gpu_gb + 1e-9
 
 
 def smallest_fitting_tp(
-    memory: MemoryEstimate, usable_per_gpu_gb: float, candidates: Iterable[int]
+    memory: MemoryEstimate,
+    usable_per_gpu_gb: float,
+    candidates: Iterable[int],
+    model: ModelSpec | None = None,
 ) -> int | None:
-    """The smallest candidate tensor-parallel size whose share fits one GPU, or None."""
+    """The smallest candidate tensor-parallel size whose share fits one GPU, or None.
+    With the model, sizes that do not divide its attention heads are skipped and the KV cache
+    is split only over its KV heads."""
     for tp in sorted(candidates):
-        if fits(memory, tp, usable_per_gpu_gb):
+        if model is not None and not model.tp_allowed(tp):
+            continue
+        shards = model.kv_shards(tp) if model is not None else None
+        if fits(memory, tp, usable_per_gpu_gb, shards):
             return tp
     return None
 
@@ -429,8 +480,12 @@ def smallest_fitting_tp(
 # --- placement on one host ---------------------------------------------------------------------
 
 
-def _check_requested_tp(tp: int, host: HostSpec) -> None:
+def _check_requested_tp(tp: int, host: HostSpec, model: ModelSpec | None = None) -> None:
     name = "tensor_parallel_size"
+    if model is not None and not model.tp_allowed(tp):
+        raise PlacementInputError(
+            name, f"{tp} does not divide the model's {model.attention_heads} attention heads"
+        )
     if not is_power_of_two(tp):
         raise PlacementInputError(name, f"must be a power of two (1, 2, 4, 8, ...), got {tp}")
     if tp > host.gpu_count:
@@ -501,23 +556,25 @@ def place(model: ModelSpec, host: HostSpec, options: PlacementOptions | None = N
 
     if options.tensor_parallel_size is not None:
         tp = options.tensor_parallel_size
-        _check_requested_tp(tp, host)
-        if not fits(memory, tp, usable):
+        _check_requested_tp(tp, host, model)
+        if not fits(memory, tp, usable, model.kv_shards(tp)):
             reason = (
                 f"{model.name} does not fit at tensor_parallel_size {tp}: it needs {need},"
-                f" {memory.required_gb / tp:.1f} GB per GPU, above the {limit}"
+                f" {memory.per_gpu_gb(tp, model.kv_shards(tp)):.1f} GB per GPU, above the {limit}"
             )
             return Placement(fits=False, reason=reason, **base)
     else:
         candidates = tensor_parallel_sizes(host.domain_on_host, divides=host.gpu_count)
-        found = smallest_fitting_tp(memory, usable, candidates)
+        candidates = [tp for tp in candidates if model.tp_allowed(tp)] or [1]
+        found = smallest_fitting_tp(memory, usable, candidates, model)
         if found is None:
             largest = candidates[-1]
             reason = (
                 f"{model.name} does not fit on this host: it needs {need}; even at"
                 f" tensor_parallel_size {largest} (the largest within an NVLink domain of"
-                f" {host.domain_on_host} GPUs on this host) that is"
-                f" {memory.required_gb / largest:.1f} GB per GPU, above the {limit}"
+                f" {host.domain_on_host} GPUs on this host that divides the attention heads)"
+                f" that is {memory.per_gpu_gb(largest, model.kv_shards(largest)):.1f} GB per GPU,"
+                f" above the {limit}"
             )
             if host.nvlink_domain_size > host.gpu_count:
                 reason += (
@@ -542,7 +599,12 @@ def place(model: ModelSpec, host: HostSpec, options: PlacementOptions | None = N
     used = {gpu for instance in instances for gpu in instance.gpus}
     idle = tuple(gpu for gpu in range(host.gpu_count) if gpu not in used)
     return Placement(
-        fits=True, tensor_parallel_size=tp, instances=instances, idle_gpus=idle, **base
+        fits=True,
+        tensor_parallel_size=tp,
+        instances=instances,
+        idle_gpus=idle,
+        per_gpu_gb=memory.per_gpu_gb(tp, model.kv_shards(tp)),
+        **base,
     )
 
 

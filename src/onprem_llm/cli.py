@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -16,7 +17,14 @@ from typing import Any, NoReturn, TextIO
 from ansible_runner.exceptions import AnsibleRunnerException
 
 from onprem_llm import __version__, api, lab
-from onprem_llm.catalog import MODELS, PLATFORMS
+from onprem_llm.catalog import (
+    API_PRICES,
+    DEFAULT_API,
+    DEFAULT_REQUEST_SHAPE,
+    MODELS,
+    PLATFORMS,
+    REQUEST_SHAPES,
+)
 from onprem_llm.collection_utils._placement import (
     DEFAULT_GPU_MEMORY_UTILIZATION,
     DEFAULT_KV_CACHE_HEADROOM,
@@ -25,11 +33,12 @@ from onprem_llm.collection_utils._placement import (
 )
 from onprem_llm.costs import CostInputs
 from onprem_llm.decision import OPS_LEVELS, SOVEREIGNTY_LEVELS, Factors
-from onprem_llm.planner import PlanInputs, make_plan, render_plan
+from onprem_llm.planner import NoFitError, PlanInputs, make_plan, render_plan, write_chart
 from onprem_llm.progress import MODES, make_progress
 from onprem_llm.results import ExitCode, RunResult
 from onprem_llm.runner import DEFAULT_ROTATE_ARTIFACTS, UsageError
 from onprem_llm.secrets import VAULT_PASSWORD_ENV, SecretError, VaultPassword
+from onprem_llm.sizing import Architecture, Workload
 from onprem_llm.tables import render_table
 
 PROG = "onprem-llm"
@@ -136,55 +145,148 @@ def _output_options(group: Any) -> None:
     group.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
+def _ranged(low: float, high: float, *, integer: bool = False, low_open: bool = False):
+    """An argparse type: a finite number in range; argparse names the flag in the error."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if integer and value != int(value):
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+        too_low = value <= low if low_open else value < low
+        if too_low or value > high:
+            if low_open and (low, high) == (0, 1):
+                bounds = "above 0 and at most 1"
+            elif too_low:
+                bounds = f"greater than {low:g}" if low_open else f"{low:g} or more"
+            else:
+                bounds = f"at most {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return int(value) if integer else value
+
+    return parse
+
+
+_POSITIVE_INT = {"integer": True, "low_open": True}
+
+
 def _plan_options(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--model", choices=sorted(MODELS), help="a known model's parameters")
-    model.add_argument("--params-b", type=float, help="parameters in billions (MoE: total)")
+    model.add_argument(
+        "--params-b",
+        type=_ranged(0, 10_000, low_open=True),
+        help="parameters in billions (MoE: total)",
+    )
+    model.add_argument(
+        "--active-params-b",
+        type=_ranged(0, 10_000, low_open=True),
+        help="parameters each token uses (MoE); default: all, or the preset's",
+    )
+    model.add_argument("--layers", type=_ranged(0, 1_000, **_POSITIVE_INT))
+    model.add_argument("--hidden-size", type=_ranged(0, 131_072, **_POSITIVE_INT))
+    model.add_argument("--attention-heads", type=_ranged(0, 1_024, **_POSITIVE_INT))
+    model.add_argument(
+        "--kv-heads", type=_ranged(0, 1_024, **_POSITIVE_INT), help="KV heads (MLA: 1)"
+    )
     model.add_argument("--dtype", default="bf16", help="weight type: bf16, fp8, int4... (bf16)")
     model.add_argument("--quantization", help="awq, gptq, fp8, int4...: sets the weight size")
-    model.add_argument("--context", type=int, default=8192, help="tokens per sequence (8192)")
-    model.add_argument("--kv-bytes-per-token", type=float, help="KV cache bytes per token")
+    model.add_argument(
+        "--context",
+        type=_ranged(0, 10_485_760, **_POSITIVE_INT),
+        default=8192,
+        help="max tokens per sequence, the engine's max_model_len (8192)",
+    )
+    model.add_argument(
+        "--kv-bytes-per-token", type=_ranged(0, 1e8, low_open=True), help="KV cache bytes/token"
+    )
     model.add_argument(
         "--kv-cache-headroom",
-        type=float,
+        type=_ranged(0, 10),
         default=DEFAULT_KV_CACHE_HEADROOM,
         help=f"KV/activation memory as a fraction of weights ({DEFAULT_KV_CACHE_HEADROOM})",
     )
     model.add_argument(
-        "--gpu-memory-utilization", type=float, default=DEFAULT_GPU_MEMORY_UTILIZATION
+        "--gpu-memory-utilization",
+        type=_ranged(0, 1, low_open=True),
+        default=DEFAULT_GPU_MEMORY_UTILIZATION,
     )
     load = parser.add_argument_group("workload")
-    load.add_argument("--requests-per-month", type=float, required=True)
-    load.add_argument("--concurrency", type=int, help="peak concurrent sequences (else derived)")
-    load.add_argument("--peak-to-average", type=float, default=2.0, help="peak/average load (2)")
+    load.add_argument("--requests-per-month", type=_ranged(0, 1e10), required=True)
     load.add_argument(
-        "--seconds-per-request", type=float, default=10.0, help="time a request holds a slot (10)"
+        "--concurrency",
+        type=_ranged(0, 10_000_000, integer=True),
+        help="peak concurrent sequences to hold at least (else derived)",
     )
-    load.add_argument("--max-num-seqs", type=int, default=256, help="engine's sequence cap (256)")
-    load.add_argument("--sequences-per-instance", type=int, help="override the KV-based figure")
-    load.add_argument("--min-instances", type=int, default=1, help="at least this many (1)")
+    load.add_argument(
+        "--peak-to-average", type=_ranged(1, 100), default=2.0, help="peak/average load (2)"
+    )
+    load.add_argument(
+        "--request-shape",
+        choices=sorted(REQUEST_SHAPES),
+        default=DEFAULT_REQUEST_SHAPE,
+        help=f"prompt and completion tokens of a typical request ({DEFAULT_REQUEST_SHAPE})",
+    )
+    load.add_argument("--prompt-tokens", type=_ranged(0, 10_485_760, **_POSITIVE_INT))
+    load.add_argument("--completion-tokens", type=_ranged(0, 1_000_000, **_POSITIVE_INT))
+    load.add_argument(
+        "--ttft-slo", type=_ranged(0, 3600, low_open=True), default=2.0, help="seconds, p95 (2)"
+    )
+    load.add_argument(
+        "--tokens-per-second-slo",
+        type=_ranged(0, 10_000, low_open=True),
+        default=20.0,
+        help="output tokens per second each user sees (20)",
+    )
+    load.add_argument(
+        "--max-num-seqs", type=_ranged(0, 65_536, **_POSITIVE_INT), default=256,
+        help="engine's sequence cap (256)",
+    )  # fmt: skip
+    load.add_argument(
+        "--min-instances", type=_ranged(0, 100_000, **_POSITIVE_INT), default=1,
+        help="at least this many (1)",
+    )  # fmt: skip
     cost = parser.add_argument_group("cost (USD)")
     cost.add_argument("--platform", choices=["auto", *PLATFORMS], default="auto")
-    cost.add_argument("--api-cost-per-request", type=float, help="default 0.01")
-    cost.add_argument("--tokens-per-request", type=float)
-    cost.add_argument("--price-per-million-tokens", type=float)
+    cost.add_argument(
+        "--api", choices=sorted(API_PRICES), default=DEFAULT_API, help="API price preset"
+    )
+    cost.add_argument("--api-input-price", type=_ranged(0, 10_000), help="$ per 1M input tokens")
+    cost.add_argument("--api-output-price", type=_ranged(0, 10_000), help="$ per 1M output tokens")
+    cost.add_argument(
+        "--api-cost-per-request",
+        type=_ranged(0, 1_000, low_open=True),
+        help="a flat API price per request instead of tokens",
+    )
+    cost.add_argument("--capex-per-system", type=_ranged(0, 1e9), help="server or rack price")
+    cost.add_argument(
+        "--power-kw-per-system", type=_ranged(0, 10_000), help="full-load power of a system"
+    )
     defaults = CostInputs(requests_per_month=0)
-    cost.add_argument("--capex-per-system", type=float, help="server or rack price")
-    cost.add_argument("--power-kw-per-system", type=float, help="full-load power of a system")
-    for name in (
-        "amortisation_months",
-        "electricity_per_kwh",
-        "pue",
-        "utilisation",
-        "idle_power_fraction",
-        "cooling_per_month",
-        "staff_per_month",
-        "other_opex_per_month",
-    ):
+    ranges = {
+        "amortisation_months": _ranged(1, 240, integer=True),
+        "electricity_per_kwh": _ranged(0, 100),
+        "pue": _ranged(1, 5),
+        "utilisation": _ranged(0, 1, low_open=True),
+        "idle_power_fraction": _ranged(0, 1),
+        "cooling_per_month": _ranged(0, 1e9),
+        "staff_per_month": _ranged(0, 1e7),
+        "nodes_per_engineer": _ranged(0, 10_000, low_open=True),
+        "min_engineers": _ranged(0, 1_000),
+        "support_fraction_per_year": _ranged(0, 1),
+        "colocation_per_kw_month": _ranged(0, 1e5),
+        "network_per_node_month": _ranged(0, 1e7),
+        "other_opex_per_month": _ranged(0, 1e9),
+    }
+    for name, parse in ranges.items():
         default = getattr(defaults, name)
         cost.add_argument(
             f"--{name.replace('_', '-')}",
-            type=type(default),
+            type=parse,
             default=default,
             help=f"(default: {default:g})",
         )
@@ -194,6 +296,9 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
     decide.add_argument("--latency-sensitive", action="store_true")
     decide.add_argument("--fine-tuning", action="store_true")
     _output_options(parser)
+    parser.add_argument(
+        "--chart", metavar="FILE.png", help="draw monthly cost against volume (needs matplotlib)"
+    )
 
 
 def build_parser() -> Parser:
@@ -218,8 +323,9 @@ def build_parser() -> Parser:
     plan = commands.add_parser(
         "plan",
         help="GPU sizing, cost, break-even and a recommendation",
-        description="Size a model on H200, GB200 and H100, compare the cost with a cloud API"
-        " and recommend cloud, on-prem or hybrid. Formulas: docs/cli.md.",
+        description="Size a model on H100, H200, B200 and GB200 from memory and throughput,"
+        " compare the cost with a cloud API, on-prem and hybrid, and recommend one."
+        " Model, sources and calibration: docs/planner.md.",
     )
     _plan_options(plan)
     lab_parser = commands.add_parser("lab", help="the local lab: up, down, status")
@@ -350,7 +456,7 @@ def _run_action(
 
 # --- plan and lab status -----------------------------------------------------------------------
 
-_FLAG_FOR_FIELD = {"context_length": "--context"}
+_FLAG_FOR_FIELD = {"context_length": "--context", "chart": "--chart"}
 
 
 def _flag(field: str) -> str:
@@ -363,9 +469,19 @@ def _plan_inputs(args: argparse.Namespace) -> PlanInputs:
     params_b = args.params_b if args.params_b is not None else (preset and preset.params_b)
     if params_b is None:
         raise PlacementInputError("params_b", "give --params-b or --model")
-    kv_bytes = args.kv_bytes_per_token
-    if kv_bytes is None and preset is not None:
-        kv_bytes = preset.kv_bytes_per_token
+
+    def pick(given: Any, from_preset: Any, fallback: Any) -> Any:
+        if given is not None:
+            return given
+        return from_preset if preset is not None else fallback
+
+    active = pick(args.active_params_b, preset and preset.active_params_b, params_b)
+    if active > params_b:
+        raise PlacementInputError("active_params_b", f"{active:g} is more than --params-b")
+    layers = pick(args.layers, preset and preset.layers, 80)
+    # Without a preset: a dense transformer has about 12 x layers x hidden^2 parameters.
+    guess = max(64, round(math.sqrt(params_b * 1e9 / (12 * layers)) / 64) * 64)
+    kv_bytes = pick(args.kv_bytes_per_token, preset and preset.kv_bytes_per_token, None)
     spec = {
         "name": args.model or f"{params_b:g}b-model",
         "params_b": params_b,
@@ -374,32 +490,55 @@ def _plan_inputs(args: argparse.Namespace) -> PlanInputs:
         "context_length": args.context,
         "kv_cache_headroom": args.kv_cache_headroom,
         "kv_bytes_per_token": kv_bytes,
+        "attention_heads": pick(args.attention_heads, preset and preset.attention_heads, None),
+        "kv_heads": pick(args.kv_heads, preset and preset.kv_heads, None),
     }
+    if kv_bytes is None:
+        raise PlacementInputError(
+            "kv_bytes_per_token",
+            "needed for the KV cache: 2 x layers x KV heads x head size x bytes, or a --model",
+        )
+    shape = REQUEST_SHAPES[args.request_shape]
+    prompt = args.prompt_tokens if args.prompt_tokens is not None else shape.prompt_tokens
+    completion = (
+        args.completion_tokens if args.completion_tokens is not None else shape.completion_tokens
+    )
+    if prompt + completion > args.context:
+        raise PlacementInputError(
+            "prompt_tokens" if args.prompt_tokens is not None else "context",
+            f"a request of {prompt:,} + {completion:,} tokens does not fit a context of"
+            f" {args.context:,}",
+        )
     costs = CostInputs(
         requests_per_month=args.requests_per_month,
-        amortisation_months=args.amortisation_months,
-        electricity_per_kwh=args.electricity_per_kwh,
-        pue=args.pue,
-        utilisation=args.utilisation,
-        idle_power_fraction=args.idle_power_fraction,
-        cooling_per_month=args.cooling_per_month,
-        staff_per_month=args.staff_per_month,
-        other_opex_per_month=args.other_opex_per_month,
-    )
+        **{
+            name: getattr(args, name)
+            for name in (
+                "amortisation_months", "electricity_per_kwh", "pue", "utilisation",
+                "idle_power_fraction", "cooling_per_month", "staff_per_month",
+                "nodes_per_engineer", "min_engineers", "support_fraction_per_year",
+                "colocation_per_kw_month", "network_per_node_month", "other_opex_per_month",
+            )
+        },
+    )  # fmt: skip
     return PlanInputs(
         model=model_from_dict(spec),
+        arch=Architecture(
+            active_params_b=active,
+            layers=layers,
+            hidden_size=pick(args.hidden_size, preset and preset.hidden_size, guess),
+        ),
         requests_per_month=args.requests_per_month,
+        workload=Workload(prompt, completion, args.ttft_slo, args.tokens_per_second_slo),
         concurrency=args.concurrency,
-        peak_to_average=args.peak_to_average,
-        seconds_per_request=args.seconds_per_request,
         gpu_memory_utilization=args.gpu_memory_utilization,
         max_num_seqs=args.max_num_seqs,
-        sequences_per_instance=args.sequences_per_instance,
         min_instances=args.min_instances,
         platform=args.platform,
+        api=args.api,
+        api_input_price=args.api_input_price,
+        api_output_price=args.api_output_price,
         api_cost_per_request=args.api_cost_per_request,
-        tokens_per_request=args.tokens_per_request,
-        price_per_million_tokens=args.price_per_million_tokens,
         capex_per_system=args.capex_per_system,
         power_kw_per_system=args.power_kw_per_system,
         costs=costs,
@@ -413,12 +552,20 @@ def _plan_inputs(args: argparse.Namespace) -> PlanInputs:
     )
 
 
-def _plan(args: argparse.Namespace, out: TextIO) -> int:
-    plan = make_plan(_plan_inputs(args))
+def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        plan = make_plan(_plan_inputs(args))
+    except NoFitError as error:
+        err.write(f"{PROG} plan: no fit: {error}\n")
+        return int(ExitCode.ERROR)
+    if args.chart:
+        write_chart(plan, args.chart)
     if args.json:
-        out.write(json.dumps(plan.to_dict(), indent=2) + "\n")
+        out.write(json.dumps(plan.to_dict(), indent=2, allow_nan=False) + "\n")
     else:
         out.write(render_plan(plan) + "\n")
+        if args.chart:
+            out.write(f"Chart: {args.chart}\n")
     return int(ExitCode.OK)
 
 
@@ -451,7 +598,7 @@ def main(
         if args.command in runs:
             return _run_action(args, runs[args.command], out, err)
         if args.command == "plan":
-            return _plan(args, out)
+            return _plan(args, out, err)
         if args.lab_command == "status":
             return _lab_status(args, out)
         action = lab.lab_up if args.lab_command == "up" else lab.lab_down

@@ -1,14 +1,20 @@
 """Cloud API versus on-premises cost per month, the break-even volume and payback time.
 
 API per month        = requests x cost per request
-                       (cost per request = tokens per request x price per 1M tokens / 1e6)
+                       (cost per request = prompt tokens x input price + completion tokens x
+                        output price, per 1M tokens; or a flat --api-cost-per-request)
 amortisation         = systems x capex per system / amortisation months
 energy (kWh)         = systems x kW x (idle fraction + (1 - idle fraction) x utilisation)
                        x 730 h x PUE
 power                = energy x price per kWh      (PUE covers facility cooling power)
-opex                 = power + cooling beyond PUE + staff + other (support, colocation)
+staff                = engineer cost per month x max(minimum engineers,
+                                                     nodes / nodes per engineer)
+support              = capex x support fraction per year / 12   (hardware and software support)
+colocation           = systems x full-load kW x price per kW per month   (space, power feed)
+network              = nodes x network cost per node per month   (switch ports, optics, fabric)
+opex                 = power + cooling beyond PUE + staff + support + colocation + network + other
 on-prem per month    = amortisation + opex
-break-even volume    = on-prem per month / API cost per request
+break-even volume    = on-prem per month / API cost per request (for this fleet)
 months to break even = capex / (API per month - opex), or never when that is not positive
 """
 
@@ -19,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from onprem_llm.collection_utils._placement import PlacementInputError
-from onprem_llm.sizing import HOURS_PER_MONTH
+
+HOURS_PER_MONTH = 730.0
 
 InputError = PlacementInputError
 
@@ -31,6 +38,7 @@ class CostInputs:
     requests_per_month: float
     api_cost_per_request: float = 0.01
     systems: int = 1
+    nodes: int = 1
     capex_per_system: float = 300_000.0
     power_kw_per_system: float = 10.2
     amortisation_months: int = 36
@@ -39,7 +47,17 @@ class CostInputs:
     utilisation: float = 0.6
     idle_power_fraction: float = 0.3
     cooling_per_month: float = 0.0
-    staff_per_month: float = 8_000.0  # half an engineer at about $190K a year, fully loaded
+    # One platform engineer, fully loaded (about $190K a year); one per 16 GPU servers, and
+    # never less than half of one: on-call, driver and engine upgrades, capacity work.
+    staff_per_month: float = 16_000.0
+    nodes_per_engineer: float = 16.0
+    min_engineers: float = 0.5
+    # Hardware warranty plus NVIDIA AI Enterprise style software support, per year of capex.
+    support_fraction_per_year: float = 0.08
+    # Colocation of high-density racks, per kW of full-load IT power, per month.
+    colocation_per_kw_month: float = 200.0
+    # Per GPU node: leaf/spine ports, optics and cabling amortised, fabric support.
+    network_per_node_month: float = 600.0
     other_opex_per_month: float = 0.0
 
     def validate(self) -> None:
@@ -50,6 +68,10 @@ class CostInputs:
             "electricity_per_kwh": self.electricity_per_kwh,
             "cooling_per_month": self.cooling_per_month,
             "staff_per_month": self.staff_per_month,
+            "min_engineers": self.min_engineers,
+            "support_fraction_per_year": self.support_fraction_per_year,
+            "colocation_per_kw_month": self.colocation_per_kw_month,
+            "network_per_node_month": self.network_per_node_month,
             "other_opex_per_month": self.other_opex_per_month,
         }
         numbers = {
@@ -58,6 +80,7 @@ class CostInputs:
             "utilisation": self.utilisation,
             "idle_power_fraction": self.idle_power_fraction,
             "pue": self.pue,
+            "nodes_per_engineer": self.nodes_per_engineer,
         }
         for name, value in numbers.items():
             if not math.isfinite(value):
@@ -79,6 +102,10 @@ class CostInputs:
             )
         if self.pue < 1:
             raise InputError("pue", f"must be 1 or more, got {self.pue:g}")
+        if self.nodes_per_engineer <= 0:
+            raise InputError(
+                "nodes_per_engineer", f"must be greater than 0, got {self.nodes_per_engineer:g}"
+            )
         if self.amortisation_months < 1:
             raise InputError(
                 "amortisation_months", f"must be 1 or more, got {self.amortisation_months}"
@@ -99,6 +126,10 @@ class Costs:
     power_monthly: float
     cooling_monthly: float
     staff_monthly: float
+    engineers: float
+    support_monthly: float
+    colocation_monthly: float
+    network_monthly: float
     other_monthly: float
     opex_monthly: float
     onprem_monthly: float
@@ -124,6 +155,10 @@ class Costs:
                 "power_monthly": money(self.power_monthly),
                 "cooling_monthly": money(self.cooling_monthly),
                 "staff_monthly": money(self.staff_monthly),
+                "engineers": round(self.engineers, 2),
+                "support_monthly": money(self.support_monthly),
+                "colocation_monthly": money(self.colocation_monthly),
+                "network_monthly": money(self.network_monthly),
                 "other_monthly": money(self.other_monthly),
                 "opex_monthly": money(self.opex_monthly),
                 "monthly": money(self.onprem_monthly),
@@ -154,7 +189,13 @@ def compute_costs(inputs: CostInputs) -> Costs:
     average_kw = inputs.systems * inputs.power_kw_per_system * load
     energy_kwh = average_kw * HOURS_PER_MONTH * inputs.pue
     power = energy_kwh * inputs.electricity_per_kwh
-    opex = power + inputs.cooling_per_month + inputs.staff_per_month + inputs.other_opex_per_month
+    engineers = max(inputs.min_engineers, inputs.nodes / inputs.nodes_per_engineer)
+    staff = engineers * inputs.staff_per_month
+    support = capex * inputs.support_fraction_per_year / 12
+    colocation = inputs.systems * inputs.power_kw_per_system * inputs.colocation_per_kw_month
+    network = inputs.nodes * inputs.network_per_node_month
+    opex = power + inputs.cooling_per_month + staff + support + colocation + network
+    opex += inputs.other_opex_per_month
     onprem = amortisation + opex
     margin = api_monthly - opex
     return Costs(
@@ -165,7 +206,11 @@ def compute_costs(inputs: CostInputs) -> Costs:
         energy_kwh_monthly=energy_kwh,
         power_monthly=power,
         cooling_monthly=inputs.cooling_per_month,
-        staff_monthly=inputs.staff_per_month,
+        staff_monthly=staff,
+        engineers=engineers,
+        support_monthly=support,
+        colocation_monthly=colocation,
+        network_monthly=network,
         other_monthly=inputs.other_opex_per_month,
         opex_monthly=opex,
         onprem_monthly=onprem,
@@ -175,3 +220,20 @@ def compute_costs(inputs: CostInputs) -> Costs:
         break_even_requests_per_month=onprem / inputs.api_cost_per_request,
         months_to_break_even=capex / margin if margin > 0 else None,
     )
+
+
+def overflow_fraction(peak_to_average: float, capacity: float) -> float:
+    """Share of the month's requests above an on-prem capacity (in multiples of the average
+    rate), for a load whose rate falls linearly from the peak: a load-duration curve from
+    peak p down to 2 - p when p <= 2 (mean 1), or from p to 0 over 2 / p of the time."""
+    p = peak_to_average
+    if capacity >= p:
+        return 0.0
+    if p <= 1.0:
+        return 0.0
+    low = max(0.0, 2.0 - p)
+    duration = 1.0 if p <= 2.0 else 2.0 / p
+    if capacity <= low:
+        return (1.0 - capacity) if p <= 2.0 else 1.0 - capacity * duration + 0.0
+    # Area of the triangle between the line and the capacity, over the mean of 1.
+    return duration * (p - capacity) ** 2 / (2 * (p - low))

@@ -4,7 +4,7 @@ In order, the first rule that applies decides:
 1. strict data sovereignty (no prompt may leave the premises): on-prem;
 2. no operations capacity to run GPU servers: cloud API;
 3. volume at or above break-even: on-prem, or hybrid when the load is highly variable
-   (own the sustained base, send peaks to the API);
+   (own the sustained base, send peaks to the API) or when hybrid costs less than on-prem;
 4. volume below break-even: hybrid when some data must stay on premises, when latency is
    critical or when the models are fine-tuned in-house; otherwise cloud API.
 Every factor is reported, decisive or not.
@@ -63,7 +63,9 @@ class Recommendation:
         return {"choice": self.choice, "reasons": list(self.reasons)}
 
 
-def _factor_notes(factors: Factors, requests: float, costs: Costs | None) -> list[str]:
+def _factor_notes(
+    factors: Factors, requests: float, costs: Costs | None, hybrid_monthly: float | None = None
+) -> list[str]:
     notes = []
     if costs is None:
         notes.append("sustained volume: no platform holds the model, so on-prem is not costed")
@@ -74,6 +76,7 @@ def _factor_notes(factors: Factors, requests: float, costs: Costs | None) -> lis
             f"sustained volume: {requests:,.0f} requests/month is {ratio} the break-even"
             f" volume of {costs.break_even_requests_per_month:,.0f}; on-prem"
             f" ${costs.onprem_monthly:,.0f}/month against ${costs.api_monthly:,.0f} on the API"
+            + ("" if hybrid_monthly is None else f" and ${hybrid_monthly:,.0f} hybrid")
         )
     sovereignty = {
         "none": "none declared; prompts may go to a cloud API",
@@ -104,9 +107,17 @@ def _factor_notes(factors: Factors, requests: float, costs: Costs | None) -> lis
     return notes
 
 
-def recommend(factors: Factors, requests_per_month: float, costs: Costs | None) -> Recommendation:
+def recommend(
+    factors: Factors,
+    requests_per_month: float,
+    costs: Costs | None,
+    hybrid_monthly: float | None = None,
+) -> Recommendation:
     factors.validate()
-    notes = _factor_notes(factors, requests_per_month, costs)
+    notes = _factor_notes(factors, requests_per_month, costs, hybrid_monthly)
+    hybrid_cheaper = (
+        costs is not None and hybrid_monthly is not None and hybrid_monthly < costs.onprem_monthly
+    )
     economical = costs is not None and requests_per_month >= costs.break_even_requests_per_month
     keep_some = factors.data_sovereignty == "partial" or factors.latency_sensitive
     keep_some = keep_some or factors.fine_tuning
@@ -121,6 +132,9 @@ def recommend(factors: Factors, requests_per_month: float, costs: Costs | None) 
     elif economical and variability(factors.peak_to_average) == "high":
         choice = HYBRID
         why = "volume is above break-even but peaky: own the base load, send peaks to the API"
+    elif economical and hybrid_cheaper:
+        choice = HYBRID
+        why = "volume is above break-even and hybrid costs least: own the base, API for peaks"
     elif economical:
         choice, why = ONPREM, "volume is at or above break-even: owned GPUs cost less"
     elif keep_some:

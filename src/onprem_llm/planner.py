@@ -1,26 +1,37 @@
-"""`onprem-llm plan`: sizing on every platform, cost and break-even, and a recommendation."""
+"""`onprem-llm plan`: sizing on every platform, cost, hybrid, break-even curve, recommendation."""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from onprem_llm.catalog import PLATFORMS, Platform
+from onprem_llm.catalog import API_PRICES, DEFAULT_API, PLATFORMS, Platform
 from onprem_llm.collection_utils._placement import (
     DEFAULT_GPU_MEMORY_UTILIZATION,
     ModelSpec,
     PlacementInputError,
-    fraction,
-    positive_int,
-    positive_number,
 )
-from onprem_llm.costs import CostInputs, Costs, compute_costs
+from onprem_llm.costs import CostInputs, Costs, compute_costs, overflow_fraction
 from onprem_llm.decision import Factors, Recommendation, recommend
-from onprem_llm.sizing import Demand, Sizing, demand_from_volume, size_platform
+from onprem_llm.sizing import (
+    SECONDS_PER_MONTH,
+    Architecture,
+    Demand,
+    Efficiency,
+    Sizing,
+    Workload,
+    _nodes_and_systems,
+    demand_from_volume,
+    size_platform,
+)
 from onprem_llm.tables import render_table
 
-DEFAULT_API_COST_PER_REQUEST = 0.01  # the design guide's example
+
+class NoFitError(Exception):
+    """No platform can serve the model under the workload; the message says why for each."""
 
 
 @dataclass(frozen=True)
@@ -28,22 +39,31 @@ class PlanInputs:
     """Everything `plan` takes; None means "use the default or derive it"."""
 
     model: ModelSpec
+    arch: Architecture
     requests_per_month: float
+    workload: Workload
     concurrency: int | None = None
-    peak_to_average: float = 2.0
-    seconds_per_request: float = 10.0
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
     max_num_seqs: int = 256
-    sequences_per_instance: int | None = None
     min_instances: int = 1
-    platform: str = "auto"  # the platform costed; auto = the cheapest that holds the model
-    api_cost_per_request: float | None = None
-    tokens_per_request: float | None = None
-    price_per_million_tokens: float | None = None
+    platform: str = "auto"  # the platform costed; auto = the cheapest that serves the workload
+    api: str = DEFAULT_API
+    api_input_price: float | None = None  # USD per million tokens; None: the preset's
+    api_output_price: float | None = None
+    api_cost_per_request: float | None = None  # a flat price instead of tokens
     capex_per_system: float | None = None  # None: the platform's catalog figure
     power_kw_per_system: float | None = None
     costs: CostInputs = field(default_factory=lambda: CostInputs(requests_per_month=0))
     factors: Factors = field(default_factory=Factors)
+    efficiency: Efficiency = field(default_factory=Efficiency)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    requests_per_month: float
+    cloud: float
+    onprem: float
+    hybrid: float
 
 
 @dataclass(frozen=True)
@@ -54,23 +74,35 @@ class Plan:
     demand: Demand
     sizings: tuple[Sizing, ...]
     costs_by_platform: dict[str, Costs]
-    platform: Platform | None
+    platform: Platform
+    hybrid_monthly: float
+    hybrid_cloud_share: float
+    curve: tuple[CurvePoint, ...]
+    break_even_points: tuple[float, ...]
     recommendation: Recommendation
 
     @property
-    def costs(self) -> Costs | None:
-        return self.costs_by_platform.get(self.platform.key) if self.platform else None
+    def costs(self) -> Costs:
+        return self.costs_by_platform[self.platform.key]
+
+    def sizing(self, platform: Platform) -> Sizing:
+        return next(s for s in self.sizings if s.platform.key == platform.key)
+
+    def cost_parameters(self, platform: Platform) -> dict[str, Any]:
+        params = dataclasses.asdict(_cost_inputs(self.inputs, platform, self.sizing(platform)))
+        params["api_cost_per_request"] = self.api_cost_per_request
+        return params
 
     def to_dict(self) -> dict[str, Any]:
         model = self.inputs.model
-        chosen = self.costs
         return {
-            "model": dataclasses.asdict(model),
+            "model": {**dataclasses.asdict(model), **dataclasses.asdict(self.inputs.arch)},
             "workload": {
                 "requests_per_month": self.inputs.requests_per_month,
-                "concurrency": self.demand.concurrency,
-                "concurrency_basis": self.demand.basis,
-                "api_cost_per_request": self.api_cost_per_request,
+                "peak_requests_per_s": round(self.demand.peak_requests_per_s, 4),
+                "demand_basis": self.demand.basis,
+                **dataclasses.asdict(self.inputs.workload),
+                "api_cost_per_request": round(self.api_cost_per_request, 6),
                 "api_price_basis": self.api_price_basis,
             },
             "sizing": [
@@ -84,58 +116,64 @@ class Plan:
                 }
                 for sizing in self.sizings
             ],
-            "cost": (
-                None
-                if chosen is None or self.platform is None
-                else {
-                    "platform": self.platform.key,
-                    "parameters": self.cost_parameters(self.platform),
-                    **chosen.to_dict(),
-                }
-            ),
+            "cost": {
+                "platform": self.platform.key,
+                "parameters": self.cost_parameters(self.platform),
+                **self.costs.to_dict(),
+                "hybrid": {
+                    "monthly": round(self.hybrid_monthly, 2),
+                    "cloud_share_of_requests": round(self.hybrid_cloud_share, 4),
+                },
+            },
+            "break_even_curve": {
+                "break_even_requests_per_month": [round(v) for v in self.break_even_points],
+                "points": [
+                    {
+                        "requests_per_month": round(p.requests_per_month),
+                        "cloud": round(p.cloud, 2),
+                        "onprem": round(p.onprem, 2),
+                        "hybrid": round(p.hybrid, 2),
+                    }
+                    for p in self.curve
+                ],
+            },
             "recommendation": self.recommendation.to_dict(),
         }
 
-    def cost_parameters(self, platform: Platform) -> dict[str, Any]:
-        params = dataclasses.asdict(_cost_inputs(self.inputs, platform, self.sizing(platform)))
-        params["api_cost_per_request"] = self.api_cost_per_request
-        return params
 
-    def sizing(self, platform: Platform) -> Sizing:
-        return next(s for s in self.sizings if s.platform.key == platform.key)
-
-
-def _api_cost_per_request(inputs: PlanInputs) -> tuple[float, str]:
-    by_tokens = inputs.tokens_per_request is not None or inputs.price_per_million_tokens is not None
-    if by_tokens:
-        if inputs.api_cost_per_request is not None:
+def api_price(inputs: PlanInputs) -> tuple[float, str]:
+    """Cost of one request on the API, and how it was priced."""
+    tokens_given = inputs.api_input_price is not None or inputs.api_output_price is not None
+    if inputs.api_cost_per_request is not None:
+        if tokens_given:
+            flag = "api_input_price" if inputs.api_input_price is not None else "api_output_price"
             raise PlacementInputError(
-                "api_cost_per_request",
-                "give either a cost per request or tokens_per_request with"
-                " price_per_million_tokens, not both",
+                flag, "give per-token prices or --api-cost-per-request, not both"
             )
-        if inputs.tokens_per_request is None:
-            raise PlacementInputError("tokens_per_request", "is needed to price the API by tokens")
-        if inputs.price_per_million_tokens is None:
-            raise PlacementInputError(
-                "price_per_million_tokens", "is needed to price the API by tokens"
-            )
-        tokens = positive_number(inputs.tokens_per_request, "tokens_per_request")
-        price = positive_number(inputs.price_per_million_tokens, "price_per_million_tokens")
-        return tokens * price / 1e6, f"{tokens:g} tokens x ${price:g} per 1M tokens"
-    if inputs.api_cost_per_request is None:
-        return DEFAULT_API_COST_PER_REQUEST, "default cost per request"
-    return (
-        positive_number(inputs.api_cost_per_request, "api_cost_per_request"),
-        "cost per request",
+        return inputs.api_cost_per_request, "flat cost per request"
+    preset = API_PRICES[inputs.api]
+    given_in, given_out = inputs.api_input_price, inputs.api_output_price
+    price_in = preset.input_per_million if given_in is None else given_in
+    price_out = preset.output_per_million if given_out is None else given_out
+    load = inputs.workload
+    cost = (load.prompt_tokens * price_in + load.completion_tokens * price_out) / 1e6
+    basis = (
+        f"{preset.label} list price of {preset.as_of}"
+        + (" (overridden)" if tokens_given else "")
+        + f": {load.prompt_tokens:,} in x ${price_in:g} + {load.completion_tokens:,} out"
+        f" x ${price_out:g} per 1M tokens"
     )
+    if cost <= 0:
+        raise PlacementInputError("api_input_price", "the API prices make a request cost $0")
+    return cost, basis
 
 
 def _cost_inputs(inputs: PlanInputs, platform: Platform, sizing: Sizing) -> CostInputs:
     return dataclasses.replace(
         inputs.costs,
         requests_per_month=inputs.requests_per_month,
-        systems=sizing.systems,
+        systems=max(1, sizing.systems),
+        nodes=max(1, sizing.nodes),
         capex_per_system=(
             platform.capex_per_system
             if inputs.capex_per_system is None
@@ -150,21 +188,11 @@ def _cost_inputs(inputs: PlanInputs, platform: Platform, sizing: Sizing) -> Cost
 
 
 def _validate(inputs: PlanInputs) -> None:
-    if not inputs.requests_per_month >= 0:
-        raise PlacementInputError(
-            "requests_per_month", f"must be 0 or more, got {inputs.requests_per_month:g}"
-        )
-    if inputs.concurrency is not None and inputs.concurrency < 0:
-        raise PlacementInputError("concurrency", f"must be 0 or more, got {inputs.concurrency}")
-    positive_number(inputs.seconds_per_request, "seconds_per_request")
-    fraction(inputs.gpu_memory_utilization, "gpu_memory_utilization")
-    positive_int(inputs.max_num_seqs, "max_num_seqs")
-    positive_int(inputs.min_instances, "min_instances")
-    if inputs.sequences_per_instance is not None:
-        positive_int(inputs.sequences_per_instance, "sequences_per_instance")
     if inputs.platform != "auto" and inputs.platform not in PLATFORMS:
         known = ", ".join(["auto", *PLATFORMS])
         raise PlacementInputError("platform", f"unknown {inputs.platform!r} (known: {known})")
+    if inputs.api not in API_PRICES:
+        raise PlacementInputError("api", f"unknown {inputs.api!r} (known: {', '.join(API_PRICES)})")
     overridden = inputs.capex_per_system is not None or inputs.power_kw_per_system is not None
     if overridden and inputs.platform == "auto":
         name = "capex_per_system" if inputs.capex_per_system is not None else "power_kw_per_system"
@@ -172,56 +200,131 @@ def _validate(inputs: PlanInputs) -> None:
     inputs.factors.validate()
 
 
-def make_plan(inputs: PlanInputs) -> Plan:
-    """Size every platform with the engine placement code, cost them, and recommend."""
-    _validate(inputs)
-    api_cost, basis = _api_cost_per_request(inputs)
-    cost_inputs = dataclasses.replace(
-        inputs.costs, api_cost_per_request=api_cost, requests_per_month=inputs.requests_per_month
+def _fleet_costs(
+    inputs: PlanInputs, platform: Platform, sizing: Sizing, requests: float, peak: float
+) -> tuple[Costs, float]:
+    """On-prem cost of the fleet sized for `requests` a month at `peak` x the average rate, and
+    that fleet's capacity in multiples of the average rate."""
+    assert sizing.throughput is not None and sizing.layout is not None
+    rate = sizing.throughput.requests_per_s
+    average = requests / SECONDS_PER_MONTH
+    instances = max(inputs.min_instances, math.ceil(average * peak / rate - 1e-9))
+    nodes, systems = _nodes_and_systems(platform, sizing.layout, instances)
+    fleet = dataclasses.replace(sizing, instances=instances, nodes=nodes, systems=systems)
+    costs = compute_costs(
+        dataclasses.replace(_cost_inputs(inputs, platform, fleet), requests_per_month=requests)
     )
-    cost_inputs.validate()  # even when no platform holds the model
+    capacity = instances * rate / average if average > 0 else math.inf
+    return costs, capacity
+
+
+def _hybrid(
+    inputs: PlanInputs, platform: Platform, sizing: Sizing, requests: float, price: float
+) -> tuple[float, float]:
+    """On-prem sized for the average load, the API for what rises above it."""
+    if requests <= 0:
+        costs, _ = _fleet_costs(inputs, platform, sizing, 0.0, 1.0)
+        return costs.onprem_monthly, 0.0
+    costs, capacity = _fleet_costs(inputs, platform, sizing, requests, 1.0)
+    share = overflow_fraction(inputs.factors.peak_to_average, capacity)
+    return costs.onprem_monthly + requests * share * price, share
+
+
+def _curve(
+    inputs: PlanInputs, platform: Platform, sizing: Sizing, price: float
+) -> tuple[tuple[CurvePoint, ...], tuple[float, ...]]:
+    """Monthly cost against volume from 1% to 10x the input (at least 1M to 100M a month)."""
+    top = max(inputs.requests_per_month * 10, 1e8)
+    bottom = min(max(inputs.requests_per_month / 100, 1e4), 1e6)
+    steps = 120
+    points = []
+    peak = inputs.factors.peak_to_average
+    for i in range(steps + 1):
+        volume = bottom * (top / bottom) ** (i / steps)
+        onprem, _ = _fleet_costs(inputs, platform, sizing, volume, peak)
+        hybrid, _ = _hybrid(inputs, platform, sizing, volume, price)
+        points.append(CurvePoint(volume, volume * price, onprem.onprem_monthly, hybrid))
+    crossings = []
+    for before, after in itertools.pairwise(points):
+        if (before.cloud < before.onprem) and (after.cloud >= after.onprem):
+            crossings.append(_crossing(inputs, platform, sizing, price, before, after))
+    return tuple(points), tuple(crossings)
+
+
+def _crossing(
+    inputs: PlanInputs,
+    platform: Platform,
+    sizing: Sizing,
+    price: float,
+    low: CurvePoint,
+    high: CurvePoint,
+) -> float:
+    """Bisect the volume where the API starts to cost at least as much as on-prem."""
+    a, b = low.requests_per_month, high.requests_per_month
+    peak = inputs.factors.peak_to_average
+    for _ in range(40):
+        middle = (a + b) / 2
+        onprem, _ = _fleet_costs(inputs, platform, sizing, middle, peak)
+        if middle * price >= onprem.onprem_monthly:
+            b = middle
+        else:
+            a = middle
+    return b
+
+
+def make_plan(inputs: PlanInputs) -> Plan:
+    """Size every platform, cost those that serve the workload, and recommend.
+    Raises NoFitError when no platform (or not the one asked for) can serve it."""
+    _validate(inputs)
+    price, basis = api_price(inputs)
+    cost_inputs = dataclasses.replace(
+        inputs.costs, api_cost_per_request=price, requests_per_month=inputs.requests_per_month
+    )
+    cost_inputs.validate()
     inputs = dataclasses.replace(inputs, costs=cost_inputs)
-    if inputs.concurrency is not None:
-        demand = Demand(inputs.concurrency, "given")
-    else:
-        demand = demand_from_volume(
-            inputs.requests_per_month, inputs.factors.peak_to_average, inputs.seconds_per_request
-        )
+    demand = demand_from_volume(
+        inputs.requests_per_month, inputs.factors.peak_to_average, inputs.concurrency
+    )
     sizings = tuple(
         size_platform(
             inputs.model,
+            inputs.arch,
             platform,
             demand,
+            inputs.workload,
             gpu_memory_utilization=inputs.gpu_memory_utilization,
             max_num_seqs=inputs.max_num_seqs,
             min_instances=inputs.min_instances,
-            sequences_per_instance=inputs.sequences_per_instance,
+            efficiency=inputs.efficiency,
         )
         for platform in PLATFORMS.values()
     )
-    costable = [
-        sizing
-        for sizing in sizings
-        if sizing.fits and inputs.platform in ("auto", sizing.platform.key)
-    ]
-    costs = {
-        sizing.platform.key: compute_costs(_cost_inputs(inputs, sizing.platform, sizing))
-        for sizing in costable
-    }
-    platform = None
-    if costs:
-        key = min(costs, key=lambda k: costs[k].onprem_monthly)
-        platform = PLATFORMS[key]
-    chosen = costs.get(platform.key) if platform else None
-    recommendation = recommend(inputs.factors, inputs.requests_per_month, chosen)
+    costable = [s for s in sizings if s.fits and inputs.platform in ("auto", s.platform.key)]
+    if not costable:
+        asked = [s for s in sizings if inputs.platform in ("auto", s.platform.key)]
+        reasons = "; ".join(f"{s.platform.label}: {s.reason}" for s in asked)
+        raise NoFitError(f"{inputs.model.name} cannot be served as asked. {reasons}")
+    costs = {s.platform.key: compute_costs(_cost_inputs(inputs, s.platform, s)) for s in costable}
+    key = min(costs, key=lambda k: costs[k].onprem_monthly)
+    platform = PLATFORMS[key]
+    sizing = next(s for s in sizings if s.platform.key == key)
+    hybrid, share = _hybrid(inputs, platform, sizing, inputs.requests_per_month, price)
+    curve, crossings = _curve(inputs, platform, sizing, price)
+    recommendation = recommend(
+        inputs.factors, inputs.requests_per_month, costs[key], hybrid_monthly=hybrid
+    )
     return Plan(
         inputs=inputs,
-        api_cost_per_request=api_cost,
+        api_cost_per_request=price,
         api_price_basis=basis,
         demand=demand,
         sizings=sizings,
         costs_by_platform=costs,
         platform=platform,
+        hybrid_monthly=hybrid,
+        hybrid_cloud_share=share,
+        curve=curve,
+        break_even_points=crossings,
         recommendation=recommendation,
     )
 
@@ -231,78 +334,149 @@ def _money(value: float) -> str:
 
 
 def render_plan(plan: Plan) -> str:
-    model = plan.inputs.model
+    model, arch, load = plan.inputs.model, plan.inputs.arch, plan.inputs.workload
+    active = f" ({arch.active_params_b:g}B active)" if arch.active_params_b < model.params_b else ""
     lines = [
-        f"Model:   {model.name}, {model.params_b:g}B parameters in {model.weight_format},"
+        f"Model:   {model.name}, {model.params_b:g}B parameters{active} in {model.weight_format},"
         f" context {model.context_length:,} tokens",
-        f"Demand:  {plan.demand.concurrency:,} concurrent sequences ({plan.demand.basis})",
+        f"Request: {load.prompt_tokens:,} prompt + {load.completion_tokens:,} completion tokens;"
+        f" SLO TTFT {load.ttft_slo_s:g} s, {load.tokens_per_s_slo:g} output tokens/s per user",
+        f"Demand:  {plan.demand.basis}",
         "",
-        "Sizing (engine placement per node as the engine_plan filter computes it)",
+        "Sizing (placement per node as the engine_plan filter computes it; throughput model in"
+        " docs/planner.md)",
     ]
     rows = []
-    for sizing in plan.sizings:
-        cost = plan.costs_by_platform.get(sizing.platform.key)
-        if not sizing.fits:
-            rows.append([sizing.platform.label, "no", "-", "-", "-", "-", "-", "-", "-"])
+    for s in plan.sizings:
+        cost = plan.costs_by_platform.get(s.platform.key)
+        if not s.fits or s.layout is None or s.throughput is None:
+            rows.append([s.platform.label, "no", *["-"] * 8])
             continue
+        point = s.throughput
         rows.append(
             [
-                sizing.platform.label,
+                s.platform.label,
                 "yes",
-                sizing.tensor_parallel_size,
-                sizing.sequences_per_instance,
-                sizing.instances,
-                sizing.gpus,
-                sizing.nodes,
-                f"{sizing.systems} {sizing.platform.system_label}",
+                f"{s.layout.tp}x{s.layout.pp}",
+                f"{point.batch} ({point.batch_limit})",
+                f"{point.requests_per_s * load.completion_tokens:,.0f}",
+                f"{point.ttft_s:.2f}",
+                s.instances,
+                s.gpus,
+                f"{s.systems} {s.platform.system_label}",
                 _money(cost.onprem_monthly) if cost else "-",
             ]
         )
-    headers = ["platform", "fits", "TP", "seqs/inst", "instances", "GPUs", "nodes", "systems"]
-    lines.append(render_table([*headers, "on-prem $/month"], rows, right={2, 3, 4, 5, 6, 8}))
-    for sizing in plan.sizings:
-        if not sizing.fits:
-            lines.append(f"  {sizing.platform.label}: {sizing.reason}")
+    headers = ["platform", "fits", "TPxPP", "batch (limit)", "out tok/s/inst", "TTFT s"]
+    headers += ["instances", "GPUs", "systems", "on-prem $/month"]
+    lines.append(render_table(headers, rows, right={4, 5, 6, 7, 9}))
+    for s in plan.sizings:
+        if not s.fits:
+            lines.append(f"  {s.platform.label}: {s.reason}")
+        elif s.layout is not None and s.layout.nodes_per_instance > 1:
+            lines.append(f"  {s.platform.label}: {s.layout.interconnect}")
     lines.append("")
-    costs = plan.costs
-    if costs is None or plan.platform is None:
-        lines.append("Cost: no platform holds the model, so on-prem is not costed.")
+    costs, platform = plan.costs, plan.platform
+    params = plan.cost_parameters(platform)
+    sizing = plan.sizing(platform)
+    lines.append(
+        f"Cost on {platform.label} ({sizing.systems} {platform.system_label},"
+        f" {sizing.nodes} nodes, {sizing.gpus} GPUs)"
+    )
+    rows = [
+        [
+            f"API: {plan.inputs.requests_per_month:,.0f} requests x"
+            f" ${plan.api_cost_per_request:.5f} ({plan.api_price_basis})",
+            _money(costs.api_monthly),
+        ],
+        [
+            f"capex ${costs.capex_total:,.0f} / {params['amortisation_months']} months",
+            _money(costs.amortisation_monthly),
+        ],
+        [
+            f"power {costs.average_power_kw:.2f} kW average x 730 h x PUE {params['pue']:g}"
+            f" x ${params['electricity_per_kwh']:g}/kWh",
+            _money(costs.power_monthly),
+        ],
+        ["cooling beyond PUE", _money(costs.cooling_monthly)],
+        [f"staff: {costs.engineers:.2f} engineers", _money(costs.staff_monthly)],
+        [
+            f"support: {params['support_fraction_per_year']:g} of capex a year",
+            _money(costs.support_monthly),
+        ],
+        [
+            f"colocation: ${params['colocation_per_kw_month']:g}/kW/month",
+            _money(costs.colocation_monthly),
+        ],
+        [
+            f"network: ${params['network_per_node_month']:g}/node/month",
+            _money(costs.network_monthly),
+        ],
+        ["other opex", _money(costs.other_monthly)],
+        ["on-prem total", _money(costs.onprem_monthly)],
+        [
+            f"hybrid: on-prem for the average load, {plan.hybrid_cloud_share:.1%} of requests"
+            " (the peaks) on the API",
+            _money(plan.hybrid_monthly),
+        ],
+    ]
+    lines.append(render_table(["component", "USD/month"], rows, right={1}))
+    months = (
+        "never (the API costs less than on-prem opex)"
+        if costs.months_to_break_even is None
+        else f"{costs.months_to_break_even:.1f}"
+    )
+    lines.append(
+        f"This fleet breaks even at {costs.break_even_requests_per_month:,.0f} requests/month;"
+        f" months to recover the capex: {months}"
+    )
+    if plan.break_even_points:
+        where = ", ".join(f"{v:,.0f}" for v in plan.break_even_points)
+        lines.append(f"Break-even on the curve (fleet resized per volume): {where} requests/month")
     else:
-        params = plan.cost_parameters(plan.platform)
-        sizing = plan.sizing(plan.platform)
-        lines.append(
-            f"Cost on {plan.platform.label} ({sizing.systems} {plan.platform.system_label})"
-        )
-        rows = [
-            [
-                f"API: {plan.inputs.requests_per_month:,.0f} requests x"
-                f" ${plan.api_cost_per_request:.4f} ({plan.api_price_basis})",
-                _money(costs.api_monthly),
-            ],
-            [
-                f"capex ${costs.capex_total:,.0f} / {params['amortisation_months']} months",
-                _money(costs.amortisation_monthly),
-            ],
-            [
-                f"power {costs.average_power_kw:.2f} kW average x 730 h x PUE {params['pue']:g}"
-                f" x ${params['electricity_per_kwh']:g}/kWh",
-                _money(costs.power_monthly),
-            ],
-            ["cooling beyond PUE", _money(costs.cooling_monthly)],
-            ["staff", _money(costs.staff_monthly)],
-            ["other opex (support, colocation)", _money(costs.other_monthly)],
-            ["on-prem total", _money(costs.onprem_monthly)],
-        ]
-        lines.append(render_table(["component", "USD/month"], rows, right={1}))
-        months = (
-            "never (the API costs less than on-prem opex)"
-            if costs.months_to_break_even is None
-            else f"{costs.months_to_break_even:.1f}"
-        )
-        lines.append(
-            f"Break-even volume: {costs.break_even_requests_per_month:,.0f} requests/month;"
-            f" months to break even: {months}"
-        )
+        lines.append("Break-even on the curve: none between the volumes drawn")
     lines += ["", f"Recommendation: {plan.recommendation.choice}"]
     lines += [f"  - {reason}" for reason in plan.recommendation.reasons]
     return "\n".join(lines)
+
+
+def write_chart(plan: Plan, path: str) -> None:
+    """Monthly cost against requests per month for cloud, on-prem and hybrid (PNG)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlacementInputError(
+            "chart", "needs matplotlib: pip install 'onprem-llm[chart]'"
+        ) from None
+    volumes = [p.requests_per_month for p in plan.curve]
+    figure, axes = plt.subplots(figsize=(9, 5.5), dpi=110)
+    axes.plot(volumes, [p.cloud for p in plan.curve], label=f"cloud API ({plan.inputs.api})")
+    axes.plot(volumes, [p.onprem for p in plan.curve], label=f"on-prem ({plan.platform.label})")
+    axes.plot(volumes, [p.hybrid for p in plan.curve], label="hybrid", linestyle="--")
+    for volume in plan.break_even_points:
+        axes.axvline(volume, color="grey", linewidth=0.8, linestyle=":")
+        axes.annotate(
+            f"break-even\n{volume / 1e6:,.1f}M/month",
+            (volume, volume * plan.api_cost_per_request),
+            textcoords="offset points",
+            xytext=(6, -28),
+            fontsize=8,
+        )
+    axes.axvline(plan.inputs.requests_per_month, color="black", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("requests per month")
+    axes.set_ylabel("USD per month")
+    axes.set_title(f"{plan.inputs.model.name}: monthly cost against volume")
+    axes.grid(True, which="both", linewidth=0.3)
+    axes.legend()
+    figure.tight_layout()
+    try:
+        figure.savefig(path)
+    except OSError as error:
+        raise PlacementInputError("chart", f"cannot write {path}: {error.strerror}") from None
+    finally:
+        plt.close(figure)

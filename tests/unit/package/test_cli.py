@@ -1,4 +1,4 @@
-"""The onprem-llm command line: help, plan output, usage errors, lab status."""
+"""The onprem-llm command line: help, usage errors, lab status (plan: test_plan_cli.py)."""
 
 from __future__ import annotations
 
@@ -69,58 +69,6 @@ def test_missing_vault_variable_is_a_usage_error(project: Path, artifacts: Path)
     assert code == ExitCode.USAGE
     assert "ONPREM_LLM_TEST_UNSET_VAR is not set" in err
     assert not artifacts.exists() or not any(artifacts.iterdir())  # nothing ran
-
-
-def test_plan_guide_example_as_json() -> None:
-    code, out, _ = run_cli(
-        "plan", "--model", "llama-3.1-70b", "--requests-per-month", "10000000",
-        "--api-cost-per-request", "0.01", "--platform", "h200_hgx", "--json",
-    )  # fmt: skip
-    assert code == 0
-    document = json.loads(out)
-    assert document["cost"]["api"]["monthly"] == 100_000.0
-    assert document["cost"]["onprem"]["monthly"] == 17_169.67
-    assert document["cost"]["break_even"] == {
-        "requests_per_month": 1_716_967,
-        "months": 3.29,
-        "monthly_saving": 82_830.33,
-    }
-    assert [s["platform"] for s in document["sizing"]] == ["h200_hgx", "gb200_nvl72", "h100_hgx"]
-    assert document["recommendation"]["choice"] == "on-prem"
-
-
-def test_plan_table_for_maverick_fp8() -> None:
-    code, out, _ = run_cli(
-        "plan", "--model", "llama-4-maverick", "--dtype", "fp8", "--requests-per-month", "5e6"
-    )
-    assert code == 0
-    assert out.startswith("Model:   llama-4-maverick, 400B parameters in fp8")
-    assert "Recommendation: on-prem" in out
-    assert "Break-even volume:" in out
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--utilisation", "0"], "--utilisation: must be above 0 and at most 1, got 0"),
-        (["--utilisation", "1.5"], "--utilisation: must be above 0 and at most 1, got 1.5"),
-        (["--context", "0"], "--context: must be greater than 0, got 0"),
-        (["--dtype", "fp3"], "--dtype: unknown format 'fp3'"),
-        (["--requests-per-month", "-5"], "--requests-per-month: must be 0 or more"),
-    ],
-)
-def test_plan_input_errors_name_the_flag(args: list[str], message: str) -> None:
-    base = ["plan", "--model", "llama-3.1-8b", "--requests-per-month", "1000"]
-    code, out, err = run_cli(*base, *args)
-    assert code == ExitCode.USAGE
-    assert out == ""
-    assert message in err
-
-
-def test_plan_needs_a_model_size() -> None:
-    code, _, err = run_cli("plan", "--requests-per-month", "1")
-    assert code == ExitCode.USAGE
-    assert "--params-b: give --params-b or --model" in err
 
 
 def _fake_podman(directory: Path, script: str) -> Path:
