@@ -24,8 +24,17 @@ def gpu_gates_check_skip(skip: Any, variable: str = "gpu_validate_skip_gates") -
         raise AnsibleFilterError(str(error)) from None
 
 
+def gpu_profile_check(facts: dict[str, Any], inventory_profile: str) -> dict[str, Any]:
+    """Whether the inventory's profile fits the GPUs read, with advice naming the real cause."""
+    return gates.profile_check(facts or {}, str(inventory_profile or ""))
+
+
 class FilterModule:
     """GPU acceptance gate filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"gpu_gates": gpu_gates, "gpu_gates_check_skip": gpu_gates_check_skip}
+        return {
+            "gpu_gates": gpu_gates,
+            "gpu_gates_check_skip": gpu_gates_check_skip,
+            "gpu_profile_check": gpu_profile_check,
+        }

@@ -1,12 +1,17 @@
 """Engine instances of a host from its inventory variables, with the placement of _placement.
 
-One function, used by the engine role on the host itself and by the gateway, which must know
-every host's instances without the engine hosts being in the run (`--limit gateways`). Both
-see the same variables, so both compute the same instances.
+One function, used by the engine role on the host itself and by the gateway, the firewall and
+Prometheus, which must know every host's instances without the engine hosts being in the run
+(`--limit gateways`). All of them see the same inventory variables, so all compute the same
+instances.
 
-A host's settings are the engine role's variables (engine_*) and what describes its GPUs: the
-onprem_gpu fact of gpu_facts when known, else engine_host_gpus, else the GPUs of its hardware
-profile (nvidia_driver_profile). Errors name the variable.
+A host's GPUs come from the inventory only: engine_host_gpus when set, else the hardware table
+(_hardware) for its nvidia_driver_profile, whose memory is the figure NVIDIA quotes (141 GB on
+an H200, not the 143771 MiB = 150.8 GB nvidia-smi reports). The onprem_gpu fact of gpu_facts,
+known only when the GPU host is in the run, never changes the answer: it is used to check that
+the host is what the inventory says (profile, GPU count, memory), and a host that is not fails
+with the reason instead of serving a placement the gateways do not know. Errors name the
+variable.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.onprem.llm.plugins.module_utils import _placement
+from ansible_collections.onprem.llm.plugins.module_utils import _hardware, _placement
 
 ENGINE_TYPES = ("vllm", "trtllm", "tgi")
 ENGINE_DEVICES = ("gpu", "cpu")
@@ -43,14 +48,14 @@ SETTINGS = (
 # Host variables read besides the role's own.
 HOST_INPUTS = ("onprem_gpu", "nvidia_driver_profile", "ansible_host")
 
-# GPUs of each hardware profile (NVIDIA's quoted memory per GPU, GB) for hosts whose GPU facts
-# are not known yet. NVLink domains: the HGX board, or the whole NVL72 rack.
+# GPUs of each hardware profile (NVIDIA's quoted memory per GPU, GB), from the hardware table.
+# NVLink domains: the HGX board, or the whole NVL72 rack.
 PROFILE_GPUS: dict[str, dict[str, Any]] = {
-    "h100_hgx": {"gpu_count": 8, "gpu_memory_gb": 80, "nvlink_domain_size": 8},
-    "h200_hgx": {"gpu_count": 8, "gpu_memory_gb": 141, "nvlink_domain_size": 8},
-    "b200_hgx": {"gpu_count": 8, "gpu_memory_gb": 180, "nvlink_domain_size": 8},
-    "gb200_nvl72": {"gpu_count": 4, "gpu_memory_gb": 186, "nvlink_domain_size": 72},
+    key: gpus for key in _hardware.PROFILES if (gpus := _hardware.profile_gpus(key)) is not None
 }
+# nvidia-smi reports a little more than the quoted figure (143771 MiB = 150.8 GB on a 141 GB
+# H200); a GPU reporting less than this share of the declared memory is not the declared part.
+_MEMORY_TOLERANCE = 0.97
 
 # Placement's field names, as the role's variables.
 _FIELD_VARIABLES = {
@@ -79,10 +84,7 @@ def _variable(field_name: str, gpu_source: str) -> str:
 
 
 def _gpu_host(settings: Mapping[str, Any]) -> tuple[Any, str]:
-    """The host's GPUs and the variable they came from."""
-    facts = settings.get("onprem_gpu")
-    if isinstance(facts, Mapping) and facts.get("gpu_count"):
-        return facts, "onprem_gpu"
+    """The host's GPUs and the variable they came from: inventory variables only."""
     if settings.get("engine_host_gpus"):
         return settings["engine_host_gpus"], "engine_host_gpus"
     profile = settings.get("nvidia_driver_profile")
@@ -91,8 +93,54 @@ def _gpu_host(settings: Mapping[str, Any]) -> tuple[Any, str]:
     raise EngineInputError(
         "engine_host_gpus: the host's GPUs are unknown: give engine_host_gpus"
         " ({gpu_count, gpu_memory_gb, nvlink_domain_size}), a known nvidia_driver_profile"
-        f" ({', '.join(PROFILE_GPUS)}), run gpu_facts first, or set engine_device: cpu"
+        f" ({', '.join(PROFILE_GPUS)}), or set engine_device: cpu"
     )
+
+
+def check_gpu_facts(settings: Mapping[str, Any], gpu_host: Any, source: str) -> None:
+    """Fail when the host's onprem_gpu fact contradicts the GPUs the inventory declares.
+
+    Placement never reads the fact (the gateways do not have it); a host that differs from its
+    inventory would run instances the gateways do not route to, so it stops here instead."""
+    facts = settings.get("onprem_gpu")
+    if not isinstance(facts, Mapping) or not facts.get("gpu_count"):
+        return
+    if not isinstance(gpu_host, Mapping):
+        return  # engine_host_gpus of the wrong shape: placement names the field
+    profile = settings.get("nvidia_driver_profile")
+    seen = facts.get("hardware_profile")
+    if source == "nvidia_driver_profile" and seen and seen != profile:
+        raise EngineInputError(
+            f"nvidia_driver_profile: the inventory says {profile} but the host's GPUs read as "
+            f"{seen} (onprem_gpu): correct the inventory, or override the profile in gpu_facts"
+        )
+    readable = [
+        gpu
+        for gpu in facts.get("gpus") or []
+        if isinstance(gpu, Mapping) and gpu.get("readable", True)
+    ]
+    try:
+        declared = int(gpu_host.get("gpu_count") or 0)
+    except (TypeError, ValueError):
+        return
+    if len(readable) < declared:
+        lost = facts.get("unreadable_gpus") or []
+        detail = f" (GPU {', '.join(map(str, lost))} cannot be read)" if lost else ""
+        raise EngineInputError(
+            f"{source}: {declared} GPUs declared, the host has {len(readable)} readable"
+            f"{detail} (onprem_gpu): fix the GPUs, or declare fewer in engine_host_gpus"
+        )
+    memory_gb = gpu_host.get("gpu_memory_gb")
+    if memory_gb is None and gpu_host.get("gpu_memory_mib") is not None:
+        memory_gb = float(gpu_host["gpu_memory_mib"]) * 1024 * 1024 / 1e9
+    mib = [gpu.get("memory_total_mib") for gpu in readable[:declared]]
+    if memory_gb and all(isinstance(value, (int, float)) for value in mib) and mib:
+        smallest_gb = min(mib) * 1024 * 1024 / 1e9
+        if smallest_gb < float(memory_gb) * _MEMORY_TOLERANCE:
+            raise EngineInputError(
+                f"{source}: {float(memory_gb):g} GB per GPU declared, the host's smallest GPU "
+                f"has {min(mib)} MiB = {smallest_gb:.1f} GB (onprem_gpu)"
+            )
 
 
 def _choice(settings: Mapping[str, Any], name: str, choices: tuple[str, ...]) -> str:
@@ -144,6 +192,7 @@ def host_instances(host: str, settings: Mapping[str, Any]) -> list[dict[str, Any
             context = model.get("context_length")
         else:
             gpu_host, gpu_source = _gpu_host(settings)
+            check_gpu_facts(settings, gpu_host, gpu_source)
             kwargs: dict[str, Any] = {
                 "base_port": settings.get("engine_base_port", _placement.DEFAULT_BASE_PORT),
                 "ports": ports,

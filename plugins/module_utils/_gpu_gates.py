@@ -8,8 +8,10 @@ Kept free of Ansible so that unit tests call it directly on recorded nvidia-smi 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from ansible_collections.onprem.llm.plugins.module_utils import _hardware
 
 # Order of the report; also the names gpu_validate_skip_gates accepts.
 GATES = (
@@ -19,15 +21,20 @@ GATES = (
     "persistence_mode",
     "ecc",
     "row_remapping",
+    "page_retirement",
+    "memory_health",
+    "recovery_action",
     "fabric",
     "imex",
     "container_cdi",
     "dcgm_diag",
     "nccl_bandwidth",
 )
-# Profiles whose host runs the NVLink fabric (fabric manager, or NVLSM on NVLink5 boards).
-FABRIC_PROFILES = ("h100_hgx", "h200_hgx", "b200_hgx")
-IMEX_PROFILES = ("gb200_nvl72",)
+# Profiles whose host runs the NVLink fabric (fabric manager, or NVLSM on NVLink5 boards), and
+# those whose GPUs join the rack's fabric through IMEX: both must read Completed.
+FABRIC_PROFILES = _hardware.profiles_where("fabric_manager")
+IMEX_PROFILES = _hardware.profiles_where("imex")
+_FABRIC_NOT_USED = ("N/A", "Not Supported")
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
@@ -49,6 +56,11 @@ def _gate(status: str, reason: str) -> dict[str, str]:
 
 def _gpu_label(gpu: Mapping[str, Any]) -> str:
     return f"GPU {gpu.get('index')} ({gpu.get('pci_bus_id') or gpu.get('uuid') or '?'})"
+
+
+def _readable(facts: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """GPUs whose readings mean something; the count gate names the others."""
+    return [g for g in facts.get("gpus") or [] if g.get("readable", True)]
 
 
 def _no_gpus(facts: Mapping[str, Any]) -> str:
@@ -80,9 +92,21 @@ def gate_driver_versions(
 
 
 def gate_gpu_count(facts: Mapping[str, Any], profile: str, expected: int | None) -> dict[str, str]:
+    """Every GPU the profile has is listed and readable; a lost GPU fails, named by index."""
+    lost = [
+        f"{_gpu_label(g)} cannot be read ({g.get('read_error') or 'unreadable'})"
+        for g in facts.get("gpus") or []
+        if not g.get("readable", True)
+    ]
+    listed = int(facts.get("gpu_count") or 0)
+    attached = facts.get("attached_gpus")
+    if attached is not None and int(attached) > listed:
+        lost.append(f"nvidia-smi counts {attached} attached GPUs but lists {listed}")
+    count = len(_readable(facts))
+    if lost:
+        return _gate(FAILED, f"{count} readable GPUs: {'; '.join(lost)}")
     if not expected:
         return _gate(SKIPPED, f"no expected GPU count for profile {profile}")
-    count = int(facts.get("gpu_count") or 0)
     if count != expected:
         detail = f"; {_no_gpus(facts)}" if count == 0 else ""
         return _gate(FAILED, f"{count} GPUs visible, {profile} expects {expected}{detail}")
@@ -90,24 +114,36 @@ def gate_gpu_count(facts: Mapping[str, Any], profile: str, expected: int | None)
 
 
 def gate_gpu_model(facts: Mapping[str, Any], profile: str, expected: str | None) -> dict[str, str]:
+    """Every GPU is the profile's part: by PCI device id where the profile lists ids and the GPU
+    reports one, else by the exact model word (an H200 NVL is not an H200)."""
     if not expected:
         return _gate(SKIPPED, f"no expected GPU model for profile {profile}")
     gpus = facts.get("gpus") or []
     if not gpus:
         return _gate(FAILED, _no_gpus(facts))
-    pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(expected)}(?![A-Za-z0-9])", re.I)
-    wrong = [
-        f"{_gpu_label(g)} is {g.get('name')}"
-        for g in gpus
-        if not pattern.search(g.get("name") or "")
-    ]
+    entry = _hardware.profile(profile)
+    ids = {f"0x{device:04X}" for device in entry.pci_device_ids} if entry else set()
+    # The model as a whole word, not followed by a variant that is another product.
+    pattern = re.compile(
+        rf"(?<![A-Za-z0-9]){re.escape(expected)}(?![A-Za-z0-9])(?!.*\b(?:PCIe|NVL)\b)", re.I
+    )
+    wrong = []
+    for gpu in gpus:
+        device = gpu.get("pci_device_id")
+        if not gpu.get("readable", True):
+            wrong.append(f"{_gpu_label(gpu)} cannot be read")
+        elif ids and device and device != "0x0000":
+            if device not in ids:
+                wrong.append(f"{_gpu_label(gpu)} is {gpu.get('name')} (PCI device id {device})")
+        elif not pattern.search(gpu.get("name") or ""):
+            wrong.append(f"{_gpu_label(gpu)} is {gpu.get('name')}")
     if wrong:
         return _gate(FAILED, f"{profile} expects {expected} GPUs: {', '.join(wrong)}")
     return _gate(PASSED, f"every GPU is an {gpus[0].get('name')}")
 
 
 def gate_persistence_mode(facts: Mapping[str, Any]) -> dict[str, str]:
-    gpus = facts.get("gpus") or []
+    gpus = _readable(facts)
     if not gpus:
         return _gate(FAILED, _no_gpus(facts))
     off = [_gpu_label(g) for g in gpus if g.get("persistence_mode") is not True]
@@ -118,7 +154,7 @@ def gate_persistence_mode(facts: Mapping[str, Any]) -> dict[str, str]:
 
 def gate_ecc(facts: Mapping[str, Any]) -> dict[str, str]:
     """ECC enabled and no volatile uncorrected (double-bit) errors since the last driver load."""
-    gpus = facts.get("gpus") or []
+    gpus = _readable(facts)
     if not gpus:
         return _gate(FAILED, _no_gpus(facts))
     problems = []
@@ -137,7 +173,7 @@ def gate_ecc(facts: Mapping[str, Any]) -> dict[str, str]:
 
 def gate_row_remapping(facts: Mapping[str, Any]) -> dict[str, str]:
     """No failed row remap, and no remap waiting for a GPU reset."""
-    gpus = facts.get("gpus") or []
+    gpus = _readable(facts)
     if not gpus:
         return _gate(FAILED, _no_gpus(facts))
     rows = [(gpu, gpu.get("remapped_rows") or {}) for gpu in gpus]
@@ -154,34 +190,108 @@ def gate_row_remapping(facts: Mapping[str, Any]) -> dict[str, str]:
     return _gate(PASSED, "no failed or pending row remaps")
 
 
+def _fabric_health_problems(gpu: Mapping[str, Any]) -> list[str]:
+    health = gpu.get("fabric_health") or {}
+    problems = []
+    if str(health.get("summary") or "").lower() == "unhealthy":
+        problems.append("health summary Unhealthy")
+    for flag in ("route_unhealthy", "incorrect_configuration", "access_timeout_recovery"):
+        if health.get(flag) is True:
+            problems.append(flag)
+    if health.get("bandwidth") and str(health["bandwidth"]).lower() not in ("full",):
+        problems.append(f"bandwidth {health['bandwidth']}")
+    return problems
+
+
 def gate_fabric(facts: Mapping[str, Any], profile: str) -> dict[str, str]:
-    if profile not in FABRIC_PROFILES:
-        why = (
-            "the rack's NVLink switch trays run the fabric, not this host"
-            if profile in IMEX_PROFILES
-            else "no NVSwitch or NVLink5 fabric on this profile"
-        )
-        return _gate(SKIPPED, f"{profile}: {why}")
-    gpus = facts.get("gpus") or []
+    """The NVLink fabric: state Completed and status Success where the profile has a fabric (the
+    host's NVSwitches, or the NVL72 rack's), and no unhealthy route on any GPU of a fabric."""
+    gpus = _readable(facts)
+    needs = profile in FABRIC_PROFILES or profile in IMEX_PROFILES
+    on_fabric = [g for g in gpus if g.get("fabric_state") not in _FABRIC_NOT_USED]
+    if not needs and not on_fabric and not facts.get("nvswitch_present"):
+        return _gate(SKIPPED, f"{profile}: no NVSwitch or NVLink fabric on this host")
     if not gpus:
         return _gate(FAILED, _no_gpus(facts))
-    stuck = [
-        f"{_gpu_label(g)} is {g.get('fabric_state')}"
-        + (
-            f" ({g.get('fabric_status')})"
-            if g.get("fabric_status") not in (None, "Success")
-            else ""
+    problems = []
+    for gpu in gpus if needs or facts.get("nvswitch_present") else on_fabric:
+        state, status = gpu.get("fabric_state"), gpu.get("fabric_status")
+        if state != "Completed" or status not in (None, "Success"):
+            detail = f" ({status})" if status not in (None, "Success") else ""
+            problems.append(f"{_gpu_label(gpu)} is {state}{detail}")
+        health = _fabric_health_problems(gpu)
+        if health:
+            problems.append(f"{_gpu_label(gpu)} fabric {', '.join(health)}")
+    if problems:
+        where = (
+            "check the rack's NVLink switch trays and nvidia-imex"
+            if profile in IMEX_PROFILES
+            else "check nvidia-fabricmanager (or nvlsm)"
         )
-        for g in gpus
-        if g.get("fabric_state") != "Completed" or g.get("fabric_status") not in (None, "Success")
+        return _gate(FAILED, f"NVLink fabric not healthy: {'; '.join(problems)}; {where}")
+    return _gate(PASSED, f"fabric state Completed and healthy on all {len(gpus)} GPUs")
+
+
+def gate_page_retirement(facts: Mapping[str, Any]) -> dict[str, str]:
+    """No page retirement waiting for a reset (GPUs before Ampere retire pages, later ones remap
+    rows: see row_remapping)."""
+    gpus = _readable(facts)
+    if not gpus:
+        return _gate(FAILED, _no_gpus(facts))
+    pages = [(g, g.get("retired_pages") or {}) for g in gpus]
+    if all(p.get("pending") is None for _, p in pages):
+        return _gate(SKIPPED, "these GPUs do not retire pages (they remap rows)")
+    pending = [
+        f"{_gpu_label(g)} has a page retirement pending: reset the GPU or reboot"
+        for g, p in pages
+        if p.get("pending")
     ]
-    if stuck:
-        return _gate(
-            FAILED,
-            f"NVLink fabric not Completed: {', '.join(stuck)}; "
-            "check nvidia-fabricmanager (or nvlsm)",
-        )
-    return _gate(PASSED, f"fabric state Completed on all {len(gpus)} GPUs")
+    if pending:
+        return _gate(FAILED, "; ".join(pending))
+    return _gate(PASSED, "no page retirement pending")
+
+
+def gate_memory_health(facts: Mapping[str, Any]) -> dict[str, str]:
+    """No memory fault that a reset cannot cure: unrepairable memory, SRAM errors past the
+    threshold (both mean the GPU goes back to the vendor)."""
+    gpus = _readable(facts)
+    if not gpus:
+        return _gate(FAILED, _no_gpus(facts))
+    health = [(g, g.get("memory_health") or {}) for g in gpus]
+    if all(h.get("sram_threshold_exceeded") is None and h.get("unrepairable") is None
+           for _, h in health):  # fmt: skip
+        return _gate(SKIPPED, "nvidia-smi reports no SRAM threshold or unrepairable memory here")
+    problems = [
+        f"{_gpu_label(g)} has unrepairable memory ({h.get('unrepairable_reason')})"
+        for g, h in health
+        if h.get("unrepairable")
+    ]
+    problems += [
+        f"{_gpu_label(g)} exceeded the SRAM uncorrectable error threshold"
+        for g, h in health
+        if h.get("sram_threshold_exceeded")
+    ]
+    if problems:
+        return _gate(FAILED, "; ".join(problems) + ": the GPU needs replacing (RMA)")
+    return _gate(PASSED, "no unrepairable memory, SRAM errors under the threshold")
+
+
+def gate_recovery_action(facts: Mapping[str, Any]) -> dict[str, str]:
+    """The driver asks for no recovery action (reset, reboot, drain and reset)."""
+    gpus = _readable(facts)
+    if not gpus:
+        return _gate(FAILED, _no_gpus(facts))
+    actions = [(g, g.get("recovery_action")) for g in gpus]
+    if all(action is None for _, action in actions):
+        return _gate(SKIPPED, "this driver reports no GPU recovery action")
+    asked = [
+        f"{_gpu_label(g)} asks for {action}"
+        for g, action in actions
+        if action is not None and str(action).lower() != "none"
+    ]
+    if asked:
+        return _gate(FAILED, "; ".join(asked))
+    return _gate(PASSED, f"no recovery action asked on all {len(gpus)} GPUs")
 
 
 def parse_imex_nodes(output: str) -> tuple[str | None, dict[str, bool]]:
@@ -335,7 +445,8 @@ def gpu_gates(
 ) -> dict[str, Any]:
     """The validation report of one host: every gate with its status and reason."""
     skipped = set(check_skip(skip))
-    profile = profile or str(facts.get("hardware_profile") or "generic")
+    requested = bool(profile)
+    profile = profile or str(facts.get("hardware_profile") or _hardware.GENERIC)
     evaluate = {
         "driver_versions": lambda: gate_driver_versions(facts, expected_driver_version),
         "gpu_count": lambda: gate_gpu_count(facts, profile, expected_gpu_count),
@@ -343,6 +454,9 @@ def gpu_gates(
         "persistence_mode": lambda: gate_persistence_mode(facts),
         "ecc": lambda: gate_ecc(facts),
         "row_remapping": lambda: gate_row_remapping(facts),
+        "page_retirement": lambda: gate_page_retirement(facts),
+        "memory_health": lambda: gate_memory_health(facts),
+        "recovery_action": lambda: gate_recovery_action(facts),
         "fabric": lambda: gate_fabric(facts, profile),
         "imex": lambda: gate_imex(profile, imex),
         "container_cdi": lambda: gate_container_cdi(facts, container),
@@ -373,15 +487,52 @@ def gpu_gates(
             "cuda": facts.get("cuda_version"),
         },
         "gpu_count": int(facts.get("gpu_count") or 0),
+        "profile_source": "gpu_validate_profile" if requested else facts.get("profile_source"),
         "gpus": [
             {
                 "index": g.get("index"),
                 "uuid": g.get("uuid"),
                 "name": g.get("name"),
                 "pci_bus_id": g.get("pci_bus_id"),
+                "pci_device_id": g.get("pci_device_id"),
+                "readable": g.get("readable", True),
             }
             for g in facts.get("gpus") or []
         ],
         "gates": gates,
         "failures": failures,
     }
+
+
+def profile_check(facts: Mapping[str, Any], inventory_profile: str) -> dict[str, Any]:
+    """Whether the inventory's profile fits the GPUs read, with advice that names the real
+    cause: a GPU that cannot be read is a hardware fault, not a wrong inventory group."""
+    detected = str(facts.get("detected_profile") or facts.get("hardware_profile") or "")
+    host_gpus: Sequence[Mapping[str, Any]] = facts.get("gpus") or []
+    lost = [str(g.get("index")) for g in host_gpus if not g.get("readable", True)]
+    if not inventory_profile or not host_gpus or inventory_profile == detected:
+        message = ""
+        if lost:
+            message = (
+                f"GPU {', '.join(lost)} cannot be read: a hardware fault (reseat, reset or "
+                "replace the GPU); gpu_validate's gpu_count gate fails until it is fixed"
+            )
+        return {"ok": True, "detected": detected, "message": message}
+    names = sorted({str(g.get("name")) for g in host_gpus if g.get("readable", True)})
+    ids = sorted(
+        {
+            str(g["pci_device_id"])
+            for g in host_gpus
+            if g.get("readable", True) and g.get("pci_device_id")
+        }
+    )
+    source = str(facts.get("profile_source") or "").replace("_", " ")
+    message = (
+        f"the inventory sets {inventory_profile} but the GPUs are detected as {detected} "
+        f"({len(host_gpus)} x {', '.join(names) or '?'}"
+        + (f", PCI device id {', '.join(ids)}" if ids else "")
+        + (f", by {source}" if source else "")
+        + "): fix the host's inventory group, or keep the inventory's profile with gpu_facts' "
+        "profile override"
+    )
+    return {"ok": False, "detected": detected, "message": message}

@@ -9,11 +9,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-PROFILES = ("h100_hgx", "h200_hgx", "b200_hgx", "gb200_nvl72", "generic")
+from ansible_collections.onprem.llm.plugins.module_utils import _hardware
+
+# All from the hardware table (_hardware).
+PROFILES = _hardware.PROFILE_CHOICES
 # Profiles whose GPUs sit behind NVSwitches managed by the host's fabric manager.
-NVSWITCH_PROFILES = ("h100_hgx", "h200_hgx", "b200_hgx")
+NVSWITCH_PROFILES = _hardware.profiles_where("fabric_manager")
 # Blackwell and Grace need the open kernel modules.
-OPEN_ONLY_PROFILES = ("b200_hgx", "gb200_nvl72")
+OPEN_ONLY_PROFILES = _hardware.profiles_where("open_modules_only")
+NVLSM_PROFILES = _hardware.profiles_where("nvlsm")
+IMEX_PROFILES = _hardware.profiles_where("imex")
 # From branch 580 on, fabric manager, nscq and IMEX packages drop the branch suffix.
 UNVERSIONED_NAMES_FROM = 580
 
@@ -91,8 +96,12 @@ def driver_plan(
     open_modules: bool = True,
     nvlsm_version: str = "",
     gb200_tuning: bool = False,
+    nvswitch: bool = False,
 ) -> dict[str, Any]:
-    """Packages (name -> apt version glob), services, modprobe options and kernel arguments."""
+    """Packages (name -> apt version glob), services, modprobe options and kernel arguments.
+
+    `nvswitch`: the host has NVSwitches (onprem_gpu.nvswitch_present), so fabric manager is
+    planned even on a board without a profile (HGX A100, H800, H20...)."""
     if profile not in PROFILES:
         raise StackInputError(
             f"nvidia_driver_profile must be one of {', '.join(PROFILES)}, got {profile!r}"
@@ -115,17 +124,17 @@ def driver_plan(
     modprobe = {"nvidia": ["NVreg_OpenRmEnableUnsupportedGpus=0"] if open_modules else []}
     modules_load: list[str] = []
     kernel_args: list[str] = []
-    if profile in NVSWITCH_PROFILES:
+    if profile in NVSWITCH_PROFILES or (nvswitch and profile not in IMEX_PROFILES):
         packages[_suffixed("nvidia-fabricmanager", number)] = pinned
         services.append("nvidia-fabricmanager")
-    if profile == "b200_hgx":
+    if profile in NVLSM_PROFILES:
         packages["libnvsdm"] = pinned
         if not nvlsm_version:
-            raise StackInputError("nvidia_driver_nvlsm_version is required on b200_hgx (NVLink5)")
+            raise StackInputError(f"nvidia_driver_nvlsm_version is required on {profile} (NVLink5)")
         packages["nvlsm"] = f"{nvlsm_version}-*"
         packages["infiniband-diags"] = ""
         modules_load += ["mlx5_core", "ib_umad"]
-    if profile == "gb200_nvl72":
+    if profile in IMEX_PROFILES:
         packages[_suffixed("nvidia-imex", number)] = pinned
         services.append("nvidia-imex")
         modprobe["nvidia"].append("NVreg_CreateImexChannel0=1")

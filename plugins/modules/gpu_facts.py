@@ -18,6 +18,11 @@ description:
   - Never changes the host. A missing driver, no GPUs or unreadable output do not fail the task;
     they give O(onprem_gpu.gpu_count=0) and readable entries in O(onprem_gpu.problems), so gates
     elsewhere decide what is fatal.
+  - The hardware profile comes from the GPUs' PCI device ids first and their product names
+    second; a GPU that cannot be read ("GPU is lost", "Unknown Error", nothing but placeholders)
+    does not take part, it is listed in RV(ansible_facts.onprem_gpu.unreadable_gpus) instead.
+  - Output is read as bytes; anything that is not UTF-8 (process names) and characters XML
+    forbids never stop the other GPUs from being read.
   - Reading InfiniBand VPD needs root; without it NVLink5 switch management is reported absent
     and a problem says why.
 author:
@@ -37,6 +42,14 @@ options:
       - Root of the sysfs filesystem to read.
     type: path
     default: /sys
+  profile:
+    description:
+      - Hardware profile the inventory sets for the host (for example O(profile=h200_hgx) from
+        C(nvidia_driver_profile)). It wins over detection; when it differs from what the GPUs
+        read as, the module warns and RV(ansible_facts.onprem_gpu.profile_override_note) says so.
+      - Empty to use the detected profile.
+    type: str
+    default: ""
   timeout:
     description:
       - Seconds to let C(nvidia-smi) run before giving up, where C(timeout) from coreutils exists.
@@ -144,30 +157,59 @@ ansible_facts:
           type: str
           sample: "12.8"
         gpu_count:
-          description: Number of GPUs C(nvidia-smi) lists.
+          description: Number of GPUs C(nvidia-smi) lists, readable or not.
           returned: always
           type: int
           sample: 8
+        attached_gpus:
+          description: The attached GPU count C(nvidia-smi) prints; null when absent.
+          returned: always
+          type: int
+          sample: 8
+        readable_gpu_count:
+          description: GPUs whose readings mean something.
+          returned: always
+          type: int
+          sample: 8
+        unreadable_gpus:
+          description: Indexes of GPUs that cannot be read (lost, "Unknown Error", no values).
+          returned: always
+          type: list
+          elements: int
+          sample: []
         gpus:
           description:
             - One entry per GPU, in C(nvidia-smi) order. Values not reported are null.
-            - Keys C(index), C(minor_number), C(uuid), C(name), C(architecture), C(pci_bus_id),
-              C(memory_total_mib), C(persistence_mode), C(ecc_mode) (current), C(ecc_errors)
+            - Keys C(index), C(readable), C(read_error), C(minor_number), C(uuid), C(name),
+              C(architecture), C(pci_bus_id), C(pci_device_id) (C(0x2335)), C(pci_vendor_id),
+              C(part) (the known part of that id, else null), C(memory_total_mib),
+              C(persistence_mode), C(ecc_mode) (current), C(ecc_errors)
               (C(volatile) and C(aggregate), each C(corrected) and C(uncorrected), SRAM and DRAM
-              summed), C(retired_pages) (C(single_bit), C(double_bit), C(pending)),
+              summed), C(memory_health) (C(sram_threshold_exceeded), C(unrepairable),
+              C(unrepairable_reason), C(channel_repair_pending), C(tpc_repair_pending)),
+              C(retired_pages) (C(single_bit), C(double_bit), C(pending)),
               C(remapped_rows) (C(correctable), C(uncorrectable), C(pending), C(failure)),
-              C(mig_mode) (current), C(mig_mode_pending), C(mig_device_count), C(temperature_c),
-              C(power_draw_w), C(power_limit_w), C(fabric_state), C(fabric_status).
+              C(recovery_action) (C(gpu_recovery_action), r570 on), C(mig_mode) (current),
+              C(mig_mode_pending), C(mig_device_count), C(temperature_c),
+              C(power_draw_w), C(power_limit_w), C(fabric_state), C(fabric_status),
+              C(fabric_health) (C(summary), C(bandwidth), C(route_unhealthy),
+              C(route_recovery_in_progress), C(access_timeout_recovery),
+              C(incorrect_configuration)).
           returned: always
           type: list
           elements: dict
           sample:
             - index: 0
+              readable: true
+              read_error: null
               minor_number: 0
               uuid: GPU-3a1c5e7f-09b2-4d46-8e1a-6f0c2b9d4e81
               name: NVIDIA H200
               architecture: Hopper
               pci_bus_id: "00000000:18:00.0"
+              pci_device_id: "0x2335"
+              pci_vendor_id: "0x10DE"
+              part: H200 SXM 141GB
               memory_total_mib: 143771
               persistence_mode: true
               ecc_mode: true
@@ -209,14 +251,45 @@ ansible_facts:
           returned: always
           type: bool
           sample: false
+        nvswitch_board:
+          description:
+            - A GPU is a part sold on NVSwitch baseboards (HGX A100, H800, H20, H100, H200,
+              B200, B300), whether or not a profile names the board.
+          returned: always
+          type: bool
+          sample: true
+        fabric_manager_needed:
+          description: NVSwitches are registered, or the profile runs fabric manager.
+          returned: always
+          type: bool
+          sample: true
         hardware_profile:
           description:
-            - C(h100_hgx) or C(h200_hgx) (8 such GPUs and NVSwitch), C(b200_hgx) (8 B200 and
-              NVLink5 switch management), C(gb200_nvl72) (4 GB200, one compute tray),
-              otherwise C(generic).
+            - The profile in use, from the hardware table of the collection
+              (C(h100_hgx), C(h200_hgx), C(b200_hgx), C(gb200_nvl72)), otherwise C(generic);
+              O(profile) when given, else the detected one.
           returned: always
           type: str
           sample: h200_hgx
+        detected_profile:
+          description:
+            - The profile most readable GPUs point to, by PCI device id (product name when the
+              id is unknown). GPUs of mixed parts without a majority give C(generic).
+          returned: always
+          type: str
+          sample: h200_hgx
+        profile_source:
+          description: C(pci_id), C(product_name), C(inventory) (from O(profile)) or C(none).
+          returned: always
+          type: str
+          sample: pci_id
+        profile_override_note:
+          description: Set when O(profile) differs from the detected profile; null otherwise.
+          returned: always
+          type: str
+          sample: >-
+            hardware profile h200_hgx set by the inventory;
+            the GPUs read as generic (by pci id)
         problems:
           description: Readable reasons facts are missing or the driver is not usable.
           returned: always
@@ -286,10 +359,11 @@ def _run_nvidia_smi(module: AnsibleModule, problems: list[str]) -> SmiRun:
     timeout_bin = module.get_bin_path("timeout")
     if timeout_bin:
         command = [timeout_bin, str(module.params["timeout"]), *command]
-    rc, stdout, stderr = module.run_command(command, check_rc=False)
+    # Bytes: process names are whatever the kernel holds; the parser decodes leniently.
+    rc, stdout, stderr = module.run_command(command, check_rc=False, encoding=None)
     if timeout_bin and rc == _TIMEOUT_RC:
         # Whatever it printed before hanging is a truncated document; the hang is the news.
-        stdout, stderr = "", f"timed out after {module.params['timeout']} s"
+        stdout, stderr = b"", f"timed out after {module.params['timeout']} s"
     return SmiRun(path=path, rc=rc, stdout=stdout, stderr=stderr)
 
 
@@ -303,8 +377,12 @@ def gather(module: AnsibleModule) -> dict[str, Any]:
         nvswitch_devices=_list_dir(os.path.join(proc_root, "driver", "nvidia-nvswitch", "devices")),
         ib_vpds=_read_vpds(module.params["sys_root"], problems),
         problems=problems,
+        profile_override=module.params["profile"] or "",
     )
-    return build_facts(readings)
+    facts = build_facts(readings)
+    if facts["profile_override_note"]:
+        module.warn(facts["profile_override_note"])
+    return facts
 
 
 def main() -> None:
@@ -313,6 +391,7 @@ def main() -> None:
             "nvidia_smi_path": {"type": "path"},
             "proc_root": {"type": "path", "default": "/proc"},
             "sys_root": {"type": "path", "default": "/sys"},
+            "profile": {"type": "str", "default": ""},
             "timeout": {"type": "int", "default": 60},
         },
         supports_check_mode=True,

@@ -67,7 +67,7 @@ def read_report(host):
     return json.loads(host.file(REPORT).content_string)
 
 
-def test_validation_report_passes_imex_and_skips_host_fabric(host):
+def test_validation_report_passes_imex_and_the_fabric_health(host):
     report = read_report(host)
     assert report["profile"] == "gb200_nvl72"
     assert report["passed"] is True, report["failures"]
@@ -83,8 +83,10 @@ def test_validation_report_passes_imex_and_skips_host_fabric(host):
     for gate in [*passed, "imex", "container_cdi"]:
         assert gates[gate]["status"] == "passed", (gate, gates[gate])
     assert gates["imex"]["reason"] == "IMEX domain UP with 2 READY nodes"
-    assert gates["fabric"]["status"] == "skipped"
-    assert "switch trays run the fabric" in gates["fabric"]["reason"]
+    assert gates["fabric"] == {
+        "status": "passed",
+        "reason": "fabric state Completed and healthy on all 4 GPUs",
+    }
     assert gates["container_cdi"]["reason"] == "a podman container sees all 4 GPUs through CDI"
     fetched = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "gpu-validate" / "gpu-gb200.json"
     assert json.loads(fetched.read_text()) == report

@@ -138,7 +138,7 @@ def test_validation_report_passes_every_gate(host):
         gates["driver_versions"]["reason"]
         == "kernel module and userspace driver are both 580.126.09"
     )
-    assert gates["fabric"]["reason"] == "fabric state Completed on all 8 GPUs"
+    assert gates["fabric"]["reason"] == "fabric state Completed and healthy on all 8 GPUs"
     assert gates["imex"]["status"] == "skipped"
     # docker 20.10 resolves no CDI device names: the gate says so instead of passing.
     assert gates["container_cdi"] == {
@@ -171,7 +171,7 @@ def test_ecc_errors_fail_the_host_with_a_readable_reason_then_a_healthy_host_pas
         sick = run_playbook(SCENARIO_DIR / "validate_ecc_errors.yml", tmp_path / "sick")
         output = sick.stdout + sick.stderr
         assert sick.returncode != 0, output
-        assert "GPU validation failed on gpu-h200 (6 passed, 2 failed, 3 skipped)" in output
+        assert "GPU validation failed on gpu-h200 (7 passed, 2 failed, 5 skipped)" in output
         assert "ecc: GPU 5 (00000000:C3:00.0) has 3 volatile uncorrected (DBE) ECC errors" in output
         assert "row_remapping: GPU 5 (00000000:C3:00.0) has a row remap pending" in output
         report = read_report(host)
@@ -189,3 +189,18 @@ def test_ecc_errors_fail_the_host_with_a_readable_reason_then_a_healthy_host_pas
     healthy = run_playbook(PROJECT_DIR / "playbooks" / "validate.yml", tmp_path / "healthy")
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert read_report(host)["passed"] is True
+
+
+def test_failing_dcgm_diag_fails_the_gate(host, tmp_path):
+    # The dcgmi stand-in fails diag on the GPU named in this file, as real dcgmi reports a fault.
+    host.run("echo 3 > /etc/nvidia-stand-in/dcgmi-diag-fail")
+    try:
+        run = run_playbook(PROJECT_DIR / "playbooks" / "validate.yml", tmp_path / "diag")
+        assert run.returncode != 0, run.stdout + run.stderr
+        report = read_report(host)
+        assert report["gates"]["dcgm_diag"]["status"] == "failed"
+        assert report["gates"]["dcgm_diag"]["reason"].startswith(
+            "dcgmi diag -r 2 failed (rc 1): Memory Fail - GPU: 3"
+        )
+    finally:
+        host.run("rm -f /etc/nvidia-stand-in/dcgmi-diag-fail")

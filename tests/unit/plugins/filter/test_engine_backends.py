@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,11 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.onprem.llm.plugins.filter.engine import FilterModule
-from ansible_collections.onprem.llm.plugins.module_utils import _engine_instances
+from ansible_collections.onprem.llm.plugins.module_utils import (
+    _engine_instances,
+    _hardware,
+    _placement,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 COLLECTIONS = REPO_ROOT / "collections"
@@ -52,20 +57,69 @@ def test_h200_profile_gives_eight_instances_of_the_default_model() -> None:
     assert result[0]["max_model_len"] == 8192
 
 
-def test_gpu_facts_win_over_the_profile() -> None:
-    facts = {
-        "gpu_count": 4,
-        "hardware_profile": "h100_hgx",
-        "nvswitch_present": True,
-        "gpus": [{"memory_total_mib": 81559}] * 4,
+def _facts(profile: str) -> dict:
+    """The onprem_gpu fact of a healthy host of a profile, as gpu_facts reports it."""
+    entry = _hardware.PROFILES[profile]
+    gpu = {"memory_total_mib": entry.gpu_memory_mib, "readable": True}
+    return {
+        "gpu_count": entry.gpus_per_node,
+        "hardware_profile": profile,
+        "gpus": [{**gpu, "index": i} for i in range(entry.gpus_per_node)],
     }
-    result = engine_instances(
-        "node",
-        settings(onprem_gpu=facts, nvidia_driver_profile="h200_hgx", engine_model=LLAMA_70B),
+
+
+LLAMA_4_SCOUT_FP8 = {"name": "llama-4-scout", "params_b": 109, "dtype": "fp8",
+                     "context_length": 8192}  # fmt: skip
+
+
+@pytest.mark.parametrize("profile", list(_hardware.PROFILES))
+@pytest.mark.parametrize("model", [None, LLAMA_70B, LLAMA_4_SCOUT_FP8])
+def test_instances_are_the_same_with_and_without_gpu_facts(profile: str, model: dict) -> None:
+    base = settings(nvidia_driver_profile=profile, ansible_host="10.20.1.11")
+    if model:
+        base["engine_model"] = model
+    try:
+        without = engine_instances("node", base)
+    except AnsibleFilterError as error:  # does not fit: it must fail the same way with facts
+        with pytest.raises(AnsibleFilterError, match="does not fit"):
+            engine_instances("node", {**base, "onprem_gpu": _facts(profile)})
+        assert "does not fit" in str(error)
+        return
+    assert engine_instances("node", {**base, "onprem_gpu": _facts(profile)}) == without
+    assert engine_backends(["node"], {"node": base}, details=True) == without
+
+
+def test_llama_4_scout_fp8_on_h200_no_longer_depends_on_facts() -> None:
+    base = settings(nvidia_driver_profile="h200_hgx", engine_model=LLAMA_4_SCOUT_FP8)
+    with_facts = engine_instances("node", {**base, "onprem_gpu": _facts("h200_hgx")})
+    assert [i["tensor_parallel_size"] for i in with_facts] == [2] * 4
+    assert with_facts == engine_instances("node", base)
+    # What the reported 143771 MiB (150.8 GB) would have given: the disagreement this removes.
+    from_facts = _placement.place(
+        _placement.model_from_dict(LLAMA_4_SCOUT_FP8),
+        _placement.host_from_dict(_facts("h200_hgx")),
     )
-    # 70B BF16 needs 4 H100s at the default headroom: one instance on the 4 GPUs known from facts.
-    assert [(i["gpus"], i["tensor_parallel_size"]) for i in result] == [([0, 1, 2, 3], 4)]
-    assert result[0]["cuda_visible_devices"] == "0,1,2,3"
+    assert (len(from_facts.instances), from_facts.tensor_parallel_size) == (8, 1)
+
+
+@pytest.mark.parametrize(
+    ("facts", "message"),
+    [
+        (_facts("h100_hgx"), "says h200_hgx but the host's GPUs read as h100_hgx"),
+        (
+            {**_facts("h200_hgx"), "unreadable_gpus": [3],
+             "gpus": [{"memory_total_mib": 143771, "readable": i != 3} for i in range(8)]},
+            "8 GPUs declared, the host has 7 readable (GPU 3 cannot be read)",
+        ),
+        (
+            {**_facts("h200_hgx"), "gpus": [{"memory_total_mib": 81559}] * 8},
+            "141 GB per GPU declared, the host's smallest GPU has 81559 MiB",
+        ),
+    ],
+)  # fmt: skip
+def test_gpu_facts_that_contradict_the_inventory_fail(facts: dict, message: str) -> None:
+    with pytest.raises(AnsibleFilterError, match=re.escape(message)):
+        engine_instances("node", settings(nvidia_driver_profile="h200_hgx", onprem_gpu=facts))
 
 
 def test_cpu_hosts_get_instances_without_gpus_on_the_facts_address() -> None:

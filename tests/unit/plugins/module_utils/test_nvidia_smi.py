@@ -1,4 +1,4 @@
-"""Facts derived from recorded-format nvidia-smi output and host trees (fixtures/nvidia_smi)."""
+"""Facts from nvidia-smi output and host trees (fixtures/nvidia_smi; real/ in test_gpu_health)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ansible_collections.onprem.llm.plugins.module_utils._nvidia_smi import (
     NvidiaSmiError,
     SmiRun,
     build_facts,
-    gpu_model,
+    detect_profile,
     hardware_profile,
     overall_fabric_state,
     parse_kernel_module,
@@ -121,17 +121,30 @@ def test_host_facts(
 def test_h100_hgx_first_gpu_in_full() -> None:
     assert facts("h100_hgx")["gpus"][0] == {
         "index": 0,
+        "readable": True,
+        "read_error": None,
         "minor_number": 0,
         "uuid": "GPU-16e59c5a-9be3-561d-1a31-0b0b9bb55eef",
         "name": "NVIDIA H100 80GB HBM3",
         "architecture": "Hopper",
         "pci_bus_id": "00000000:18:00.0",
+        "pci_device_id": "0x2330",
+        "pci_vendor_id": "0x10DE",
+        "part": "H100 SXM5 80GB",
         "memory_total_mib": 81559,
         "persistence_mode": True,
         "ecc_mode": True,
         "ecc_errors": ZERO_ECC,
+        "memory_health": {
+            "sram_threshold_exceeded": False,
+            "unrepairable": None,
+            "unrepairable_reason": None,
+            "channel_repair_pending": None,
+            "tpc_repair_pending": None,
+        },
         "retired_pages": {"single_bit": None, "double_bit": None, "pending": None},
         "remapped_rows": {"correctable": 0, "uncorrectable": 0, "pending": False, "failure": False},
+        "recovery_action": None,
         "mig_mode": False,
         "mig_mode_pending": False,
         "mig_device_count": 0,
@@ -140,6 +153,14 @@ def test_h100_hgx_first_gpu_in_full() -> None:
         "power_limit_w": 700.0,
         "fabric_state": "Completed",
         "fabric_status": "Success",
+        "fabric_health": {
+            "summary": None,
+            "bandwidth": None,
+            "route_unhealthy": None,
+            "route_recovery_in_progress": None,
+            "access_timeout_recovery": None,
+            "incorrect_configuration": None,
+        },
     }
 
 
@@ -414,50 +435,64 @@ def test_overall_fabric_state(states: list[str], overall: str) -> None:
     assert overall_fabric_state(states) == overall
 
 
-@pytest.mark.parametrize(
-    ("name", "model"),
-    [
-        ("NVIDIA H100 80GB HBM3", "h100"),
-        ("NVIDIA H100 PCIe", None),
-        ("NVIDIA H100 NVL", None),
-        ("NVIDIA H200", "h200"),
-        ("NVIDIA H200 NVL", None),
-        ("NVIDIA GH200 480GB", None),
-        ("NVIDIA B200", "b200"),
-        ("NVIDIA GB200", "gb200"),
-        ("NVIDIA L40S", None),
-        (None, None),
-    ],
-)
-def test_gpu_model(name: str | None, model: str | None) -> None:
-    assert gpu_model(name) == model
-
-
-def _board(name: str, count: int) -> list[dict[str, Any]]:
-    return [{"name": name}] * count
+def _board(name: str, count: int, device: str | None = None) -> list[dict[str, Any]]:
+    return [
+        {"index": i, "name": name, "pci_device_id": device, "readable": True} for i in range(count)
+    ]
 
 
 @pytest.mark.parametrize(
-    ("gpus", "nvswitch", "nvlink5", "profile"),
+    ("gpus", "profile", "source"),
     [
-        (_board("NVIDIA H100 80GB HBM3", 8), True, False, "h100_hgx"),
-        (_board("NVIDIA H100 80GB HBM3", 8), False, False, "generic"),  # NVSwitch not registered
-        (_board("NVIDIA H100 80GB HBM3", 7), True, False, "generic"),  # a GPU fell off the bus
-        (_board("NVIDIA H200", 8), True, False, "h200_hgx"),
-        (_board("NVIDIA H200 NVL", 8), True, False, "generic"),
-        (_board("NVIDIA H200", 4) + _board("NVIDIA H100 80GB HBM3", 4), True, False, "generic"),
-        (_board("NVIDIA B200", 8), False, True, "b200_hgx"),
-        (_board("NVIDIA B200", 8), True, False, "generic"),  # NVLink5 needs SW_MNG, not nvswitch
-        (_board("NVIDIA GB200", 4), False, False, "gb200_nvl72"),
-        (_board("NVIDIA GB200", 2), False, False, "generic"),
-        (_board("NVIDIA GH200 480GB", 1), False, False, "generic"),
-        ([], False, False, "generic"),
+        (_board("NVIDIA H100 80GB HBM3", 8, "0x2330"), "h100_hgx", "pci_id"),
+        (_board("NVIDIA H100 80GB HBM3", 7, "0x2330"), "h100_hgx", "pci_id"),  # one fell off
+        (_board("NVIDIA H100 80GB HBM3", 8), "h100_hgx", "product_name"),  # no id: the name
+        (_board("NVIDIA H100 PCIe", 2, "0x2331"), "generic", "pci_id"),
+        (_board("NVIDIA H100 NVL", 2), "generic", "none"),
+        (_board("NVIDIA H200", 8, "0x2335"), "h200_hgx", "pci_id"),
+        (_board("NVIDIA Graphics Device", 8, "0x2335"), "h200_hgx", "pci_id"),  # unnamed part
+        (_board("NVIDIA H200 NVL", 8, "0x233B"), "generic", "pci_id"),
+        (_board("NVIDIA H200 NVL", 8), "generic", "none"),
+        (_board("NVIDIA B200", 8, "0x2901"), "b200_hgx", "pci_id"),
+        (_board("NVIDIA B200", 8, "0x2909"), "b200_hgx", "pci_id"),
+        (_board("NVIDIA GB200", 4, "0x2941"), "gb200_nvl72", "pci_id"),
+        (_board("NVIDIA GH200 480GB", 1, "0x2342"), "generic", "pci_id"),
+        (_board("NVIDIA H20", 8, "0x2329"), "generic", "pci_id"),
+        (_board("NVIDIA GB300", 4, "0x31C2"), "generic", "pci_id"),
+        (_board("NVIDIA L40S", 1, "0x26B9"), "generic", "none"),
+        ([], "generic", "none"),
     ],
 )
-def test_hardware_profile(
-    gpus: list[dict[str, Any]], nvswitch: bool, nvlink5: bool, profile: str
+def test_profile_by_pci_id_first_then_name(
+    gpus: list[dict[str, Any]], profile: str, source: str
 ) -> None:
-    assert hardware_profile(gpus, nvswitch, nvlink5) == profile
+    detected = detect_profile(gpus)
+    assert (detected["profile"], detected["source"]) == (profile, source)
+    assert hardware_profile(gpus) == profile
+
+
+def test_name_contradicting_the_pci_id_is_a_problem() -> None:
+    gpus = _board("NVIDIA H200", 8, "0x2330")
+    detected = detect_profile(gpus)
+    assert detected["profile"] == "h100_hgx"  # the id wins
+    assert detected["problems"][0] == (
+        "GPU 0 is named 'NVIDIA H200' but its PCI device id 0x2330 is a H100 SXM5 80GB"
+    )
+
+
+def test_mixed_parts_without_a_majority_are_generic() -> None:
+    gpus = _board("NVIDIA H200", 4, "0x2335") + [
+        {**gpu, "index": gpu["index"] + 4} for gpu in _board("NVIDIA H100", 4, "0x2330")
+    ]
+    detected = detect_profile(gpus)
+    assert detected["profile"] == "generic"
+    assert "different parts" in detected["problems"][0]
+
+
+def test_one_unreadable_gpu_does_not_change_the_profile() -> None:
+    gpus = _board("NVIDIA H200", 8, "0x2335")
+    gpus[3] = {"index": 3, "name": None, "pci_device_id": None, "readable": False}
+    assert detect_profile(gpus) == {"profile": "h200_hgx", "source": "pci_id", "problems": []}
 
 
 def test_sw_mng_only_in_switch_management_vpd() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ansible_collections.onprem.llm.plugins.module_utils import _hardware
 from ansible_collections.onprem.llm.plugins.module_utils import _nvidia_stack as stack
 
 
@@ -162,3 +163,20 @@ def test_imex_nodes_from_the_rack_group():
 def test_imex_rack_group_errors(group, host, message):
     with pytest.raises(stack.StackInputError, match=message):
         stack.imex_nodes(group, {"nvl72_rack01": ["tray01"]}, None, host)
+
+
+def test_generic_board_with_nvswitches_gets_fabric_manager():
+    plain = stack.driver_plan("generic", 580, "580.126.09")
+    assert "nvidia-fabricmanager" not in plain["services"]
+    switched = stack.driver_plan("generic", 580, "580.126.09", nvswitch=True)
+    assert switched["packages"]["nvidia-fabricmanager"] == "580.126.09-*"
+    assert "nvidia-fabricmanager" in switched["services"]
+    # GB200 trays never run fabric manager, whatever the host reports.
+    tray = stack.driver_plan("gb200_nvl72", 580, "580.126.09", nvswitch=True)
+    assert "nvidia-fabricmanager" not in tray["services"]
+
+
+def test_profiles_come_from_the_hardware_table():
+    assert (*_hardware.PROFILES, "generic") == stack.PROFILES
+    assert set(stack.NVSWITCH_PROFILES) == {"h100_hgx", "h200_hgx", "b200_hgx"}
+    assert set(stack.OPEN_ONLY_PROFILES) == {"b200_hgx", "gb200_nvl72"}

@@ -204,3 +204,36 @@ def test_unreadable_vpd_is_a_problem(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert len(problems) == 1
     assert problems[0].startswith(f"cannot read {device / 'vpd'}: ")
     assert problems[0].endswith("(NVLink5 detection needs root)")
+
+
+def test_bytes_that_are_not_utf8_and_control_characters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = (FIXTURES / "h200_hgx.xml").read_bytes()
+    raw = raw.replace(
+        b"<product_name>NVIDIA H200</product_name>", b"<product_name>\x1bH\xff</product_name>", 1
+    )
+    raw = raw.replace(b"<uuid>GPU-", b"<uuid>\x01GPU-\xc3\x28", 1)
+    output = tmp_path / "smi.xml"
+    output.write_bytes(raw)
+    smi = stand_in(tmp_path, output)
+    gpu = run_module(capsys, nvidia_smi_path=smi, **host_args("h200_hgx"))["ansible_facts"]
+    gpu = gpu["onprem_gpu"]
+    assert (gpu["gpu_count"], gpu["hardware_profile"]) == (8, "h200_hgx")  # by PCI id
+    assert gpu["gpus"][0]["name"] == "H\ufffd"
+
+
+def test_inventory_profile_override_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Recorded here: where the warning goes depends on whether controller code was imported.
+    warned: list[str] = []
+    monkeypatch.setattr(
+        gpu_facts.AnsibleModule, "warn", lambda self, message: warned.append(message)
+    )
+    smi = stand_in(tmp_path, FIXTURES / "h100_hgx.xml")
+    result = run_module(capsys, nvidia_smi_path=smi, profile="h200_hgx", **host_args("h100_hgx"))
+    gpu = result["ansible_facts"]["onprem_gpu"]
+    assert (gpu["hardware_profile"], gpu["profile_source"]) == ("h200_hgx", "inventory")
+    assert gpu["detected_profile"] == "h100_hgx"
+    assert warned == [gpu["profile_override_note"]]
