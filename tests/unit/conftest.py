@@ -5,6 +5,7 @@ same path ansible-playbook uses when run from a checkout.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,6 +19,19 @@ COLLECTIONS_ROOT = REPO_ROOT / "collections"
 
 if str(COLLECTIONS_ROOT) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS_ROOT))
+
+
+@pytest.fixture
+def promtool() -> str:
+    """promtool's path. Without it the test is skipped, except under CI=true, where nothing may
+    be skipped and it fails (tests/harness/install-deps.sh installs it)."""
+    path = shutil.which("promtool")
+    if path is None:
+        reason = "promtool is missing: run tests/harness/install-deps.sh"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (CI=true: a test may not be skipped)")
+        pytest.skip(reason)
+    return path
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -51,9 +50,8 @@ def test_dashboard_queries_name_only_recorded_series(path):
         assert panel["datasource"]["uid"] == "${datasource}"
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is missing")
 @pytest.mark.parametrize("path", DASHBOARDS, ids=[p.stem for p in DASHBOARDS])
-def test_dashboard_queries_parse(path, tmp_path):
+def test_dashboard_queries_parse(path, tmp_path, promtool):
     dashboard = json.loads(path.read_text())
     exprs = [
         re.sub(r"\$\w+", "x", expr)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -119,8 +118,7 @@ def targets(job: dict) -> dict[str, dict]:
     return {t["targets"][0]: t["labels"] for t in job["static_configs"]}
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is missing")
-def test_config_passes_promtool(rendered):
+def test_config_passes_promtool(rendered, promtool):
     result = subprocess.run(
         ["promtool", "check", "config", str(rendered / "prometheus.yml")],
         capture_output=True,

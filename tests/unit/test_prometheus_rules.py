@@ -38,9 +38,7 @@ RENDER_PLAYBOOK = """
       loop: "{{{{ _prometheus_rule_files }}}}"
 """
 
-pytestmark = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool is missing: run tests/harness/install-deps.sh"
-)
+pytestmark = pytest.mark.usefixtures("promtool")
 
 
 def render_rules(out: Path, extra_vars: dict | None = None) -> list[Path]:

@@ -5,6 +5,7 @@ when every engine is down, the cloud API stand-in for public requests only.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 import time
@@ -19,6 +20,7 @@ from gateway_client import (
     KEY_LIMITED,
     MODEL,
     NATIVE,
+    SCENARIO_DIR,
     SEQUENTIAL,
     UNIT,
     address,
@@ -141,6 +143,21 @@ def test_vllm_runs_natively_from_the_wheelhouse_offline():
         assert version == "0.32.0"
         # Bound to the internal address only, not to loopback.
         assert engine.run("curl -s -m 3 http://127.0.0.1:8000/health").rc != 0
+
+
+def test_real_vllm_metrics_carry_every_metric_the_rules_use():
+    # The check of tests/unit/test_monitoring_engine_metrics.py, against the real vLLM.
+    path = SCENARIO_DIR.parents[1] / "tests" / "harness" / "engine_metrics.py"
+    spec = importlib.util.spec_from_file_location("engine_metrics", path)
+    assert spec and spec.loader
+    engine_metrics = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(engine_metrics)
+    wait_for_engines(3)
+    for engine in NATIVE:
+        text = engine.check_output(f"curl -s -m 10 http://{address(engine)}:8000/metrics")
+        problems = engine_metrics.missing_metrics(text)
+        # vllm:gpu_cache_usage_perc is the older name, kept in the rules as a fallback.
+        assert problems == ["vllm:gpu_cache_usage_perc: not a gauge with samples"], problems
 
 
 @pytest.mark.parametrize("key", ["", "sk-test-wrong-0123456789abcdef0123456789"])
