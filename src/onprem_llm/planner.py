@@ -453,7 +453,9 @@ def write_chart(plan: Plan, path: str) -> None:
         ) from None
     volumes = [p.requests_per_month for p in plan.curve]
     figure, axes = plt.subplots(figsize=(9, 5.5), dpi=110)
-    axes.plot(volumes, [p.cloud for p in plan.curve], label=f"cloud API ({plan.inputs.api})")
+    flat = plan.inputs.api_cost_per_request
+    api = f"${flat:g} a request" if flat is not None else plan.inputs.api
+    axes.plot(volumes, [p.cloud for p in plan.curve], label=f"cloud API ({api})")
     axes.plot(volumes, [p.onprem for p in plan.curve], label=f"on-prem ({plan.platform.label})")
     axes.plot(volumes, [p.hybrid for p in plan.curve], label="hybrid", linestyle="--")
     for volume in plan.break_even_points:
