@@ -154,7 +154,10 @@ def test_real_vllm_metrics_carry_every_metric_the_rules_use():
     spec.loader.exec_module(engine_metrics)
     wait_for_engines(3)
     for engine in NATIVE:
-        text = engine.check_output(f"curl -s -m 10 http://{address(engine)}:8000/metrics")
+        base = f"http://{address(engine)}:8000"
+        # HTTP counters appear with the first API request (health checks are not counted).
+        engine.check_output(f"curl -sf -m 10 -o /dev/null {base}/v1/models")
+        text = engine.check_output(f"curl -s -m 10 {base}/metrics")
         problems = engine_metrics.missing_metrics(text)
         # vllm:gpu_cache_usage_perc is the older name, kept in the rules as a fallback.
         assert problems == ["vllm:gpu_cache_usage_perc: not a gauge with samples"], problems
