@@ -44,6 +44,17 @@ chroot "$rootfs" systemctl disable prometheus.service prometheus-alertmanager.se
   prometheus-node-exporter.service >/dev/null 2>&1
 # The gateway stays off until its role configures it.
 chroot "$rootfs" systemctl disable haproxy.service >/dev/null 2>&1
+# Each host makes its own ssh host key on first boot, as cloud images do, instead of every host
+# sharing the keys made when the image was built; the harness pins each host's key.
+rm -f "$rootfs"/etc/ssh/ssh_host_*
+mkdir -p "$rootfs/etc/systemd/system/ssh.service.d"
+cat >"$rootfs/etc/systemd/system/ssh.service.d/host-key.conf" <<'UNIT'
+[Service]
+ExecStartPre=
+ExecStartPre=/bin/sh -c 'test -s /etc/ssh/ssh_host_ed25519_key || ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key'
+ExecStartPre=/usr/sbin/sshd -t
+UNIT
+printf 'HostKey /etc/ssh/ssh_host_ed25519_key\n' >"$rootfs/etc/ssh/sshd_config.d/host-key.conf"
 printf 'deb %s %s main\n' "$mirror" "$suite" >"$rootfs/etc/apt/sources.list"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 

@@ -5,9 +5,9 @@ import re
 import pytest
 import testinfra
 
-testinfra_hosts = ["podman://common-node"]
+testinfra_hosts = ["ansible://common-node"]
 
-CLIENT = testinfra.get_host("podman://common-client")
+CLIENT = testinfra.get_host("ansible://common-client")
 
 # Connect from the client: "open" when the port answers, "refused" on a reset, "dropped" when
 # nothing comes back before the timeout.

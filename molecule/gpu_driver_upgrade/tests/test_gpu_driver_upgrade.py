@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-testinfra_hosts = ["podman://gpu-upgrade"]
+testinfra_hosts = ["ansible://gpu-upgrade"]
 
 OLD, NEW = "580.95.05", "580.126.09"
 PINNED = [

@@ -2,7 +2,7 @@
 
 import pytest
 
-testinfra_hosts = ["podman://gpu-gb200"]
+testinfra_hosts = ["ansible://gpu-gb200"]
 
 VERSION = "580.126.09"
 

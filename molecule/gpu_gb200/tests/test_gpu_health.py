@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-testinfra_hosts = ["podman://gpu-gb200"]
+testinfra_hosts = ["ansible://gpu-gb200"]
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
 GPUS = 4

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-testinfra_hosts = ["podman://gpu-gb200"]
+testinfra_hosts = ["ansible://gpu-gb200"]
 
 CUDA_PACKAGE = "cuda-toolkit-13-0"
 CUDA_VERSION = "13.0.88-1"

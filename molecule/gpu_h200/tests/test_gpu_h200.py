@@ -2,7 +2,7 @@
 
 import pytest
 
-testinfra_hosts = ["podman://gpu-h200"]
+testinfra_hosts = ["ansible://gpu-h200"]
 
 VERSION = "580.126.09"
 PINNED = [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-testinfra_hosts = ["podman://gpu-h200"]
+testinfra_hosts = ["ansible://gpu-h200"]
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
 PROJECT_DIR = SCENARIO_DIR.parents[1]

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-testinfra_hosts = ["podman://gpu-h200"]
+testinfra_hosts = ["ansible://gpu-h200"]
 
 CUDA_PACKAGE = "cuda-toolkit-13-0"
 CUDA_VERSION = "13.0.88-1"

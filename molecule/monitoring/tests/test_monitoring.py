@@ -7,9 +7,9 @@ import time
 import pytest
 import testinfra
 
-testinfra_hosts = ["podman://monitoring-1"]
+testinfra_hosts = ["ansible://monitoring-1"]
 
-GPU_NODE = testinfra.get_host("podman://gpu-1")
+GPU_NODE = testinfra.get_host("ansible://gpu-1")
 
 
 def api(host, path):

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import testinfra
 
-GATEWAYS = [testinfra.get_host(f"podman://serving-gw{i}") for i in (1, 2)]
-NATIVE = [testinfra.get_host(f"podman://serving-engine{i}") for i in (1, 2)]
-CONTAINER = testinfra.get_host("podman://serving-engine3")
+GATEWAYS = [testinfra.get_host(f"ansible://serving-gw{i}") for i in (1, 2)]
+NATIVE = [testinfra.get_host(f"ansible://serving-engine{i}") for i in (1, 2)]
+CONTAINER = testinfra.get_host("ansible://serving-engine3")
 ENGINES = [*NATIVE, CONTAINER]
 ENGINE_SERVERS = {"serving-engine1-0", "serving-engine2-0", "serving-engine3-0"}
-CLOUD = testinfra.get_host("podman://serving-cloud")
+CLOUD = testinfra.get_host("ansible://serving-cloud")
 CA = "/etc/onprem-llm-test-ca.crt"
 KEY_A = "sk-test-team-a-0123456789abcdef0123456789"
 KEY_LIMITED = "sk-test-team-limited-0123456789abcdef01"

@@ -28,7 +28,7 @@ from gateway_client import (
     wait_for_engines,
 )
 
-testinfra_hosts = ["podman://serving-client"]
+testinfra_hosts = ["ansible://serving-client"]
 
 GATEWAY = GATEWAYS[0]
 

@@ -55,7 +55,7 @@ CLIENT = (_hosts("clients") or ["client"])[0]
 VIP = str(GATEWAY_VARS.get("keepalived_virtual_ipaddress", "")).split("/")[0]
 KEY = next(iter((GATEWAY_VARS.get("haproxy_api_keys") or {"-": ""}).values()))
 
-testinfra_hosts = [f"podman://{CLIENT}"]
+testinfra_hosts = [f"ansible://{CLIENT}"]
 
 # Runs on the client: CONCURRENCY workers send chat completions through the gateway (HTTPS,
 # CA-verified) until the stop file appears or the bounds are reached; prints a JSON summary.
@@ -129,7 +129,7 @@ def invocations() -> dict[str, str]:
     """Each engine instance unit and the id of its current run (new on every start)."""
     ids = {}
     for name in ENGINE_HOSTS:
-        engine = testinfra.get_host(f"podman://{name}")
+        engine = testinfra.get_host(f"ansible://{name}")
         units = engine.check_output(
             f"systemctl list-units --plain --no-legend --state=active '{UNITS}'"
         )
@@ -143,7 +143,7 @@ def invocations() -> dict[str, str]:
 def server_states() -> dict[str, str]:
     states = {}
     for name in GATEWAYS:
-        stat = testinfra.get_host(f"podman://{name}").check_output(
+        stat = testinfra.get_host(f"ansible://{name}").check_output(
             "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock"
         )
         for row in (line.split(",") for line in stat.splitlines()):
@@ -157,7 +157,7 @@ def test_rolling_restart_under_load_loses_no_request(host):
     before = invocations()
     assert before, f"no active {UNITS} on {ENGINE_HOSTS}"
     address = (
-        VIP or testinfra.get_host(f"podman://{GATEWAYS[0]}").check_output("hostname -I").split()[0]
+        VIP or testinfra.get_host(f"ansible://{GATEWAYS[0]}").check_output("hostname -I").split()[0]
     )
     stop = "/tmp/rolling-restart-load.stop"
     host.check_output(f"rm -f {stop}")
@@ -224,7 +224,7 @@ def admin_drained(server: str) -> dict[str, bool]:
     """Per gateway: whether `server` is drained by the runtime API (admin state flag 0x08)."""
     drained = {}
     for name in GATEWAYS:
-        state = testinfra.get_host(f"podman://{name}").check_output(
+        state = testinfra.get_host(f"ansible://{name}").check_output(
             "echo 'show servers state engines' | socat stdio unix-connect:/run/haproxy/admin.sock"
         )
         for row in (
@@ -240,13 +240,13 @@ def admin_drained(server: str) -> dict[str, bool]:
 def first_instance(engine_host: str) -> tuple[str, str]:
     """The host's first instance: its unit (lowest index) and its server name in the backend
     (lowest port at the host's address; the engine role numbers ports by instance index)."""
-    engine = testinfra.get_host(f"podman://{engine_host}")
+    engine = testinfra.get_host(f"ansible://{engine_host}")
     units = engine.check_output(
         f"systemctl list-units --plain --no-legend --state=active '{UNITS}'"
     )
     unit = sorted(line.split()[0] for line in units.splitlines() if line.strip())[0]
     addresses = engine.check_output("hostname -I").split()
-    state = testinfra.get_host(f"podman://{GATEWAYS[0]}").check_output(
+    state = testinfra.get_host(f"ansible://{GATEWAYS[0]}").check_output(
         "echo 'show servers state engines' | socat stdio unix-connect:/run/haproxy/admin.sock"
     )
     rows = [
@@ -287,11 +287,11 @@ def run_playbook(*extra: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_failed_restart_stops_the_run_and_leaves_that_instance_drained(host):
     engine_host = ENGINE_HOSTS[0]
-    engine = testinfra.get_host(f"podman://{engine_host}")
+    engine = testinfra.get_host(f"ansible://{engine_host}")
     unit, server = first_instance(engine_host)
     dropin = f"/run/systemd/system/{unit}.d"
     address = (
-        VIP or testinfra.get_host(f"podman://{GATEWAYS[0]}").check_output("hostname -I").split()[0]
+        VIP or testinfra.get_host(f"ansible://{GATEWAYS[0]}").check_output("hostname -I").split()[0]
     )
     try:
         # The instance cannot start again: its health check never answers.

@@ -34,7 +34,7 @@ from gateway_client import (
     wait_for_engines,
 )
 
-testinfra_hosts = ["podman://serving-client"]
+testinfra_hosts = ["ansible://serving-client"]
 
 
 @pytest.fixture(scope="module")

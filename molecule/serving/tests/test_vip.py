@@ -32,7 +32,7 @@ CLIENT = sorted((GROUPS.get("clients") or {}).get("hosts") or {"client": None})[
 VIP = str(GATEWAY_VARS.get("keepalived_virtual_ipaddress", "")).split("/")[0]
 KEY = next(iter((GATEWAY_VARS.get("haproxy_api_keys") or {"-": ""}).values()))
 
-testinfra_hosts = [f"podman://{CLIENT}"]
+testinfra_hosts = [f"ansible://{CLIENT}"]
 
 pytestmark = pytest.mark.skipif(
     not VIP or len(GATEWAYS) < 2, reason="the scenario has no virtual IP over two gateways"
@@ -59,7 +59,7 @@ for _ in range(count):
 
 
 def gateway(name):
-    return testinfra.get_host(f"podman://{name}")
+    return testinfra.get_host(f"ansible://{name}")
 
 
 def holders():
