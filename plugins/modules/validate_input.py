@@ -1,0 +1,62 @@
+"""Documentation of the validate_input action plugin (it runs on the controller only)."""
+
+DOCUMENTATION = r"""
+module: validate_input
+short_description: Validate the inventory input of every host in one controller-side pass
+version_added: "0.1.0"
+author: onprem.llm maintainers
+description:
+  - Without O(roles), run once (C(run_once=true)) on a play of all hosts, checks every host of
+    the play (C(ansible_play_hosts_all)) against each role its inventory groups give it - common
+    and node_exporter on every host, prometheus on C(monitoring), nvidia_driver, cuda_toolkit,
+    nccl, container_runtime, dcgm and gpu_validate on C(gpu_nodes), engine on C(engine_nodes),
+    pki and haproxy on C(gateways), keepalived on C(gateways) that set
+    C(keepalived_virtual_ipaddress).
+  - For each host and role it checks the role's C(meta/argument_specs.yml) (entry point main,
+    leaving out the variables of C(_<role>_secret_variables)) and the role's input rules, the
+    Python port of its former preflight assertions. A host's variables are those the role sees
+    in a play - its defaults, then the host's inventory variables, then its vars - each
+    rendered for that host only when a check reads it.
+  - Every error of every host is reported in one failure, one line each naming the host, the
+    role, the variable and what was expected. Secret values never appear in messages.
+  - With O(roles), checks only the current host for those roles, from the task's variables;
+    each role's C(tasks/preflight.yml) uses this form, so that a role run on its own still
+    validates its input. Checks that need facts stay tasks of the roles.
+options:
+  roles:
+    description:
+      - Roles to check for the current host alone. Omitted, every host of the play is checked
+        for the roles of its groups.
+    type: list
+    elements: str
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  platform:
+    platforms: all
+"""
+
+EXAMPLES = r"""
+- name: Validate the input of every host of the play
+  onprem.llm.validate_input:
+  run_once: true
+
+- name: Validate the role's variables against meta/argument_specs.yml and its input rules
+  onprem.llm.validate_input:
+    roles: [haproxy]
+"""
+
+RETURN = r"""
+validation_errors:
+  description: The errors of each host that has any, each C(<role>) then the message.
+  returned: failure
+  type: dict
+  sample:
+    gateway-1:
+      - "haproxy: haproxy_cloud_backup_url must be empty or an http(s) URL such as
+        https://api.example.com/v1, got 'ftp://api.example.com'."
+"""

@@ -1,0 +1,1081 @@
+"""The input rules of each role beyond its meta/argument_specs.yml, one function per rule.
+
+Each rule reads one host's variables as its role sees them (v: a mapping with .host and
+.defined(name), such as _input_variables.HostVariables) and the inventory's groups, and yields
+one message per thing that is wrong, naming the variable and what was expected. None needs
+facts: checks of the host itself (operating system, interfaces) stay tasks of the role.
+Messages never hold a secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible_collections.onprem.llm.plugins.module_utils import (
+    _engine_instances,
+    _gpu_gates,
+    _gpu_userspace,
+    _nvidia_stack,
+)
+from ansible_collections.onprem.llm.plugins.module_utils._api_keys import (
+    ApiKeyError,
+    hash_api_keys,
+)
+from ansible_collections.onprem.llm.plugins.module_utils._firewall import (
+    FirewallRuleError,
+    normalize_rules,
+    parse_networks,
+)
+
+Groups = Mapping[str, list[str]]
+Rule = Callable[[Any, Groups], Iterator[str]]
+
+_URL = r"^(https?|file)://"
+_LISTEN_ADDRESS = r"^(\[[0-9a-fA-F:]+\]|[0-9A-Za-z.-]*):[0-9]{1,5}$"
+_BCRYPT_PREFIX = r"^\$2[aby]?\$[0-9]{2}\$"
+_PROMETHEUS_DURATION = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
+
+# Variables a role's argument spec check leaves out besides its _<role>_secret_variables.
+SPEC_SKIP: dict[str, tuple[str, ...]] = {"dcgm": ("dcgm_exporter_basic_auth_users",)}
+
+
+def _match(pattern: str, value: Any) -> bool:
+    return re.match(pattern, "" if value is None else str(value)) is not None
+
+
+def _int(value: Any) -> int:
+    """Jinja's int filter: the number, or 0."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return int(float(value))
+        except (TypeError, ValueError):
+            return 0
+
+
+def _float(value: Any) -> float:
+    """Jinja's float filter: the number, or 0.0."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _integer(value: Any) -> bool:
+    """Jinja's `integer` test."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bool(value: Any) -> bool:
+    return boolean(value, strict=False)
+
+
+def _urls(v: Any, names: tuple[str, ...]) -> Iterator[str]:
+    for name in names:
+        value = v[name]
+        if len(value) > 0 and not _match(_URL, value):
+            yield f"{name} must be an http(s):// or file:// URL, got '{value}'."
+
+
+def _mirror_key_message(key: str, url: str, value: Any) -> str:
+    return (
+        f"{key} must be set when {url} points at a mirror ({value}): packages are only "
+        "installed from a repository whose signing key is given."
+    )
+
+
+# common
+
+
+def common_model_store_path(v: Any, groups: Groups) -> Iterator[str]:
+    path = v["common_model_store_path"]
+    text = str(path)
+    if not (os.path.isabs(text) and text.rstrip("/") and "/../" not in text + "/"):
+        yield f"common_model_store_path must be an absolute path other than /, got '{path}'."
+
+
+def common_model_store_device(v: Any, groups: Groups) -> Iterator[str]:
+    device = v["common_model_store_device"]
+    if len(device) > 0 and not _match("^/dev/", device):
+        yield f"common_model_store_device must be empty or a /dev/ path, got '{device}'."
+
+
+def common_model_store_mode(v: Any, groups: Groups) -> Iterator[str]:
+    mode = v["common_model_store_mode"]
+    if not _match("^0[0-7]{3}$", mode):
+        yield f"common_model_store_mode must be an octal string such as '0755', got '{mode}'."
+
+
+def common_firewall(v: Any, groups: Groups) -> Iterator[str]:
+    if not _bool(v["common_firewall_enabled"]):
+        return
+    names = ["common_firewall_allow"] + [
+        name for name in v if re.match("^common_firewall_allow_.+$", name)
+    ]
+    try:
+        parse_networks(v["common_firewall_admin_networks"], "common_firewall_admin_networks")
+        normalize_rules({name: v[name] for name in names}, groups)
+    except FirewallRuleError as error:
+        yield str(error)
+
+
+# node_exporter
+
+
+def node_exporter_checksums(v: Any, groups: Groups) -> Iterator[str]:
+    if v["node_exporter_install_method"] != "binary":
+        return
+    facts = v["ansible_facts"] if v.defined("ansible_facts") else {}
+    arches = [v["_node_exporter_arch"]] if "architecture" in (facts or {}) else ["amd64"]
+    checksums = v["node_exporter_binary_checksums"] or {}
+    for arch in arches:
+        if not _match("^sha256:[0-9a-f]{64}$", checksums.get(arch, "")):
+            yield (
+                f"node_exporter_binary_checksums.{arch} must be 'sha256:<64 hex digits>' from the "
+                "release's sha256sums.txt when node_exporter_install_method is binary."
+            )
+
+
+def node_exporter_listen_address(v: Any, groups: Groups) -> Iterator[str]:
+    address = v["node_exporter_listen_address"]
+    if not _match(_LISTEN_ADDRESS, address):
+        yield (
+            "node_exporter_listen_address must be ADDRESS:PORT such as 0.0.0.0:9100, "
+            f"got '{address}'."
+        )
+
+
+def node_exporter_tls(v: Any, groups: Groups) -> Iterator[str]:
+    cert = v["node_exporter_tls_cert_file"]
+    key = v["node_exporter_tls_key_file"]
+    users = v["node_exporter_basic_auth_users"]
+    if (
+        (len(cert) > 0) != (len(key) > 0)
+        or (len(users) > 0 and len(cert) == 0)
+        or any(not _match(_BCRYPT_PREFIX, value) for value in users.values())
+    ):
+        yield (
+            "node_exporter_tls_cert_file and node_exporter_tls_key_file go together; "
+            "node_exporter_basic_auth_users needs them (passwords never travel unencrypted) and "
+            "takes bcrypt hashes ($2y$...), not passwords."
+        )
+
+
+# prometheus
+
+_PROMETHEUS_PATTERNS = (
+    ("prometheus_retention_time", _PROMETHEUS_DURATION, "a duration such as 30d, 12w or 1y"),
+    (
+        "prometheus_retention_size",
+        "^$|^[0-9]+(B|KB|MB|GB|TB|PB|EB)$",
+        "empty or a size such as 500GB",
+    ),
+    ("prometheus_scrape_interval", _PROMETHEUS_DURATION, "a duration such as 15s"),
+    ("prometheus_scrape_timeout", _PROMETHEUS_DURATION, "a duration such as 10s"),
+    ("prometheus_evaluation_interval", _PROMETHEUS_DURATION, "a duration such as 15s"),
+    (
+        "prometheus_alert_for_override",
+        "^$|" + _PROMETHEUS_DURATION,
+        "empty or a duration such as 10s",
+    ),
+)
+_PROMETHEUS_THRESHOLDS = (
+    ("prometheus_alert_gpu_temperature_celsius", 30, 120),
+    ("prometheus_alert_gpu_framebuffer_used_ratio", 0, 1),
+    ("prometheus_alert_queue_depth", 0, 100000),
+    ("prometheus_alert_e2e_latency_p99_seconds", 0, 3600),
+    ("prometheus_alert_ttft_p95_seconds", 0, 3600),
+    ("prometheus_alert_kv_cache_usage_ratio", 0, 1),
+    ("prometheus_alert_error_ratio", 0, 1),
+    ("prometheus_alert_certificate_expiry_days", 0, 365),
+)
+
+
+def prometheus_durations(v: Any, groups: Groups) -> Iterator[str]:
+    for name, pattern, expected in _PROMETHEUS_PATTERNS:
+        value = v[name]
+        if not _match(pattern, value):
+            yield f"{name} must be {expected}, got '{value}'."
+
+
+def prometheus_thresholds(v: Any, groups: Groups) -> Iterator[str]:
+    for name, low, high in _PROMETHEUS_THRESHOLDS:
+        value = v[name]
+        if not low < _float(value) <= high:
+            yield f"{name} must be above {low} and at most {high}, got {value}."
+
+
+def prometheus_scrape_overrides(v: Any, groups: Groups) -> Iterator[str]:
+    targets = v["_prometheus_scrape_group_defaults"]
+    keys = v["_prometheus_scrape_override_keys"]
+    for group, settings in (v["prometheus_scrape_overrides"] or {}).items():
+        if (
+            group not in targets
+            or not isinstance(settings, Mapping)
+            or any(key not in keys for key in settings)
+        ):
+            yield (
+                f"prometheus_scrape_overrides.{group}: the target groups are "
+                f"{', '.join(targets)} and each takes {', '.join(keys)}."
+            )
+
+
+def prometheus_alertmanager_receivers(v: Any, groups: Groups) -> Iterator[str]:
+    for index, receiver in enumerate(v["prometheus_alertmanager_receivers"] or []):
+        receiver = receiver if isinstance(receiver, Mapping) else {}
+        if not _match(r"^https?://[^/\s]+", receiver.get("url", "")):
+            yield (
+                f"prometheus_alertmanager_receivers[{index}] ({receiver.get('name', '')}): "
+                "url must be an http(s) URL."
+            )
+
+
+def prometheus_alertmanager_default_receiver(v: Any, groups: Groups) -> Iterator[str]:
+    default = v["prometheus_alertmanager_default_receiver"]
+    receivers = v["prometheus_alertmanager_receivers"] or []
+    names = [receiver.get("name") for receiver in receivers if isinstance(receiver, Mapping)]
+    if len(default) > 0 and default not in names:
+        yield (
+            f"prometheus_alertmanager_default_receiver '{default}' is not one of "
+            "prometheus_alertmanager_receivers."
+        )
+
+
+# nvidia_driver
+
+
+def nvidia_driver_plan(v: Any, groups: Groups) -> Iterator[str]:
+    try:
+        _nvidia_stack.driver_plan(
+            v["nvidia_driver_profile"] or "generic",
+            v["nvidia_driver_branch"],
+            v["nvidia_driver_version"],
+            open_modules=v["nvidia_driver_open_modules"],
+            nvlsm_version=v["nvidia_driver_nvlsm_version"],
+        )
+    except _nvidia_stack.StackInputError as error:
+        yield str(error)
+
+
+def nvidia_driver_mirror_key(v: Any, groups: Groups) -> Iterator[str]:
+    repo_url = v["nvidia_driver_repo_url"]
+    base_url = v["nvidia_driver_repo_base_url"]
+    upstream = str(base_url).rstrip("/") == v["_nvidia_driver_nvidia_repo_base_url"]
+    if not (len(v["nvidia_driver_repo_key_url"]) > 0 or (len(repo_url) == 0 and upstream)):
+        yield (
+            "nvidia_driver_repo_key_url must be set when nvidia_driver_repo_url or "
+            f"nvidia_driver_repo_base_url point at a mirror ({repo_url or base_url}): packages "
+            "are only installed from a repository whose signing key is given."
+        )
+
+
+def nvidia_driver_urls(v: Any, groups: Groups) -> Iterator[str]:
+    yield from _urls(
+        v, ("nvidia_driver_repo_base_url", "nvidia_driver_repo_url", "nvidia_driver_repo_key_url")
+    )
+
+
+def nvidia_driver_imex_rack(v: Any, groups: Groups) -> Iterator[str]:
+    if v["nvidia_driver_profile"] != "gb200_nvl72":
+        return
+    try:
+        _nvidia_stack.imex_nodes(v["nvidia_driver_imex_rack_group"], dict(groups), None, v.host)
+    except _nvidia_stack.StackInputError as error:
+        yield str(error)
+
+
+def nvidia_driver_detected_profile(v: Any, groups: Groups) -> Iterator[str]:
+    """The profile against the GPUs gpu_facts read (onprem_gpu), when the host has them."""
+    profile = v["nvidia_driver_profile"]
+    facts = v["onprem_gpu"] if v.defined("onprem_gpu") else None
+    if not profile or not isinstance(facts, Mapping) or not _int(facts.get("gpu_count", 0)) > 0:
+        return
+    check = _gpu_gates.profile_check(facts, str(profile))
+    if not check["ok"]:
+        yield f"nvidia_driver_profile is {profile} on {v.host}: {check['message']}"
+
+
+# cuda_toolkit
+
+
+def cuda_toolkit_release(v: Any, groups: Groups) -> Iterator[str]:
+    try:
+        _nvidia_stack.check_cuda(v["cuda_toolkit_version"], v["cuda_toolkit_driver_branch"])
+    except _nvidia_stack.StackInputError as error:
+        yield str(error)
+
+
+def cuda_toolkit_package_version(v: Any, groups: Groups) -> Iterator[str]:
+    try:
+        _gpu_userspace.cuda_package_version(
+            v["cuda_toolkit_package_version"], v["cuda_toolkit_version"]
+        )
+    except _nvidia_stack.StackInputError as error:
+        yield str(error)
+
+
+def cuda_toolkit_mirror_key(v: Any, groups: Groups) -> Iterator[str]:
+    url = v["cuda_toolkit_repo_url"]
+    if len(url) > 0 and len(v["cuda_toolkit_repo_key_url"]) == 0:
+        yield (
+            "cuda_toolkit_repo_key_url must be set when cuda_toolkit_repo_url points at a "
+            f"repository ({url}): packages are only installed from a repository whose signing "
+            "key is given."
+        )
+
+
+def cuda_toolkit_urls(v: Any, groups: Groups) -> Iterator[str]:
+    yield from _urls(v, ("cuda_toolkit_repo_url", "cuda_toolkit_repo_key_url"))
+
+
+# nccl
+
+
+def nccl_cuda_major(v: Any, groups: Groups) -> Iterator[str]:
+    try:
+        _nvidia_stack.check_nccl(v["nccl_version"], v["nccl_cuda_version"])
+    except _nvidia_stack.StackInputError as error:
+        yield str(error)
+
+
+def nccl_tests_source(v: Any, groups: Groups) -> Iterator[str]:
+    if not _bool(v["nccl_tests_enabled"]):
+        return
+    url = v["nccl_tests_url"]
+    if not _match(_URL, url):
+        yield (
+            "nccl_tests_url must be an http(s):// or file:// URL of the nccl-tests source "
+            f"archive when nccl_tests_enabled is true, got '{url}'."
+        )
+    try:
+        _gpu_userspace.archive_checksum(v["nccl_tests_checksum"], "nccl_tests_checksum")
+    except _nvidia_stack.StackInputError as error:
+        yield str(error)
+
+
+# container_runtime
+
+
+def container_runtime_toolkit_version(v: Any, groups: Groups) -> Iterator[str]:
+    try:
+        _gpu_userspace.container_toolkit_plan(v["container_runtime_nvidia_toolkit_version"])
+    except _nvidia_stack.StackInputError as error:
+        yield str(error)
+
+
+def container_runtime_nvidia_mirror_key(v: Any, groups: Groups) -> Iterator[str]:
+    base_url = v["container_runtime_nvidia_repo_base_url"]
+    upstream = str(base_url).rstrip("/") == v["_container_runtime_nvidia_repo_base_url"]
+    if len(v["container_runtime_nvidia_repo_key_url"]) == 0 and not upstream:
+        yield _mirror_key_message(
+            "container_runtime_nvidia_repo_key_url",
+            "container_runtime_nvidia_repo_base_url",
+            base_url,
+        )
+
+
+def container_runtime_docker_ce_mirror_key(v: Any, groups: Groups) -> Iterator[str]:
+    if (
+        v["container_runtime_engine"] != "docker"
+        or v["container_runtime_docker_source"] != "docker_ce"
+    ):
+        return
+    url = v["container_runtime_docker_ce_repo_url"]
+    if len(v["container_runtime_docker_ce_key_url"]) == 0 and len(url) > 0:
+        yield _mirror_key_message(
+            "container_runtime_docker_ce_key_url", "container_runtime_docker_ce_repo_url", url
+        )
+
+
+def container_runtime_urls(v: Any, groups: Groups) -> Iterator[str]:
+    yield from _urls(
+        v,
+        (
+            "container_runtime_nvidia_repo_base_url",
+            "container_runtime_nvidia_repo_key_url",
+            "container_runtime_docker_ce_repo_url",
+            "container_runtime_docker_ce_key_url",
+        ),
+    )
+
+
+def container_runtime_podman_default_runtime(v: Any, groups: Groups) -> Iterator[str]:
+    if (
+        v["container_runtime_engine"] == "podman"
+        and v["container_runtime_nvidia_default_runtime"]
+        and not v["container_runtime_containerd"]
+    ):
+        yield (
+            "container_runtime_nvidia_default_runtime applies to docker and containerd; podman "
+            "reaches the GPUs through CDI (--device nvidia.com/gpu=all). Set it false or enable "
+            "container_runtime_containerd."
+        )
+
+
+# dcgm
+
+
+def dcgm_versions(v: Any, groups: Groups) -> Iterator[str]:
+    version = v["dcgm_version"]
+    exporter = v["dcgm_exporter_version"]
+    if not (
+        _match(r"^4\.[0-9]+\.[0-9]+$", version)
+        and _match(r"^4\.[0-9]+\.[0-9]+-[0-9]+\.[0-9]+\.[0-9]+$", exporter)
+        and (str(exporter).split("-")[0] == version or not v["dcgm_exporter_enabled"])
+    ):
+        yield (
+            "dcgm_version must be a DCGM 4 release x.y.z such as 4.4.1 (got "
+            f"'{version}') and dcgm_exporter_version <dcgm_version>-<exporter version> such as "
+            f"4.4.1-4.6.0 built for that DCGM release (got '{exporter}')."
+        )
+
+
+def dcgm_cuda_major(v: Any, groups: Groups) -> Iterator[str]:
+    """The role's _dcgm_cuda_major: cuda_toolkit_version's major when set, else dcgm_cuda_major."""
+    if v.defined("cuda_toolkit_version"):
+        major = str(v["cuda_toolkit_version"]).split(".")[0]
+    else:
+        major = v["dcgm_cuda_major"]
+    if str(major) not in ("12", "13"):
+        yield (
+            "DCGM 4 ships datacenter-gpu-manager-4-cuda12 and -cuda13 only; the CUDA major comes "
+            f"from cuda_toolkit_version when set, else dcgm_cuda_major, and is '{major}'."
+        )
+
+
+def dcgm_exporter_listen_address(v: Any, groups: Groups) -> Iterator[str]:
+    address = v["dcgm_exporter_listen_address"]
+    if not _match(_LISTEN_ADDRESS, address):
+        yield (
+            f"dcgm_exporter_listen_address must be [ADDRESS]:PORT such as :9400, got '{address}'."
+        )
+
+
+def dcgm_exporter_extra_counters(v: Any, groups: Groups) -> Iterator[str]:
+    for counter in v["dcgm_exporter_extra_counters"] or []:
+        item = counter if isinstance(counter, Mapping) else {}
+        if not (
+            _match("^DCGM_(FI|EXP)_[A-Z0-9_]+$", item.get("field", ""))
+            and item.get("type", "") in ("gauge", "counter", "label")
+        ):
+            yield (
+                "dcgm_exporter_extra_counters entries need field (DCGM_FI_... or DCGM_EXP_...) "
+                f"and type (gauge, counter or label); got {counter}."
+            )
+
+
+def dcgm_exporter_tls(v: Any, groups: Groups) -> Iterator[str]:
+    cert = v["dcgm_exporter_tls_cert_file"]
+    key = v["dcgm_exporter_tls_key_file"]
+    users = v["dcgm_exporter_basic_auth_users"]
+    names = list(users.keys()) if isinstance(users, Mapping) else []
+    if not (
+        (len(key) > 0 or len(cert) == 0)
+        and (len(cert) > 0 or len(key) == 0)
+        and isinstance(users, Mapping)
+        and (len(users) == 0 or len(cert) > 0)
+        and all(_match("^[A-Za-z0-9_.@-]+$", name) for name in names)
+    ):
+        yield (
+            "dcgm_exporter_tls_cert_file and dcgm_exporter_tls_key_file go together (got cert "
+            f"'{cert}', key '{key}'); dcgm_exporter_basic_auth_users needs them, so that "
+            "passwords never travel unencrypted, and its user names are letters, digits and "
+            f". _ @ - (got {names})."
+        )
+
+
+def dcgm_exporter_password_hashes(v: Any, groups: Groups) -> Iterator[str]:
+    users = v["dcgm_exporter_basic_auth_users"]
+    if not isinstance(users, Mapping):
+        return
+    if any(not _match(_BCRYPT_PREFIX + ".{53}$", value) for value in users.values()):
+        yield (
+            "Validate that every user of dcgm_exporter_basic_auth_users has a bcrypt hash of its "
+            "password ($2y$...), a user without one is refused: dcgm_exporter_basic_auth_users "
+            "maps each user to the bcrypt hash of its password."
+        )
+
+
+# gpu_validate
+
+
+def gpu_validate_skip_gates(v: Any, groups: Groups) -> Iterator[str]:
+    try:
+        _gpu_gates.check_skip(v["gpu_validate_skip_gates"], "gpu_validate_skip_gates")
+    except _gpu_gates.GateInputError as error:
+        yield str(error)
+
+
+def gpu_validate_profile(v: Any, groups: Groups) -> Iterator[str]:
+    profile = v["gpu_validate_profile"]
+    profiles = v["_gpu_validate_profiles"]
+    count = v["gpu_validate_expected_gpu_count"]
+    model = v["gpu_validate_expected_model"]
+    if not (
+        (profile or "") in ["", *profiles]
+        and (count is None or _int(count) > 0)
+        and (model is None or len(model) > 0)
+    ):
+        yield (
+            f"gpu_validate_profile must be one of {', '.join(profiles)} or empty (got "
+            f"'{profile}'); gpu_validate_expected_gpu_count must be null (the profile's) or a "
+            f"positive number of GPUs (got {count}); gpu_validate_expected_model null or a word "
+            "of the GPU name such as H200."
+        )
+
+
+def gpu_validate_container_gate(v: Any, groups: Groups) -> Iterator[str]:
+    if "container_cdi" in (v["gpu_validate_skip_gates"] or []):
+        return
+    engine = v["gpu_validate_container_engine"]
+    archive = v["gpu_validate_container_image_archive"]
+    if not (
+        engine in ("docker", "podman")
+        and len(v["gpu_validate_container_image"]) > 0
+        and (len(archive) == 0 or _match("^/", archive))
+    ):
+        yield (
+            f"gpu_validate_container_engine must be docker or podman (got '{engine}'), "
+            "gpu_validate_container_image must name an image and "
+            "gpu_validate_container_image_archive be empty or an absolute path on the host "
+            f"(got '{archive}')."
+        )
+
+
+def gpu_validate_nccl_floor(v: Any, groups: Groups) -> Iterator[str]:
+    if not v["gpu_validate_nccl_tests"]:
+        return
+    bandwidth = v["gpu_validate_nccl_min_bus_bandwidth_gbps"]
+    binary = v["gpu_validate_nccl_tests_binary"]
+    if not (_float(bandwidth) > 0 and _match("^/", binary)):
+        yield (
+            "gpu_validate_nccl_min_bus_bandwidth_gbps must be a positive bus bandwidth in GB/s "
+            f"(got {bandwidth}) and gpu_validate_nccl_tests_binary an absolute path (got "
+            f"'{binary}')."
+        )
+
+
+def gpu_validate_report_dir(v: Any, groups: Groups) -> Iterator[str]:
+    directory = v["gpu_validate_report_dir"]
+    if not _match("^/.+", directory):
+        yield f"gpu_validate_report_dir must be an absolute path on the host, got '{directory}'."
+
+
+# engine
+
+
+def engine_mode(v: Any, groups: Groups) -> Iterator[str]:
+    if not (v["engine_mode"] == "container" or v["engine_type"] == "vllm"):
+        yield (
+            f"engine_mode native runs vLLM only; engine_type {v['engine_type']} needs "
+            "engine_mode container (its image)."
+        )
+
+
+def engine_settings(v: Any) -> dict[str, Any]:
+    """What the role's _engine_settings holds: the settings, the host inputs and facts."""
+    settings = {name: v[name] for name in _engine_instances.SETTINGS}
+    for name in _engine_instances.HOST_INPUTS:
+        settings[name] = v[name] if v.defined(name) else None
+    settings["ansible_facts"] = (v["ansible_facts"] if v.defined("ansible_facts") else None) or {}
+    return settings
+
+
+def engine_instances(v: Any, groups: Groups) -> Iterator[str]:
+    try:
+        _engine_instances.host_instances(v.host, engine_settings(v))
+    except _engine_instances.EngineInputError as error:
+        yield str(error)
+
+
+def _sha256(value: Any, pattern: str) -> bool:
+    return _match(pattern, str(value or "").lower())
+
+
+def engine_model_source(v: Any, groups: Groups) -> Iterator[str]:
+    source = v["engine_model_source"]
+    sha256 = v["_engine_sha256"]
+    item = source if isinstance(source, Mapping) else {}
+    kind = item.get("type", "")
+    files = item.get("files") or []
+    ok = (
+        kind in ("none", "path", "url", "mirror")
+        and (kind != "path" or len(item.get("path") or "") > 0)
+        and (
+            kind != "url"
+            or (_match(_URL, item.get("url", "")) and _sha256(item.get("sha256"), sha256))
+        )
+        and (
+            kind != "mirror"
+            or (
+                _match(_URL, item.get("url", ""))
+                and len(files) > 0
+                and all(
+                    _sha256(entry.get("sha256") if isinstance(entry, Mapping) else "", sha256)
+                    for entry in files
+                )
+            )
+        )
+        and os.path.isabs(str(v["engine_model_store_path"]))
+    )
+    if not ok:
+        yield (
+            "engine_model_source must be {type: none}, {type: path, path: DIR on the "
+            "controller}, {type: url, url: http(s)://.../model.tar.gz, sha256: 64 hex digits} or "
+            "{type: mirror, url: http(s)://mirror/DIR, files: [{name, sha256}]}: every download "
+            f"needs its sha256; engine_model_store_path an absolute path. Got {source}."
+        )
+
+
+def engine_container_image(v: Any, groups: Groups) -> Iterator[str]:
+    if v["engine_mode"] != "container":
+        return
+    image = v["engine_container_image"]
+    archive = v["engine_container_image_archive"]
+    pinned = (
+        v["engine_allow_unpinned_image"]
+        or re.search(v["_engine_image_digest"], str(image)) is not None
+        or (
+            len(archive) > 0
+            and _sha256(v["engine_container_image_archive_sha256"], v["_engine_sha256"])
+        )
+    )
+    if not (len(image) > 0 and pinned):
+        yield (
+            "engine_container_image must be pinned by digest (name@sha256:<64 hex digits>), or "
+            "come from engine_container_image_archive with its "
+            f"engine_container_image_archive_sha256; a tag alone ('{image}') is refused unless "
+            "engine_allow_unpinned_image is true (labs and tests only)."
+        )
+
+
+def engine_native_source(v: Any, groups: Groups) -> Iterator[str]:
+    if v["engine_mode"] != "native":
+        return
+    wheelhouse = v["engine_native_wheelhouse"]
+    if not (
+        os.path.isabs(str(v["engine_native_venv"]))
+        and (len(wheelhouse) == 0 or os.path.isabs(str(wheelhouse)))
+        and (len(wheelhouse) > 0 or _match(_URL, v["engine_native_index_url"]))
+        and (len(v["engine_native_lock_file"]) > 0 or len(v["engine_native_requirements"]) > 0)
+    ):
+        yield (
+            "Native mode needs engine_native_venv (absolute path) and either "
+            "engine_native_wheelhouse (absolute path on the host) or engine_native_index_url "
+            "(http(s) or file URL), and engine_native_lock_file or engine_native_requirements."
+        )
+
+
+def engine_health_gate(v: Any, groups: Groups) -> Iterator[str]:
+    timeout = v["engine_health_timeout"]
+    delay = v["engine_health_delay"]
+    restarts = v["engine_health_max_restarts"]
+    grace = v["engine_shutdown_grace_seconds"]
+    if not (
+        _int(timeout) >= _int(delay)
+        and _int(delay) >= 1
+        and _int(restarts) >= 0
+        and _int(grace) >= 0
+    ):
+        yield (
+            f"engine_health_timeout ({timeout}) must be at least engine_health_delay ({delay}) "
+            f"seconds, which must be 1 or more; engine_health_max_restarts ({restarts}) and "
+            f"engine_shutdown_grace_seconds ({grace}) must be 0 or more."
+        )
+
+
+def engine_api_key(v: Any, groups: Groups) -> Iterator[str]:
+    if v.defined("engine_api_key") and not isinstance(v["engine_api_key"], str):
+        yield (
+            "engine_api_key references a variable that is not defined or is not a string: is the "
+            "vault (group_vars/all/vault.yml) loaded?"
+        )
+
+
+# pki
+
+
+def pki_provided(v: Any, groups: Groups) -> Iterator[str]:
+    if v["pki_mode"] != "provided":
+        return
+    certificate = v["pki_provided_certificate"]
+    key = v["pki_provided_private_key"]
+    if not (len(certificate) > 0 and len(key) > 0):
+        yield (
+            "pki_mode is 'provided', so pki_provided_certificate and pki_provided_private_key "
+            "must name the certificate and key files on the controller (got "
+            f"'{certificate}' and '{'a path' if len(key) > 0 else ''}')."
+        )
+
+
+def pki_names_and_lifetimes(v: Any, groups: Groups) -> Iterator[str]:
+    names = v["pki_subject_alt_names"]
+    days = v["pki_certificate_days"]
+    renew = v["pki_renew_before_days"]
+    if not (
+        all(_match(r"^(DNS|IP|URI|email):\S+$", name) for name in names)
+        and days >= 1
+        and renew >= 0
+        and renew < days
+        and v["pki_ca_days"] > days
+        and all(
+            os.path.isabs(str(v[name]))
+            for name in ("pki_certificate_path", "pki_private_key_path", "pki_ca_certificate_path")
+        )
+    ):
+        yield (
+            "pki_subject_alt_names entries must look like DNS:name or IP:address (got "
+            f"{list(names)}); pki_renew_before_days must be below pki_certificate_days, which "
+            "must be below pki_ca_days; the pki_*_path variables must be absolute paths."
+        )
+
+
+# haproxy
+
+
+def haproxy_api_keys(v: Any, groups: Groups) -> Iterator[str]:
+    if not v.defined("haproxy_api_keys"):
+        return
+    try:
+        hash_api_keys(
+            v["haproxy_api_keys"], "haproxy_api_keys", _int(v["haproxy_api_key_min_length"])
+        )
+    except ApiKeyError as error:
+        yield str(error)
+
+
+def haproxy_rate_limits(v: Any, groups: Groups) -> Iterator[str]:
+    requests = v["haproxy_rate_limit_requests"]
+    limits = v["haproxy_rate_limits"]
+    period = v["haproxy_rate_limit_period"]
+    values = list(limits.values())
+    if not (
+        _integer(requests)
+        and requests > 0
+        and all(_integer(value) and value > 0 for value in values)
+        and _match(v["_haproxy_duration"], period)
+    ):
+        yield (
+            "haproxy_rate_limit_requests and each value of haproxy_rate_limits must be a "
+            "positive integer (requests per period) and haproxy_rate_limit_period a duration "
+            f"such as 60s; got haproxy_rate_limit_requests={requests}, "
+            f"haproxy_rate_limits={dict(limits)}, haproxy_rate_limit_period={period}."
+        )
+
+
+def haproxy_rate_limit_tenants(v: Any, groups: Groups) -> Iterator[str]:
+    if not v.defined("haproxy_api_keys"):
+        return
+    keys = v["haproxy_api_keys"]
+    tenants = keys.keys() if isinstance(keys, Mapping) else ()
+    unknown = [tenant for tenant in v["haproxy_rate_limits"] if tenant not in tenants]
+    if unknown:
+        yield (
+            "haproxy_rate_limits names tenants without an API key in haproxy_api_keys: "
+            f"{', '.join(map(str, unknown))}."
+        )
+
+
+_HAPROXY_DURATIONS = (
+    "haproxy_timeout_connect",
+    "haproxy_timeout_client",
+    "haproxy_timeout_server",
+    "haproxy_timeout_tunnel",
+    "haproxy_timeout_http_request",
+    "haproxy_timeout_queue",
+    "haproxy_health_check_interval",
+    "haproxy_slowstart",
+)
+
+
+def haproxy_durations(v: Any, groups: Groups) -> Iterator[str]:
+    pattern = v["_haproxy_duration"]
+    bad = {name: v[name] for name in _HAPROXY_DURATIONS if not _match(pattern, v[name])}
+    if bad:
+        yield f"These must be HAProxy durations such as 500ms, 5s, 10m: {bad}."
+
+
+def haproxy_header_names(v: Any, groups: Groups) -> Iterator[str]:
+    pattern = v["_haproxy_header_name"]
+    data_class = v["haproxy_data_class_header"]
+    session = v["haproxy_session_header"]
+    if not (_match(pattern, data_class) and _match(pattern, session)):
+        yield (
+            "haproxy_data_class_header and haproxy_session_header must be HTTP header names "
+            f"(letters, digits and '-'); got '{data_class}' and '{session}'."
+        )
+
+
+def haproxy_cloud_backup_data_classes(v: Any, groups: Groups) -> Iterator[str]:
+    classes = v["haproxy_cloud_backup_data_classes"]
+    if not (
+        all(_match("^[a-z0-9][a-z0-9_.-]*$", name) for name in classes)
+        and "restricted" not in classes
+    ):
+        yield (
+            "haproxy_cloud_backup_data_classes must hold lowercase class names other than "
+            "'restricted' (requests without a class are restricted and never leave the site); "
+            f"got {list(classes)}."
+        )
+
+
+def haproxy_cloud_backup_url(v: Any, groups: Groups) -> Iterator[str]:
+    url = v["haproxy_cloud_backup_url"]
+    if len(url) > 0 and not _match(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$", url):
+        yield (
+            "haproxy_cloud_backup_url must be empty or an http(s) URL such as "
+            f"https://api.example.com/v1, got '{url}'."
+        )
+
+
+def haproxy_cloud_backup_api_key(v: Any, groups: Groups) -> Iterator[str]:
+    if len(v["haproxy_cloud_backup_url"]) == 0 or not v.defined("haproxy_cloud_backup_api_key"):
+        return
+    if len(v["haproxy_cloud_backup_api_key"]) == 0:
+        yield (
+            "haproxy_cloud_backup_url is set, so haproxy_cloud_backup_api_key must be given "
+            "(from the vault)."
+        )
+
+
+def _repeated(values: list[str]) -> list[str]:
+    return [value for value, count in Counter(values).items() if count > 1]
+
+
+def haproxy_engines(v: Any, groups: Groups) -> Iterator[str]:
+    engines = [entry if isinstance(entry, Mapping) else {} for entry in v["haproxy_engines"]]
+    names = [str(entry.get("name", "")) for entry in engines]
+    bad_names = [name for name in names if not _match("^[A-Za-z0-9][A-Za-z0-9_.-]*$", name)]
+    endpoints = [
+        f"{str(entry.get('address', '')).lower()}:{entry.get('port', '')}" for entry in engines
+    ]
+    ports = [entry.get("port") for entry in engines]
+    weights = [entry["weight"] for entry in engines if "weight" in entry]
+    if (
+        bad_names
+        or _repeated(names)
+        or _repeated(endpoints)
+        or not all(_integer(port) and 1 <= port <= 65535 for port in ports)
+        or not all(_integer(weight) for weight in weights)
+    ):
+        yield (
+            "haproxy_engines: each instance needs a unique name (letters, digits, '.', '_', '-'), "
+            "a port 1-65535 and an optional integer weight, and no two may share an address and "
+            f"port. Bad names: {bad_names}; duplicate names: {_repeated(names)}; duplicate "
+            f"address:port: {_repeated(endpoints)}."
+        )
+
+
+def haproxy_balancing(v: Any, groups: Groups) -> Iterator[str]:
+    if not (
+        v["haproxy_hash_balance_factor"] > 100
+        and v["haproxy_health_check_rise"] >= 1
+        and v["haproxy_health_check_fall"] >= 1
+        and v["haproxy_engine_maxconn"] >= 1
+        and v["haproxy_retries"] >= 0
+        and _match("^/", v["haproxy_health_check_path"])
+    ):
+        yield (
+            "haproxy_hash_balance_factor must be over 100, haproxy_health_check_rise/_fall and "
+            "haproxy_engine_maxconn at least 1, haproxy_retries not negative and "
+            "haproxy_health_check_path a path starting with '/'."
+        )
+
+
+def haproxy_listeners(v: Any, groups: Groups) -> Iterator[str]:
+    https = v["haproxy_https_port"]
+    stats = v["haproxy_stats_port"]
+    public = list(v["haproxy_public_paths"])
+    denied = list(v["haproxy_denied_paths"])
+    try:
+        parse_networks(v["haproxy_stats_allowed_networks"], "haproxy_stats_allowed_networks")
+    except FirewallRuleError as error:
+        yield str(error)
+    chain = v["haproxy_tls_chain"]
+    if not (
+        1 <= https <= 65535
+        and 1 <= stats <= 65535
+        and stats != https
+        and all(_match(r"^/[^\s]*$", path) for path in public + denied)
+        and not set(public) & set(denied)
+        and os.path.isabs(str(v["haproxy_tls_certificate"]))
+        and os.path.isabs(str(v["haproxy_tls_private_key"]))
+        and (len(chain) == 0 or os.path.isabs(str(chain)))
+        and v["haproxy_bufsize"] >= 16384
+    ):
+        yield (
+            "haproxy_https_port and haproxy_stats_port must be different ports 1-65535; every "
+            "entry of haproxy_public_paths and haproxy_denied_paths a path starting with '/', in "
+            "only one of them; haproxy_tls_certificate, haproxy_tls_private_key and "
+            "haproxy_tls_chain absolute paths; haproxy_bufsize at least 16384."
+        )
+
+
+# keepalived
+
+
+def keepalived_virtual_ip(v: Any, groups: Groups) -> Iterator[str]:
+    address = v["keepalived_virtual_ipaddress"]
+    message = (
+        "keepalived_virtual_ipaddress must be an IPv4 address with its prefix length, such as "
+        f"10.20.0.10/24; got '{address}'."
+    )
+    if not _match(v["_keepalived_vip_pattern"], address):
+        yield message
+        return
+    try:
+        parse_networks([address], "keepalived_virtual_ipaddress")
+    except FirewallRuleError as error:
+        yield str(error)
+        return
+    if _int(str(address).split("/")[-1]) > 32:
+        yield message
+
+
+def keepalived_vrrp(v: Any, groups: Groups) -> Iterator[str]:
+    router_id = v["keepalived_virtual_router_id"]
+    priority = v["keepalived_priority"]
+    if not (
+        1 <= router_id <= 255
+        and 0 <= priority <= 254
+        and all(
+            v[name] >= 1
+            for name in (
+                "keepalived_advert_int",
+                "keepalived_check_interval",
+                "keepalived_check_timeout",
+                "keepalived_check_fall",
+                "keepalived_check_rise",
+            )
+        )
+        and len(v["keepalived_check_command"]) > 0
+    ):
+        yield (
+            f"keepalived_virtual_router_id must be 1-255 (got {router_id}), keepalived_priority "
+            f"0-254 (0: by order in the group; got {priority}), keepalived_advert_int and "
+            "keepalived_check_interval/_timeout/_fall/_rise at least 1, and "
+            "keepalived_check_command not empty."
+        )
+
+
+def keepalived_group(v: Any, groups: Groups) -> Iterator[str]:
+    group = v["keepalived_group"]
+    members = groups.get(group) or []
+    if not (group in groups and v.host in members and len(members) >= 2):
+        yield (
+            f"keepalived_group '{group}' must be an inventory group holding this host "
+            f"({v.host}) and at least one more gateway to move the virtual IP to; it has "
+            f"{len(members)} host(s)."
+        )
+
+
+def keepalived_interface(v: Any, groups: Groups) -> Iterator[str]:
+    interface = v["keepalived_interface"]
+    unicast = v["keepalived_unicast_address"]
+    if not (
+        (len(interface) == 0 or _match(v["_keepalived_interface_pattern"], interface))
+        and (len(unicast) == 0 or _match(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$", unicast))
+    ):
+        yield (
+            "keepalived_interface must be empty (the default route's interface) or an interface "
+            f"name such as eth0 (got '{interface}'); keepalived_unicast_address empty or an IPv4 "
+            f"address (got '{unicast}')."
+        )
+
+
+def keepalived_auth_pass(v: Any, groups: Groups) -> Iterator[str]:
+    if v.defined("keepalived_auth_pass") and not 1 <= len(v["keepalived_auth_pass"]) <= 8:
+        yield (
+            "keepalived_auth_pass must hold 1 to 8 characters (VRRP's limit; keepalived would "
+            "cut it silently); put it in the vault."
+        )
+
+
+RULES: dict[str, tuple[Rule, ...]] = {
+    "common": (
+        common_model_store_path,
+        common_model_store_device,
+        common_model_store_mode,
+        common_firewall,
+    ),
+    "node_exporter": (node_exporter_checksums, node_exporter_listen_address, node_exporter_tls),
+    "prometheus": (
+        prometheus_durations,
+        prometheus_thresholds,
+        prometheus_scrape_overrides,
+        prometheus_alertmanager_receivers,
+        prometheus_alertmanager_default_receiver,
+    ),
+    "nvidia_driver": (
+        nvidia_driver_plan,
+        nvidia_driver_mirror_key,
+        nvidia_driver_urls,
+        nvidia_driver_imex_rack,
+        nvidia_driver_detected_profile,
+    ),
+    "cuda_toolkit": (
+        cuda_toolkit_release,
+        cuda_toolkit_package_version,
+        cuda_toolkit_mirror_key,
+        cuda_toolkit_urls,
+    ),
+    "nccl": (nccl_cuda_major, nccl_tests_source),
+    "container_runtime": (
+        container_runtime_toolkit_version,
+        container_runtime_nvidia_mirror_key,
+        container_runtime_docker_ce_mirror_key,
+        container_runtime_urls,
+        container_runtime_podman_default_runtime,
+    ),
+    "dcgm": (
+        dcgm_versions,
+        dcgm_cuda_major,
+        dcgm_exporter_listen_address,
+        dcgm_exporter_extra_counters,
+        dcgm_exporter_tls,
+        dcgm_exporter_password_hashes,
+    ),
+    "gpu_validate": (
+        gpu_validate_skip_gates,
+        gpu_validate_profile,
+        gpu_validate_container_gate,
+        gpu_validate_nccl_floor,
+        gpu_validate_report_dir,
+    ),
+    "engine": (
+        engine_mode,
+        engine_instances,
+        engine_model_source,
+        engine_container_image,
+        engine_native_source,
+        engine_health_gate,
+        engine_api_key,
+    ),
+    "pki": (pki_provided, pki_names_and_lifetimes),
+    "haproxy": (
+        haproxy_api_keys,
+        haproxy_rate_limits,
+        haproxy_rate_limit_tenants,
+        haproxy_durations,
+        haproxy_header_names,
+        haproxy_cloud_backup_data_classes,
+        haproxy_cloud_backup_url,
+        haproxy_cloud_backup_api_key,
+        haproxy_engines,
+        haproxy_balancing,
+        haproxy_listeners,
+    ),
+    "keepalived": (
+        keepalived_virtual_ip,
+        keepalived_vrrp,
+        keepalived_group,
+        keepalived_interface,
+        keepalived_auth_pass,
+    ),
+}
