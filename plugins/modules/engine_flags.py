@@ -15,9 +15,9 @@ description:
     with C(--help)) and compares the flags in O(wanted) with it, before the engine's units are
     written.
   - A flag the engine lacks fails the task with one message naming the flag, the engine version
-    and the variable that asked for it, instead of a unit that restarts in a loop on
-    "unrecognized arguments".
-  - Flags listed in O(optional) are not failures: they come back in RV(dropped), and the caller
+    and the variable that asked for it, instead of a unit that restarts in a loop on the
+    engine's C(unrecognized arguments) error.
+  - Flags listed in O(optional) are not failures; they come back in RV(dropped), and the caller
     leaves them out of the command line.
   - The list is read once per engine version and kept in O(cache_dir) (reading C(--help) of vLLM
     imports torch and takes tens of seconds); later runs read the file.
@@ -52,7 +52,7 @@ options:
   arguments:
     description:
       - Free-form engine arguments, keyed by the variable that holds them, for example
-        C({engine_extra_args: [--max-num-seqs, "64", --enable-prefix-caching]}). Every option
+        C(engine_extra_args) mapped to C([--max-num-seqs, 64, --enable-prefix-caching]). Every option
         among them (C(--flag), C(--flag=value), C(-O3)) must be one the engine knows.
     type: dict
     default: {}
