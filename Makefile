@@ -12,7 +12,7 @@ export ANSIBLE_FORCE_COLOR := false
 export ANSIBLE_NOCOLOR := 1
 export NO_COLOR := 1
 # `make molecule SCENARIOS=common` runs one scenario.
-SCENARIOS ?= $(notdir $(wildcard molecule/*))
+SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
 .PHONY: help deps image test lint argspecs syntax unit molecule vllm-assets lab lab-status lab-down
 
