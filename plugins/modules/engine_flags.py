@@ -52,8 +52,9 @@ options:
   arguments:
     description:
       - Free-form engine arguments, keyed by the variable that holds them, for example
-        C(engine_extra_args) mapped to C([--max-num-seqs, 64, --enable-prefix-caching]). Every option
-        among them (C(--flag), C(--flag=value), C(-O3)) must be one the engine knows.
+        C(engine_extra_args) mapped to C([--max-num-seqs, 64, --enable-prefix-caching]).
+        Every option among them (C(--flag), C(--flag=value), C(-O3)) must be one the engine
+        knows.
     type: dict
     default: {}
   optional:
