@@ -53,7 +53,7 @@ INVENTORY = {
             },
             "gateways": {
                 "hosts": {
-                    "gw-1": {"ansible_host": "10.0.0.21", "response_cache_enabled": True},
+                    "gw-1": {"ansible_host": "10.0.0.21", "gateway_service_enabled": True},
                     "gw-2": {"ansible_host": "10.0.0.22"},
                 }
             },
@@ -136,7 +136,7 @@ def test_one_job_per_target_group_present(rendered):
         "node",
         "dcgm",
         "haproxy",
-        "response_cache",
+        "gateway_service",
         "engine_vllm",
         "engine_tgi",
         "engine_trtllm",
@@ -162,7 +162,7 @@ def test_gpu_and_gateway_targets(rendered):
     assert set(targets(all_jobs["dcgm"])) == {"10.0.0.11:9400", "10.0.0.12:9400"}
     assert set(targets(all_jobs["haproxy"])) == {"10.0.0.21:8405", "10.0.0.22:8405"}
     # Only the gateway that runs the cache service.
-    assert set(targets(all_jobs["response_cache"])) == {"10.0.0.21:8081"}
+    assert set(targets(all_jobs["gateway_service"])) == {"10.0.0.21:8081"}
 
 
 def test_engine_instances_by_type(rendered):

@@ -144,13 +144,21 @@ def test_thresholds_and_hold_time_come_from_variables(tmp_path):
             "prometheus_alert_for_override": "10s",
             "prometheus_alert_gpu_temperature_celsius": 77,
             "prometheus_alert_kv_cache_usage_ratio": 0.8,
+            "prometheus_alert_redis_evictions_per_second": 25,
+            "prometheus_cache_saved_price_per_million_prompt_tokens": 2.5,
+            "prometheus_cache_saved_price_per_million_completion_tokens": 10,
         },
     )
     alerts = {rule["alert"]: rule for rule in rules_in(tmp_path) if "alert" in rule}
+    records = {rule["record"]: rule for rule in rules_in(tmp_path) if "record" in rule}
     holds = {rule["for"] for rule in alerts.values() if "for" in rule}
     assert holds == {"10s"}
     assert alerts["GpuTemperatureHigh"]["expr"].rstrip().endswith("> 77")
     assert alerts["EngineKvCacheNearlyFull"]["expr"].rstrip().endswith("> 0.8")
+    assert alerts["RedisEvictionsHigh"]["expr"].rstrip().endswith("> 25")
+    saved = records["llm:tenant:cache_saved_usd:rate5m"]["expr"]
+    assert 'type="prompt"} * 2.5' in saved
+    assert 'type="completion"} * 10.0' in saved
     result = promtool("check", "rules", "llm-recording.yml", "llm-alerts.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
