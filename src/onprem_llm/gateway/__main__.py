@@ -1,0 +1,120 @@
+"""python3 -m onprem_llm.gateway serve|purge --config PATH ...
+
+  serve   run the gateway until SIGTERM (systemd unit, unprivileged user)
+  purge   delete one tenant's cached answers and print {"deleted": N, "tenant": ..., "model": ...}
+
+Exit status: 0 done, 1 Redis failed during a purge, 2 bad input (arguments or configuration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from .cache_key import SITE_SCOPE
+from .config import ConfigError, GatewayConfig, load_config
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m onprem_llm.gateway",
+        description="The onprem.llm gateway service: exact response cache and token accounting.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--config", required=True, metavar="PATH", help="gateway JSON config")
+    purge = commands.add_parser("purge", help="delete one tenant's cached answers")
+    purge.add_argument("--config", required=True, metavar="PATH", help="gateway JSON config")
+    purge.add_argument(
+        "--tenant",
+        required=True,
+        help=f"tenant whose entries go ('{SITE_SCOPE}' for entries shared by all tenants)",
+    )
+    purge.add_argument("--model", help="only this model's entries")
+    purge.add_argument(
+        "--older-than",
+        type=float,
+        metavar="SECONDS",
+        help="only entries stored at least this long ago",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    return parser
+
+
+def _usage_error(message: str) -> int:
+    print(f"onprem_llm.gateway: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+async def _purge(config: GatewayConfig, args: argparse.Namespace) -> int:
+    from .purge import purge
+    from .store import build_client, close_client
+
+    client = build_client(config.redis, socket_timeout=10.0)
+    try:
+        return await purge(
+            client,
+            prefix=config.redis.key_prefix,
+            scope=args.tenant,
+            model=args.model,
+            older_than=args.older_than,
+            dry_run=args.dry_run,
+        )
+    finally:
+        await close_client(client)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _usage_error(f"configuration {args.config}: {exc}")
+    if args.command == "serve":
+        from .service import serve
+
+        asyncio.run(serve(config))
+        return 0
+    if not args.tenant.strip():
+        return _usage_error("--tenant: expected a tenant name")
+    if args.model is not None and not args.model.strip():
+        return _usage_error("--model: expected a model name")
+    if args.older_than is not None and not args.older_than >= 0:
+        return _usage_error("--older-than: expected a number of seconds >= 0")
+    if not config.redis.hosts:
+        return _usage_error(f"configuration {args.config}: redis.hosts: expected Redis hosts")
+    if config.cache.scope == SITE_SCOPE and args.tenant != SITE_SCOPE:
+        print(
+            f"onprem_llm.gateway: warning: cache.scope is '{SITE_SCOPE}': current entries are "
+            f"shared and purged with --tenant {SITE_SCOPE}",
+            file=sys.stderr,
+        )
+    try:
+        deleted = asyncio.run(_purge(config, args))
+    except Exception as exc:
+        print(
+            f"onprem_llm.gateway: error: purge failed: {type(exc).__name__}: {exc}", file=sys.stderr
+        )
+        return EXIT_FAILED
+    result = {
+        "deleted": deleted,
+        "tenant": args.tenant,
+        "model": args.model,
+        "dry_run": args.dry_run,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
