@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "RunOptions": "onprem_llm.api",
+    "cache_purge": "onprem_llm.api",
     "check": "onprem_llm.api",
     "deploy": "onprem_llm.api",
     "rolling_restart": "onprem_llm.api",

@@ -10,8 +10,12 @@ if not result.ok:
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
+import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from onprem_llm.progress import Progress
 from onprem_llm.results import RunResult
@@ -30,6 +34,7 @@ PLAYBOOKS = {
     "validate": "playbooks/validate.yml",
     "lab_up": "playbooks/lab_up.yml",
     "lab_down": "playbooks/lab_down.yml",
+    "cache_purge": "playbooks/cache_purge.yml",
 }
 
 
@@ -58,6 +63,7 @@ def request_for(
     *,
     playbook: str | None = None,
     inventory: tuple[str, ...] | None = None,
+    extra_vars: Mapping[str, Any] | None = None,
 ) -> RunRequest:
     """The RunRequest an action makes; inventories resolve against the project directory."""
     project = find_project_dir(project_dir)
@@ -68,6 +74,7 @@ def request_for(
         playbook=project / (playbook or PLAYBOOKS[action]),
         project_dir=project,
         options=dataclasses.replace(options, inventory=resolved),
+        extra_vars=dict(extra_vars or {}),
     )
 
 
@@ -126,3 +133,59 @@ def validate(
 ) -> RunResult:
     """Run the acceptance gates; what the playbook publishes with set_stats is in .data."""
     return _run("validate", project_dir, options, progress, cancel, plan_progress)
+
+
+# A number of seconds, or of minutes, hours, days or weeks: 3600, 90m, 7d.
+DURATION = re.compile(r"[0-9]+[smhdw]?")
+_JINJA_MARKERS = ("{{", "{%", "{#")
+
+
+def _check_name(flag: str, value: str, *, required: bool) -> None:
+    """A name passed to the playbook as an extra var: a string without control characters
+    and without Jinja markers, which Ansible would evaluate as a template."""
+    if not isinstance(value, str):
+        raise UsageError(f"{flag}: expected a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise UsageError(f"{flag}: expected a tenant name, got {value!r}")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise UsageError(f"{flag}: expected a name without control characters, got {value!r}")
+    if any(marker in value for marker in _JINJA_MARKERS):
+        raise UsageError(
+            f"{flag}: expected a name without {{{{, {{% or {{# (Ansible would evaluate it as a"
+            f" template), got {value!r}"
+        )
+
+
+def cache_purge_vars(tenant: str, model: str = "", older_than: str | int = "") -> dict[str, str]:
+    """The extra vars of playbooks/cache_purge.yml; raises UsageError naming the bad option."""
+    _check_name("--tenant", tenant, required=True)
+    _check_name("--model", model, required=False)
+    if isinstance(older_than, int) and not isinstance(older_than, bool):
+        older_than = str(older_than)
+    if not isinstance(older_than, str) or not (older_than == "" or DURATION.fullmatch(older_than)):
+        raise UsageError(
+            "--older-than: expected seconds or a number with s, m, h, d or w"
+            f" (3600, 90m, 7d), got {older_than!r}"
+        )
+    return {
+        "cache_purge_tenant": tenant,
+        "cache_purge_model": model,
+        "cache_purge_older_than": older_than,
+    }
+
+
+def cache_purge(
+    project_dir: str | Path | None,
+    options: RunOptions,
+    tenant: str,
+    model: str = "",
+    older_than: str | int = "",
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    plan_progress: bool = False,
+) -> RunResult:
+    """Delete a tenant's response-cache entries (one model's with model, only those older than
+    older_than, such as "7d", with it). The count is in .data["cache_purge"]["deleted"]."""
+    extra_vars = cache_purge_vars(tenant, model, older_than)
+    request = request_for("cache_purge", project_dir, options, extra_vars=extra_vars)
+    return run_playbook(request, progress, cancel, plan_progress)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -337,6 +338,20 @@ def build_parser() -> Parser:
     _run_options(lab_commands.add_parser("down", help="remove the lab"), inventory=False)
     status = lab_commands.add_parser("status", help="list the lab containers")
     _output_options(status)
+    cache = commands.add_parser("cache", help="the gateways' response cache: purge")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    purge_help = "delete a tenant's response-cache entries (playbooks/cache_purge.yml)"
+    purge = cache_commands.add_parser("purge", help=purge_help, description=purge_help)
+    what = purge.add_argument_group("what to delete")
+    what.add_argument("--tenant", required=True, help="the tenant whose entries are deleted")
+    what.add_argument("--model", default="", help="only this served model's (default: every)")
+    what.add_argument(
+        "--older-than",
+        default="",
+        metavar="DURATION",
+        help="only entries older than this: seconds, or 90m, 12h, 7d, 2w (default: all)",
+    )
+    _run_options(purge, inventory=True)
     return parser
 
 
@@ -435,7 +450,9 @@ def _run_action(
     action: Callable[..., Any],
     out: TextIO,
     err: TextIO,
+    outcome: Callable[[RunResult], str | None] | None = None,
 ) -> int:
+    """Run an action and print its summary; outcome adds a closing line to the text output."""
     mode = _progress_mode(args, err)
     with _cancel_on_signals(err) as cancel:
         result = action(
@@ -451,7 +468,36 @@ def _run_action(
         steps = result.steps if isinstance(result, lab.LabResult) else (result,)
         shown = mode != "none"  # progress has already printed the diffs
         out.write("\n\n".join(render_run(step, not shown) for step in steps) + "\n")
+        line = outcome(result) if outcome is not None else None
+        if line:
+            out.write("\n" + line + "\n")
     return int(result.exit_code)
+
+
+# --- cache purge -------------------------------------------------------------------------------
+
+
+def render_cache_purge(result: RunResult, older_than: str = "") -> str:
+    """One line: how many entries were deleted, for which tenant and model."""
+    report = result.data.get("cache_purge")
+    if not isinstance(report, dict) or "deleted" not in report:
+        return "cache purge: no count was reported; check the failures above before retrying"
+    deleted = report["deleted"]
+    noun = "entry" if deleted == 1 else "entries"
+    model = report.get("model") or ""
+    scope = f"model {json.dumps(model, ensure_ascii=False)}" if model else "every model"
+    if older_than:
+        scope += f", older than {older_than}"
+    tenant = json.dumps(report.get("tenant", ""), ensure_ascii=False)
+    return f"cache purge: deleted {deleted} {noun} of tenant {tenant} ({scope})"
+
+
+def _cache_purge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    action = functools.partial(
+        api.cache_purge, tenant=args.tenant, model=args.model, older_than=args.older_than
+    )
+    outcome = functools.partial(render_cache_purge, older_than=args.older_than)
+    return _run_action(args, action, out, err, outcome)
 
 
 # --- plan and lab status -----------------------------------------------------------------------
@@ -599,6 +645,8 @@ def main(
             return _run_action(args, runs[args.command], out, err)
         if args.command == "plan":
             return _plan(args, out, err)
+        if args.command == "cache":
+            return _cache_purge(args, out, err)
         if args.lab_command == "status":
             return _lab_status(args, out)
         action = lab.lab_up if args.lab_command == "up" else lab.lab_down
@@ -607,7 +655,8 @@ def main(
         err.write(f"{PROG} {args.command}: {_flag(error.field)}: {str(error).split(': ', 1)[1]}\n")
         return int(ExitCode.USAGE)
     except (UsageError, SecretError) as error:
-        err.write(f"{PROG} {args.command}: {error}\n")
+        command = "cache purge" if args.command == "cache" else args.command
+        err.write(f"{PROG} {command}: {error}\n")
         return int(ExitCode.USAGE)
     except lab.LabError as error:
         err.write(f"{PROG} lab: {error}\n")

@@ -75,7 +75,12 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class RunRequest:
-    """Everything one ansible-playbook run needs: the action's playbook and its options."""
+    """Everything one ansible-playbook run needs: the action's playbook and its options.
+
+    extra_vars are the action's own variables: ansible-runner hands them to ansible-playbook as
+    one JSON `-e` argument, after the user's extra-vars files, so they win over them. They are
+    in the child's argv and the `command` artifact, so never put secrets there.
+    """
 
     action: str
     playbook: Path
@@ -83,6 +88,7 @@ class RunRequest:
     options: RunOptions
     ident: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def artifact_root(self) -> Path:
@@ -243,6 +249,7 @@ def run_playbook(
             "skip_tags": request.options.skip_tags,
             "forks": request.options.forks,
             "cmdline": shlex.join(_cmdline(request)),
+            "extravars": dict(request.extra_vars),
             "envvars": _child_env(request),
             "passwords": request.options.vault.prompt_answers() if request.options.vault else {},
             "artifact_dir": str(request.artifact_root),

@@ -18,7 +18,7 @@ def make_project(root: Path, site: str = "site.yml") -> Path:
     shutil.copy(PLAYBOOKS / "slow.yml", root / "slow.yml")
     for action in ("validate", "rolling_restart"):
         shutil.copy(PLAYBOOKS / "site.yml", root / "playbooks" / f"{action}.yml")
-    for name in ("lab_up.yml", "lab_down.yml"):
+    for name in ("lab_up.yml", "lab_down.yml", "cache_purge.yml"):
         shutil.copy(PLAYBOOKS / name, root / "playbooks" / name)
     inventory = "\n".join(
         f"{host} ansible_connection=local ansible_python_interpreter={sys.executable}"
