@@ -14,7 +14,7 @@ export NO_COLOR := 1
 # `make molecule SCENARIOS=common` runs one scenario.
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: help deps image test lint argspecs syntax unit molecule vllm-assets lab lab-status lab-down
+.PHONY: help deps image test lint argspecs syntax unit molecule vllm-assets gateway-wheel lab lab-status lab-down
 
 help:
 	@echo "make lab       bring up the local lab and deploy site.yml to it"
@@ -55,14 +55,21 @@ vllm-assets: deps
 	@if [[ ! -f .cache/tiny-model/config.json || tests/harness/make_tiny_model.py -nt .cache/tiny-model/config.json ]]; then \
 	  .cache/vllm-build-venv/bin/python tests/harness/make_tiny_model.py; fi
 
-molecule: image vllm-assets
+# The onprem_llm wheel the gateway_service role installs on gateways (the cache service).
+GATEWAY_WHEEL_DIR := .cache/dist
+gateway-wheel: deps
+	@if [[ -z "$$(find $(GATEWAY_WHEEL_DIR) -name 'onprem_llm-*.whl' -newer pyproject.toml 2>/dev/null)" \
+	      || -n "$$(find src -name '*.py' -newer "$$(ls -t $(GATEWAY_WHEEL_DIR)/onprem_llm-*.whl | head -1)")" ]]; then \
+	  rm -rf $(GATEWAY_WHEEL_DIR) && pip wheel --quiet --no-deps --wheel-dir $(GATEWAY_WHEEL_DIR) . ; fi
+
+molecule: image vllm-assets gateway-wheel
 	@tests/stand_ins/nvidia/build-stand-in-repo.sh
 	@for scenario in $(SCENARIOS); do \
 	  echo "== molecule scenario $$scenario"; \
 	  molecule test -s $$scenario || exit 1; \
 	done
 
-lab: image vllm-assets
+lab: image vllm-assets gateway-wheel
 	ansible-playbook -i localhost, playbooks/lab_up.yml
 	ansible-playbook -i inventories/lab site.yml
 	ansible-playbook -i localhost, playbooks/lab_status.yml

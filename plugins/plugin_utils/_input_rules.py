@@ -997,6 +997,270 @@ def keepalived_auth_pass(v: Any, groups: Groups) -> Iterator[str]:
         )
 
 
+# redis
+
+# Passwords and the switch that needs them (None: always).
+_REDIS_PASSWORDS = (
+    ("redis_cache_password", None),
+    ("redis_admin_password", None),
+    ("redis_exporter_password", "redis_exporter_enabled"),
+    ("redis_replication_password", "redis_sentinel_enabled"),
+    ("redis_sentinel_password", "redis_sentinel_enabled"),
+)
+_REDIS_PASSWORD_MIN_LENGTH = 16
+_REDIS_USERS = (
+    "redis_cache_username",
+    "redis_admin_username",
+    "redis_replication_username",
+    "redis_sentinel_username",
+    "redis_exporter_username",
+)
+_REDIS_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+_REDIS_COMMAND = r"^[a-z][a-z0-9-]*(\|[a-z0-9-]+)?$"
+# Commands that reach beyond the cache's keys or administer Redis: never the cache user's.
+_REDIS_ADMIN_COMMANDS = frozenset(
+    {
+        "acl", "bgrewriteaof", "bgsave", "client|kill", "cluster", "config", "debug", "eval",
+        "eval_ro", "evalsha", "evalsha_ro", "failover", "fcall", "fcall_ro", "flushall",
+        "flushdb", "function", "keys", "migrate", "module", "monitor", "psync", "replicaof",
+        "save", "script", "shutdown", "slaveof", "swapdb", "sync",
+    }
+)  # fmt: skip
+
+
+def redis_passwords(v: Any, groups: Groups) -> Iterator[str]:
+    for name, switch in _REDIS_PASSWORDS:
+        if (switch is not None and not _bool(v[switch])) or not v.defined(name):
+            continue  # not needed, or a vault reference the role's tasks check once loaded
+        value = v[name]
+        if not isinstance(value, str) or len(value) == 0:
+            yield (
+                f"{name} is empty: put the password in the vault and reference it, e.g. "
+                f'{name}: "{{{{ vault_{name} }}}}".'
+            )
+        elif len(value) < _REDIS_PASSWORD_MIN_LENGTH or re.search(r"[\s\"'\\]", value):
+            yield (
+                f"{name} must hold at least {_REDIS_PASSWORD_MIN_LENGTH} characters and no "
+                "spaces, quotes or backslashes (Redis configuration lines carry it); put it in "
+                "the vault."
+            )
+
+
+def redis_users(v: Any, groups: Groups) -> Iterator[str]:
+    names = [str(v[name]) for name in _REDIS_USERS]
+    bad = [name for name in names if not _match(_REDIS_NAME, name) or name == "default"]
+    if bad or _repeated(names):
+        yield (
+            f"{', '.join(_REDIS_USERS)} must be different ACL user names (letters, digits, '.', "
+            f"'_', '-'; not 'default'). Bad: {bad}; used twice: {_repeated(names)}."
+        )
+
+
+def redis_cache_access(v: Any, groups: Groups) -> Iterator[str]:
+    prefix = v["redis_cache_key_prefix"]
+    if not _match(r"^[^\s*?\[\]\\]+$", prefix):
+        yield (
+            "redis_cache_key_prefix must be a key prefix without spaces or the pattern characters "
+            f"* ? [ ] \\ (got '{prefix}'): an empty one would give the cache user every key."
+        )
+    for name in (
+        "redis_cache_commands",
+        "redis_exporter_commands",
+        "redis_sentinel_discovery_commands",
+    ):
+        bad = [command for command in v[name] if not _match(_REDIS_COMMAND, command)]
+        if bad:
+            yield (
+                f"{name}: {bad} are not command names such as get or client|setname (lowercase, "
+                "one command each, no @categories)."
+            )
+    granted = [
+        command
+        for command in v["redis_cache_commands"]
+        if command in _REDIS_ADMIN_COMMANDS or str(command).split("|")[0] in _REDIS_ADMIN_COMMANDS
+    ]
+    if granted:
+        yield (
+            f"redis_cache_commands must not grant {granted}: they reach beyond the cache's keys "
+            "or administer Redis."
+        )
+
+
+def redis_memory(v: Any, groups: Groups) -> Iterator[str]:
+    size = v["redis_maxmemory_mb"]
+    percent = v["redis_maxmemory_percent"]
+    if size < 0 or not 1 <= percent <= 90:
+        yield (
+            "redis_maxmemory_mb must be 0 (redis_maxmemory_percent of the host's memory) or a size "
+            f"in MiB (got {size}), redis_maxmemory_percent 1-90 (got {percent})."
+        )
+    save = v["redis_persistence_save"]
+    if not _match(r"^[0-9]+ [0-9]+( [0-9]+ [0-9]+)*$", save):
+        yield (
+            "redis_persistence_save must be 'seconds changes' pairs such as "
+            f"'3600 1 300 100 60 10000', got '{save}'."
+        )
+
+
+def redis_network(v: Any, groups: Groups) -> Iterator[str]:
+    port = v["redis_port"]
+    sentinel = v["redis_sentinel_port"]
+    if not (1 <= port <= 65535 and 1 <= sentinel <= 65535 and port != sentinel):
+        yield (
+            f"redis_port ({port}) and redis_sentinel_port ({sentinel}) must be different ports "
+            "1-65535."
+        )
+    if _bool(v["redis_exporter_enabled"]):
+        listen = v["redis_exporter_listen_address"]
+        if not _match(_LISTEN_ADDRESS, listen) or _int(str(listen).rsplit(":", 1)[-1]) in (
+            port,
+            sentinel,
+        ):
+            yield (
+                "redis_exporter_listen_address must be address:port (e.g. 10.20.0.21:9121) on a "
+                f"port other than Redis' and Sentinel's, got '{listen}'."
+            )
+    address = v["redis_bind_address"]
+    if len(address) > 0:
+        try:
+            parse_networks([address], "redis_bind_address")
+        except FirewallRuleError:
+            yield f"redis_bind_address must be the host's internal IP address, got '{address}'."
+    paths = ("redis_tls_certificate", "redis_tls_private_key", "redis_tls_ca_certificate")
+    relative = [name for name in paths if not os.path.isabs(str(v[name]))]
+    if relative:
+        yield f"{', '.join(relative)} must be absolute paths (the pki role's by default)."
+
+
+def redis_sentinel(v: Any, groups: Groups) -> Iterator[str]:
+    if not _bool(v["redis_sentinel_enabled"]):
+        return
+    group = v["redis_sentinel_group"]
+    members = groups.get(group) or []
+    if group not in groups or v.host not in members:
+        yield (
+            f"redis_sentinel_group '{group}' must be an inventory group holding this host "
+            f"({v.host}): its hosts replicate each other and each runs a sentinel."
+        )
+        return
+    if len(members) < 3:
+        yield (
+            "redis_sentinel_enabled needs at least 3 sentinels (one per host of "
+            f"redis_sentinel_group '{group}', which has {len(members)}): with fewer, losing one "
+            "host leaves no majority to promote a replica."
+        )
+    quorum = v["redis_sentinel_quorum"]
+    if not 1 <= quorum <= len(members):
+        yield (
+            f"redis_sentinel_quorum ({quorum}) must be between 1 and the number of sentinels "
+            f"({len(members)}, the hosts of redis_sentinel_group '{group}')."
+        )
+    name = v["redis_sentinel_master_name"]
+    if not (
+        _match(_REDIS_NAME, name)
+        and v["redis_sentinel_down_after_ms"] >= 100
+        and v["redis_sentinel_failover_timeout_ms"] >= 1000
+        and v["redis_sentinel_parallel_syncs"] >= 1
+    ):
+        yield (
+            "redis_sentinel_master_name must be a name of letters, digits, '.', '_', '-' (got "
+            f"'{name}'), redis_sentinel_down_after_ms at least 100, "
+            "redis_sentinel_failover_timeout_ms at least 1000 and redis_sentinel_parallel_syncs "
+            "at least 1."
+        )
+
+
+# Fields that decide the answer: leaving one out of the cache key would replay wrong answers.
+_GATEWAY_KEY_FIELDS = frozenset(
+    {"model", "messages", "prompt", "input", "temperature", "top_p", "top_k", "seed", "n",
+     "max_tokens", "max_completion_tokens", "stop", "tools", "tool_choice", "response_format",
+     "logprobs", "top_logprobs", "logit_bias", "presence_penalty", "frequency_penalty",
+     "best_of", "stream"}
+)  # fmt: skip
+
+
+def _gateway_service_on(v: Any) -> bool:
+    return v.defined("gateway_service_enabled") and _bool(v["gateway_service_enabled"])
+
+
+def gateway_service_wheel(v: Any, groups: Groups) -> Iterator[str]:
+    if not _gateway_service_on(v):
+        return
+    wheel = str(v["gateway_service_wheel"] or "")
+    if not wheel:
+        yield (
+            "gateway_service_wheel is empty: set it to the onprem_llm wheel on the controller "
+            "(make gateway-wheel builds .cache/dist/onprem_llm-*.whl; or pip download "
+            "onprem-llm==VERSION --no-deps -d DIR)."
+        )
+    elif not wheel.endswith(".whl") or not os.path.isfile(os.path.expanduser(wheel)):
+        yield f"gateway_service_wheel: {wheel} is not a wheel file on the controller."
+    checksum = str(v["gateway_service_wheel_sha256"] or "")
+    if checksum and not _match(r"^[0-9a-fA-F]{64}$", checksum):
+        yield f"gateway_service_wheel_sha256 must be 64 hex digits (sha256sum); got '{checksum}'."
+
+
+def gateway_service_redis(v: Any, groups: Groups) -> Iterator[str]:
+    if not _gateway_service_on(v):
+        return
+    group = str(v["gateway_service_redis_group"])
+    if not groups.get(group):
+        yield (
+            f"gateway_service_enabled is true but the inventory group '{group}' "
+            "(gateway_service_redis_group) has no hosts: add the Redis hosts to it."
+        )
+    if v.defined("gateway_service_redis_password"):
+        password = v["gateway_service_redis_password"]
+        if not isinstance(password, str) or not password:
+            yield (
+                "gateway_service_redis_password is empty: put redis_cache_password in the vault "
+                '(redis_cache_password: "{{ vault_redis_cache_password }}"), visible to the '
+                "gateways and the Redis hosts (group_vars/all)."
+            )
+    budget = _int(v["gateway_service_redis_lookup_budget_ms"])
+    if not 1 <= budget <= 10000:
+        yield (
+            "gateway_service_redis_lookup_budget_ms must be 1 to 10000 ms (the longest a cache "
+            f"lookup may add to a request); got {v['gateway_service_redis_lookup_budget_ms']}."
+        )
+
+
+def gateway_service_cache(v: Any, groups: Groups) -> Iterator[str]:
+    if not _gateway_service_on(v):
+        return
+    ttl = v["gateway_service_cache_ttl_seconds"]
+    max_ttl = v["gateway_service_cache_max_ttl_seconds"]
+    if not _integer(ttl) or _int(ttl) <= 0:
+        yield f"gateway_service_cache_ttl_seconds must be a positive number of seconds; got {ttl}."
+    elif not _integer(max_ttl) or _int(max_ttl) < _int(ttl):
+        yield (
+            "gateway_service_cache_max_ttl_seconds must be at least gateway_service_cache_ttl_"
+            f"seconds ({ttl}); got {max_ttl}."
+        )
+    for name in ("gateway_service_cache_max_entry_bytes", "gateway_service_max_body_bytes"):
+        if not _integer(v[name]) or _int(v[name]) <= 0:
+            yield f"{name} must be a positive number of bytes; got {v[name]}."
+    if (
+        not _integer(v["gateway_service_cache_lease_ms"])
+        or _int(v["gateway_service_cache_lease_ms"]) < 0
+    ):
+        yield "gateway_service_cache_lease_ms must be 0 (no lease) or more milliseconds."
+    paths = v["gateway_service_cache_paths"] or []
+    bad = [path for path in paths if not _match(r"^/v1/[A-Za-z0-9/_.-]+$", path)]
+    if bad:
+        yield (
+            "gateway_service_cache_paths must be API paths such as /v1/chat/completions; "
+            f"bad: {bad}."
+        )
+    excluded = sorted(set(map(str, v["gateway_service_cache_excluded_fields"] or [])))
+    wrong = [field for field in excluded if field in _GATEWAY_KEY_FIELDS]
+    if wrong:
+        yield (
+            f"gateway_service_cache_excluded_fields may not leave {wrong} out of the cache key: "
+            "they change the answer, so cached answers would be replayed for other requests."
+        )
+
+
 RULES: dict[str, tuple[Rule, ...]] = {
     "common": (
         common_model_store_path,
@@ -1078,4 +1342,13 @@ RULES: dict[str, tuple[Rule, ...]] = {
         keepalived_interface,
         keepalived_auth_pass,
     ),
+    "redis": (
+        redis_passwords,
+        redis_users,
+        redis_cache_access,
+        redis_memory,
+        redis_network,
+        redis_sentinel,
+    ),
+    "gateway_service": (gateway_service_wheel, gateway_service_redis, gateway_service_cache),
 }

@@ -28,6 +28,8 @@ ROLE_GROUPS: tuple[tuple[str, str | None], ...] = (
     ("pki", "gateways"),
     ("haproxy", "gateways"),
     ("keepalived", "gateways"),
+    ("redis", "redis"),
+    ("gateway_service", "gateways"),
 )
 ROLES = tuple(role for role, _group in ROLE_GROUPS)
 

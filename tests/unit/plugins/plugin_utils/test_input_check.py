@@ -150,7 +150,13 @@ def test_secret_variables_are_left_out_of_the_spec_check():
     haproxy = spec("haproxy")
     raw = layered(
         role_file("haproxy", "defaults"),
-        {"haproxy_api_keys": "{{ vault_haproxy_api_keys }}", "haproxy_engines": []},
+        {
+            "haproxy_api_keys": "{{ vault_haproxy_api_keys }}",
+            "haproxy_engines": [],
+            # Defaults that follow the gateway_service role's variables (templates).
+            "haproxy_gateway_service_enabled": False,
+            "haproxy_gateway_service_port": 8480,
+        },
         role_file("haproxy", "vars"),
     )
     errors = check_role("haproxy", HostVariables("gw-1", raw), {"all": ["gw-1"]}, haproxy)

@@ -64,8 +64,12 @@ class Render:
                 "engine",
             ],
         ),
-        ("gw-1", "", ["common", "node_exporter", "pki", "haproxy"]),
-        ("gw-1", "10.20.0.10/24", ["common", "node_exporter", "pki", "haproxy", "keepalived"]),
+        ("gw-1", "", ["common", "node_exporter", "pki", "haproxy", "gateway_service"]),
+        (
+            "gw-1",
+            "10.20.0.10/24",
+            ["common", "node_exporter", "pki", "haproxy", "keepalived", "gateway_service"],
+        ),
     ],
 )
 def test_roles_follow_the_host_groups(host, virtual_ip, expected):

@@ -1,0 +1,111 @@
+"""Bad gateway service input fails in the validation play before any host changes, naming the
+variable; the Redis password never appears in the output.
+
+One run validates many gateways, each with one bad setting, as an operator's inventory with
+several mistakes is reported in one pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PASSWORD = "redis-cache-password-0123456789"
+
+
+@pytest.fixture
+def wheel(tmp_path: Path) -> str:
+    path = tmp_path / "onprem_llm-0.1.0-py3-none-any.whl"
+    path.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    return str(path)
+
+
+def inventory(gateways: dict[str, dict], group_vars: dict, redis_hosts=("redis-1",)) -> dict:
+    return {
+        "all": {
+            "vars": {
+                "redis_cache_password": PASSWORD,
+                "redis_admin_password": "redis-admin-password-0123456789",
+                "redis_exporter_password": "redis-exporter-password-012345",
+            },
+            "children": {
+                "gateways": {"hosts": gateways, "vars": group_vars},
+                "redis": {"hosts": {name: {} for name in redis_hosts}},
+            },
+        }
+    }
+
+
+def good_vars(wheel: str) -> dict:
+    return {"gateway_service_enabled": True, "gateway_service_wheel": wheel}
+
+
+def test_good_input_passes(validate_input, wheel):
+    result = validate_input(inventory({"gateway-1": {}}, good_vars(wheel)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_disabled_service_needs_nothing(validate_input):
+    result = validate_input(inventory({"gateway-1": {}}, {}, redis_hosts=()))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+BAD_INPUT = {
+    "no wheel": ({"gateway_service_wheel": ""}, ["gateway_service_wheel is empty"]),
+    "wheel missing": (
+        {"gateway_service_wheel": "/nonexistent/onprem_llm-0.1.0-py3-none-any.whl"},
+        ["gateway_service_wheel: /nonexistent/onprem_llm-0.1.0-py3-none-any.whl is not a wheel"],
+    ),
+    "bad wheel sha256": (
+        {"gateway_service_wheel_sha256": "abc"},
+        ["gateway_service_wheel_sha256 must be 64 hex digits"],
+    ),
+    "password missing": (
+        {"gateway_service_redis_password": ""},
+        ["gateway_service_redis_password is empty: put redis_cache_password in the vault"],
+    ),
+    "negative ttl": (
+        {"gateway_service_cache_ttl_seconds": -5},
+        ["gateway_service_cache_ttl_seconds must be a positive number of seconds; got -5"],
+    ),
+    "max ttl below ttl": (
+        {"gateway_service_cache_ttl_seconds": 600, "gateway_service_cache_max_ttl_seconds": 60},
+        ["gateway_service_cache_max_ttl_seconds must be at least"],
+    ),
+    "scope not a choice": (
+        {"gateway_service_cache_scope": "global"},
+        ["gateway_service_cache_scope", "tenant, site"],
+    ),
+    "lookup budget zero": (
+        {"gateway_service_redis_lookup_budget_ms": 0},
+        ["gateway_service_redis_lookup_budget_ms must be 1 to 10000 ms"],
+    ),
+    "a deciding field excluded from the key": (
+        {"gateway_service_cache_excluded_fields": ["user", "temperature"]},
+        ["gateway_service_cache_excluded_fields may not leave ['temperature'] out"],
+    ),
+    "a cache path that is not an API path": (
+        {"gateway_service_cache_paths": ["v1/chat"]},
+        ["gateway_service_cache_paths must be API paths", "v1/chat"],
+    ),
+}
+
+
+def test_every_bad_input_is_reported_in_one_run(validate_input, assert_rejected, wheel):
+    gateways = {f"gateway-{index}": bad for index, (bad, _) in enumerate(BAD_INPUT.values())}
+    result = validate_input(inventory(gateways, good_vars(wheel)))
+    output = assert_rejected(result, [], "several bad gateways")
+    for index, (case, (_bad, expected)) in enumerate(BAD_INPUT.items()):
+        assert f"gateway-{index}" in output, case
+        for text in expected:
+            assert text in output, f"{case}: {text!r} not in output:\n{output}"
+    assert PASSWORD not in output
+
+
+def test_no_redis_host_is_an_error(validate_input, assert_rejected, wheel):
+    result = validate_input(inventory({"gateway-1": {}}, good_vars(wheel), redis_hosts=()))
+    assert_rejected(
+        result, ["inventory group 'redis' (gateway_service_redis_group) has no hosts"], "no redis"
+    )
