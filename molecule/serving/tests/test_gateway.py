@@ -10,6 +10,7 @@ import os
 
 import pytest
 from gateway_client import (
+    ADMIN,
     CA,
     CLOUD_KEY,
     ENGINE_SERVERS,
@@ -128,14 +129,28 @@ def test_reload_keeps_server_states(host, gateway_address):
         set_server_state(GATEWAY, server, "ready")
 
 
+def worker_pid(gateway):
+    info = gateway.check_output(f"echo 'show info' | socat stdio {ADMIN}")
+    return next(
+        line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("Pid:")
+    )
+
+
 def test_restart_brings_back_the_live_states_not_older_ones():
     # On the backup gateway, so that the VIP stays where it is.
     gateway, server = GATEWAYS[1], "serving-engine1-0"
     set_server_state(gateway, server, "drain")
     try:
+        worker = worker_pid(gateway)
         gateway.check_output("systemctl reload haproxy")
+        # Until the new worker takes the runtime API over, commands reach the old one.
+        for _ in range(50):
+            if worker_pid(gateway) != worker:
+                break
+            gateway.check_output("sleep 0.2")
     finally:
         set_server_state(gateway, server, "ready")
+    assert server_states(gateway)[server].startswith("UP"), server_states(gateway)
     # The state file still says DRAIN; the stop saves the live state before the start loads it.
     gateway.check_output("systemctl restart haproxy")
     gateway.check_output("sleep 2")

@@ -302,6 +302,14 @@ def test_two_tenants_asking_the_same_never_share(host, base):
     assert other["cache"].startswith("onprem-llm; fwd=miss"), other["cache"]
 
 
+def test_a_client_sent_tenant_header_is_ignored(host, base):
+    body = chat_body(unique("Whose entry is this?"))
+    # team-a claims to be team-b: HAProxy replaces the header with its key's tenant.
+    ask(host, base, body, key=KEY_A, headers={"X-Tenant-ID": "team-b"})
+    assert "; hit" in ask_until_hit(host, base, body, key=KEY_A)["cache"]
+    assert ask(host, base, body, key=KEY_B)["cache"].startswith("onprem-llm; fwd=miss")
+
+
 def test_errors_are_never_stored(host, base):
     # Longer than the model's 512-token context: vLLM answers 400.
     body = chat_body(unique("Too long."), max_tokens=100000)
