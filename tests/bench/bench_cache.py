@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import secrets
-import subprocess
 import sys
 import threading
 import time
@@ -43,6 +42,7 @@ from bench_gateway import (
     KEYS_MAP,
     LIMITS_MAP,
     hosts_of,
+    inventory_listing,
     percentile,
     podman_exec,
     runtime_api,
@@ -192,14 +192,7 @@ def main() -> int:
     args = parser.parse_args()
     if not args.inventory or not Path(args.inventory).is_file():
         parser.error("--inventory: an inventory file (or set MOLECULE_INVENTORY_FILE)")
-    listing = json.loads(
-        subprocess.run(
-            ["ansible-inventory", "-i", args.inventory, "--list"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    listing = inventory_listing(args.inventory)
     groups = {name: group for name, group in listing.items() if name != "_meta"}
     gateways, redis = hosts_of(groups, "gateways"), hosts_of(groups, "redis")
     client = hosts_of(groups, "clients")[0]

@@ -183,6 +183,18 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return ordered[index]
 
 
+def inventory_listing(inventory: str) -> dict:
+    """ansible-inventory's --list of any inventory (molecule's or the lab's): groups, _meta."""
+    return json.loads(
+        subprocess.run(
+            ["ansible-inventory", "-i", inventory, "--list"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+
+
 def hosts_of(groups: dict, group: str) -> list[str]:
     return sorted((groups.get(group) or {}).get("hosts") or {})
 
@@ -212,15 +224,7 @@ def main() -> int:
     if not args.inventory or not Path(args.inventory).is_file():
         parser.error("--inventory: an inventory file (or set MOLECULE_INVENTORY_FILE)")
     inventory = Path(args.inventory)
-    # ansible-inventory resolves groups and group_vars of any inventory (molecule's or the lab's).
-    listing = json.loads(
-        subprocess.run(
-            ["ansible-inventory", "-i", args.inventory, "--list"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    listing = inventory_listing(args.inventory)
     groups = {name: group for name, group in listing.items() if name != "_meta"}
     gateways = hosts_of(groups, "gateways")
     client = args.client or hosts_of(groups, "clients")[0]

@@ -168,6 +168,17 @@ def ask_until_hit(host, base, body, key=KEY_A, timeout=15):
         time.sleep(0.3)
 
 
+def assert_cache_works_again(host, base, when, timeout=60):
+    """A new deterministic request is stored and then hit within timeout seconds."""
+    body = chat_body(unique("Working again?"))
+    deadline = time.time() + timeout
+    while True:
+        ask(host, base, body)
+        if "; hit" in ask_until_hit(host, base, body, timeout=3)["cache"]:
+            return
+        assert time.time() < deadline, f"the cache did not work again {when}"
+
+
 def metric_sum(name, **labels):
     """The sum of one counter over both gateways' services, for series matching labels."""
     total = 0.0
@@ -410,13 +421,7 @@ def test_sentinel_failover_under_load_fails_no_request_and_the_cache_works_again
         old_host.check_output("systemctl start redis-server")
     assert primary_address() != old
     assert summary["failed"] == 0, summary["errors"]
-    body = chat_body(unique("After failover?"))
-    deadline = time.time() + 60
-    while True:
-        ask(host, base, body)
-        if "; hit" in ask_until_hit(host, base, body, timeout=3)["cache"]:
-            break
-        assert time.time() < deadline, "the cache did not work again after the failover"
+    assert_cache_works_again(host, base, "after the failover")
 
 
 def test_redis_down_under_load_fails_no_request(host, base):
@@ -432,11 +437,4 @@ def test_redis_down_under_load_fails_no_request(host, base):
     summary = under_load(host, base, stop_and_start)
     assert summary["failed"] == 0, summary["errors"]
     assert summary["cache"].get("fwd=miss", 0) > 0
-    # And the cache works again once Redis is back.
-    body = chat_body(unique("Back again?"))
-    deadline = time.time() + 60
-    while True:
-        ask(host, base, body)
-        if "; hit" in ask_until_hit(host, base, body, timeout=3)["cache"]:
-            break
-        assert time.time() < deadline, "the cache did not come back after Redis did"
+    assert_cache_works_again(host, base, "after Redis came back")
