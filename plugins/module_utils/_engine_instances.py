@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.onprem.llm.plugins.module_utils import _hardware, _placement
+from ansible_collections.onprem.llm.plugins.module_utils import _hardware, _placement, _routing
 
 ENGINE_TYPES = ("vllm", "trtllm", "tgi")
 ENGINE_DEVICES = ("gpu", "cpu")
@@ -44,6 +44,9 @@ SETTINGS = (
     "engine_bind_address",
     "engine_host_gpus",
     "engine_gateway_weight",
+    "engine_models",
+    "engine_model_dir_name",
+    "engine_model_source",
 )
 # Host variables read besides the role's own.
 HOST_INPUTS = ("onprem_gpu", "nvidia_driver_profile", "ansible_host")
@@ -163,88 +166,263 @@ def host_address(settings: Mapping[str, Any], host: str) -> str:
     return str(address or host)
 
 
+# Keys of an engine_models entry: one model on its own GPUs (or CPU instances) of the host.
+MODEL_ENTRY_KEYS = frozenset(
+    {
+        "model",
+        "served_model_name",
+        "dir_name",
+        "source",
+        "gpus",
+        "cpu_instances",
+        "tensor_parallel_size",
+        "instances",
+        "max_model_len",
+        "gpu_memory_utilization",
+    }
+)
+
+
+def _entries(settings: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The host's models as (variable prefix, entry): engine_models, else the single model of
+    engine_model and its engine_* settings (prefix "")."""
+    models = settings.get("engine_models")
+    if not models:
+        return [
+            (
+                "",
+                {
+                    "model": settings.get("engine_model"),
+                    "served_model_name": settings.get("engine_served_model_name"),
+                    "dir_name": settings.get("engine_model_dir_name"),
+                    "source": settings.get("engine_model_source"),
+                    "cpu_instances": settings.get("engine_cpu_instances"),
+                    "tensor_parallel_size": settings.get("engine_tensor_parallel_size"),
+                    "instances": settings.get("engine_instances_per_host"),
+                    "max_model_len": settings.get("engine_max_model_len"),
+                    "gpu_memory_utilization": settings.get(
+                        "engine_gpu_memory_utilization", _placement.DEFAULT_GPU_MEMORY_UTILIZATION
+                    ),
+                },
+            )
+        ]
+    if not isinstance(models, list) or not all(isinstance(m, Mapping) for m in models):
+        raise EngineInputError("engine_models: expected a list of {model, gpus, ...} mappings")
+    if settings.get("engine_ports"):
+        raise EngineInputError(
+            "engine_ports: not used with engine_models; their instances take consecutive ports "
+            "from engine_base_port"
+        )
+    entries = []
+    for number, entry in enumerate(models):
+        unknown = sorted(set(entry) - MODEL_ENTRY_KEYS)
+        if unknown:
+            raise EngineInputError(
+                f"engine_models[{number}]: unknown keys {', '.join(unknown)} (expected "
+                f"{', '.join(sorted(MODEL_ENTRY_KEYS))})"
+            )
+        entry = dict(entry)
+        entry.setdefault(
+            "gpu_memory_utilization",
+            settings.get(
+                "engine_gpu_memory_utilization", _placement.DEFAULT_GPU_MEMORY_UTILIZATION
+            ),
+        )
+        entries.append((f"engine_models[{number}].", entry))
+    return entries
+
+
+def _entry_variable(prefix: str, name: str) -> str:
+    """The variable behind an entry's setting: engine_models[i].<name>, or the engine_* one."""
+    if prefix:
+        return prefix + name
+    single = {
+        "model": "engine_model",
+        "cpu_instances": "engine_cpu_instances",
+        "tensor_parallel_size": "engine_tensor_parallel_size",
+        "instances": "engine_instances_per_host",
+        "gpu_memory_utilization": "engine_gpu_memory_utilization",
+    }
+    return single.get(name, "engine_" + name)
+
+
+def _entry_gpus(prefix: str, entry: Mapping[str, Any], gpu_host: Any, taken: dict[int, str]):
+    """The host GPUs an engine_models entry asks for, checked against the host and the others."""
+    where = prefix + "gpus"
+    gpus = entry.get("gpus")
+    if not isinstance(gpus, list) or not gpus or not all(_placement_int(g) for g in gpus):
+        raise EngineInputError(f"{where}: expected a list of the host's GPU indices, got {gpus!r}")
+    count = gpu_host.gpu_count
+    outside = sorted(g for g in gpus if not 0 <= g < count)
+    if outside:
+        raise EngineInputError(
+            f"{where}: GPU {', '.join(map(str, outside))} is not on this host ({count} GPUs, "
+            f"0-{count - 1})"
+        )
+    repeated = sorted({g for g in gpus if gpus.count(g) > 1})
+    shared = sorted(g for g in set(gpus) if g in taken)
+    if repeated or shared:
+        owner = taken.get(shared[0], "") if shared else ""
+        raise EngineInputError(
+            f"{where}: GPU {', '.join(map(str, repeated or shared))} "
+            + (f"is also given to {owner}" if shared else "is listed twice")
+            + ": each model needs GPUs of its own"
+        )
+    return list(gpus)
+
+
+# Placement fields an engine_models entry sets itself (errors name the entry's key).
+_ENTRY_FIELDS = ("model", "tensor_parallel_size", "instances", "gpu_memory_utilization")
+
+
+def _placement_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def host_instances(host: str, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The engine instances of one host, in order; raises EngineInputError on bad input."""
     engine = _choice(settings, "engine_type", ENGINE_TYPES)
     device = _choice(settings, "engine_device", ENGINE_DEVICES)
-    model = settings.get("engine_model")
-    if not isinstance(model, Mapping) or not model.get("name"):
-        raise EngineInputError("engine_model: expected a mapping with at least a name")
-    served = str(settings.get("engine_served_model_name") or model["name"])
     reserved = settings.get("engine_reserved_ports") or []
-    ports = settings.get("engine_ports") or None
+    entries = _entries(settings)
     gpu_source = "engine_host_gpus"
-    try:
-        if device == "cpu":
-            count = _placement.positive_int(
-                settings.get("engine_cpu_instances"), "engine_cpu_instances"
-            )
-            options = _placement.options_from_kwargs(
-                base_port=settings.get("engine_base_port", _placement.DEFAULT_BASE_PORT),
-                ports=ports,
-                reserved_ports=reserved,
-            )
-            placed = [
-                _placement.Instance(index=i, gpus=(), port=port)
-                for i, port in enumerate(_placement._ports(count, options))
-            ]
-            tp = None
-            context = model.get("context_length")
-        else:
-            gpu_host, gpu_source = _gpu_host(settings)
-            check_gpu_facts(settings, gpu_host, gpu_source)
-            kwargs: dict[str, Any] = {
-                "base_port": settings.get("engine_base_port", _placement.DEFAULT_BASE_PORT),
-                "ports": ports,
-                "reserved_ports": reserved,
-                "gpu_memory_utilization": settings.get(
-                    "engine_gpu_memory_utilization", _placement.DEFAULT_GPU_MEMORY_UTILIZATION
-                ),
-            }
-            for option, name in (
-                ("tensor_parallel_size", "engine_tensor_parallel_size"),
-                ("instances", "engine_instances_per_host"),
-            ):
-                if settings.get(name):
-                    kwargs[option] = settings[name]
-            plan = _placement.place(
-                _placement.model_from_dict(model),
-                _placement.host_from_dict(gpu_host),
-                _placement.options_from_kwargs(**kwargs),
-            )
-            if not plan.fits:
-                raise EngineInputError(f"engine_model: {plan.reason} ({gpu_source})")
-            placed = list(plan.instances)
-            tp = plan.tensor_parallel_size
-            context = plan.max_model_len
-    except _placement.PlacementInputError as error:
-        field = _variable(error.field, gpu_source)
-        message = str(error).split(": ", 1)[1]
-        raise EngineInputError(f"{field}: {message}") from None
-
-    max_len = settings.get("engine_max_model_len") or context
+    gpu_host = host_spec = None
+    if device == "gpu":
+        gpu_host, gpu_source = _gpu_host(settings)
+        check_gpu_facts(settings, gpu_host, gpu_source)
+        try:
+            host_spec = _placement.host_from_dict(gpu_host)
+        except _placement.PlacementInputError as error:
+            message = str(error).split(": ", 1)[1]
+            raise EngineInputError(f"{_variable(error.field, gpu_source)}: {message}") from None
     address = host_address(settings, host)
     weight = settings.get("engine_gateway_weight")
-    instances = []
-    for instance in placed:
-        entry = {
-            "name": f"{host}-{instance.index}",
-            "host": host,
-            "index": instance.index,
-            "engine": engine,
-            "device": device,
-            "model": served,
-            "address": address,
-            "port": instance.port,
-            "gpus": list(instance.gpus),
-            "cuda_visible_devices": ",".join(str(gpu) for gpu in instance.gpus),
-            "tensor_parallel_size": tp,
+    next_port = settings.get("engine_base_port", _placement.DEFAULT_BASE_PORT)
+    taken: dict[int, str] = {}
+    served_names: dict[str, str] = {}
+    directories: dict[str, str] = {}
+    instances: list[dict[str, Any]] = []
+    for prefix, entry in entries:
+        model = entry.get("model")
+        if not isinstance(model, Mapping) or not model.get("name"):
+            raise EngineInputError(
+                f"{_entry_variable(prefix, 'model')}: expected a mapping with at least a name"
+            )
+        served = str(entry.get("served_model_name") or model["name"])
+        if served in served_names:
+            raise EngineInputError(
+                f"{prefix}served_model_name: {served!r} is served by {served_names[served]} "
+                "already: each model of a host needs its own served name"
+            )
+        served_names[served] = prefix.rstrip(".") or "engine_model"
+        directory = str(entry.get("dir_name") or model["name"])
+        if directory in directories:
+            raise EngineInputError(
+                f"{prefix}dir_name: model directory {directory!r} is used by "
+                f"{directories[directory]} already: give each model its own dir_name"
+            )
+        directories[directory] = prefix.rstrip(".") or "engine_model"
+        ports = settings.get("engine_ports") or None
+        gpus: list[int] = []
+        try:
+            if device == "cpu":
+                count = _placement.positive_int(
+                    entry.get("cpu_instances", 1), _entry_variable(prefix, "cpu_instances")
+                )
+                options = _placement.options_from_kwargs(
+                    base_port=next_port, ports=ports, reserved_ports=reserved
+                )
+                placed = [
+                    _placement.Instance(index=i, gpus=(), port=port)
+                    for i, port in enumerate(_placement._ports(count, options))
+                ]
+                tp = None
+                context = model.get("context_length")
+            else:
+                assert host_spec is not None
+                if prefix:
+                    gpus = _entry_gpus(prefix, entry, host_spec, taken)
+                    model_host = _placement.HostSpec(
+                        gpu_count=len(gpus),
+                        gpu_memory_gb=host_spec.gpu_memory_gb,
+                        nvlink_domain_size=min(len(gpus), host_spec.nvlink_domain_size),
+                    )
+                else:
+                    gpus = list(range(host_spec.gpu_count))
+                    model_host = host_spec
+                kwargs: dict[str, Any] = {
+                    "base_port": next_port,
+                    "ports": ports,
+                    "reserved_ports": reserved,
+                    "gpu_memory_utilization": entry.get("gpu_memory_utilization"),
+                }
+                for option in ("tensor_parallel_size", "instances"):
+                    if entry.get(option):
+                        kwargs[option] = entry[option]
+                plan = _placement.place(
+                    _placement.model_from_dict(model),
+                    model_host,
+                    _placement.options_from_kwargs(**kwargs),
+                )
+                if not plan.fits:
+                    where = _entry_variable(prefix, "model")
+                    raise EngineInputError(
+                        f"{where}: {plan.reason} ({prefix + 'gpus' if prefix else gpu_source})"
+                    )
+                placed = [
+                    _placement.Instance(
+                        index=instance.index,
+                        gpus=tuple(gpus[g] for g in instance.gpus),
+                        port=instance.port,
+                    )
+                    for instance in plan.instances
+                ]
+                tp = plan.tensor_parallel_size
+                context = plan.max_model_len
+        except _placement.PlacementInputError as error:
+            head = error.field.partition(".")[0].partition("[")[0]
+            if prefix and head in _ENTRY_FIELDS:
+                field = prefix + error.field
+            else:
+                field = _variable(error.field, gpu_source)
+            message = str(error).split(": ", 1)[1]
+            raise EngineInputError(f"{field}: {message}") from None
+        for gpu in gpus:
+            taken[gpu] = prefix.rstrip(".") or "engine_model"
+        max_len = entry.get("max_model_len") or context
+        model_settings = {
+            "engine_model": dict(model),
             "max_model_len": int(max_len) if max_len else None,
-            "unit": UNIT_TEMPLATE.format(instance.index),
         }
-        if weight:
-            entry["weight"] = int(weight)
-        instances.append(entry)
+        for instance in placed:
+            index = len(instances)
+            entry_out = {
+                "name": f"{host}-{index}",
+                "host": host,
+                "index": index,
+                "engine": engine,
+                "device": device,
+                "model": served,
+                "backend": _routing.backend_name(served),
+                "model_settings": model_settings,
+                "model_dir_name": directory,
+                "model_source": entry.get("source") or {"type": "none"},
+                "address": address,
+                "port": instance.port,
+                "gpus": list(instance.gpus),
+                "cuda_visible_devices": ",".join(str(gpu) for gpu in instance.gpus),
+                "tensor_parallel_size": tp,
+                "max_model_len": int(max_len) if max_len else None,
+                "gpu_memory_utilization": entry.get("gpu_memory_utilization"),
+                "unit": UNIT_TEMPLATE.format(index),
+            }
+            if prefix:
+                entry_out["model_entry"] = int(prefix[len("engine_models[") : prefix.index("]")])
+            if weight:
+                entry_out["weight"] = int(weight)
+            instances.append(entry_out)
+        if placed:
+            next_port = max(instance.port for instance in placed) + 1
     return instances
 
 
@@ -271,8 +449,8 @@ def backends(
     defaults: Mapping[str, Any],
     details: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every instance of every host, as haproxy_engines entries ({name, address, port,
-    weight?}), or with every field when details is true."""
+    """Every instance of every host, as haproxy_engines entries ({name, host, address, port,
+    model, model_settings, weight?}), or with every field when details is true."""
     result = []
     for host in hosts:
         try:
@@ -283,6 +461,6 @@ def backends(
             if details:
                 result.append(instance)
             else:
-                keys = ("name", "address", "port", "weight")
+                keys = ("name", "host", "address", "port", "model", "model_settings", "weight")
                 result.append({key: instance[key] for key in keys if key in instance})
     return result

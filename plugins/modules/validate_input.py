@@ -57,6 +57,7 @@ validation_errors:
   type: dict
   sample:
     gateway-1:
-      - "haproxy: haproxy_cloud_backup_url must be empty or an http(s) URL such as
-        https://api.example.com/v1, got 'ftp://api.example.com'."
+      - "haproxy: haproxy_cloud_providers.openai.url: expected an https:// URL of an
+        OpenAI-compatible API (prompts cross the internet), such as https://api.openai.com/v1,
+        got 'http://api.openai.com/v1'"
 """

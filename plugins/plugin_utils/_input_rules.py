@@ -21,6 +21,7 @@ from ansible_collections.onprem.llm.plugins.module_utils import (
     _gpu_gates,
     _gpu_userspace,
     _nvidia_stack,
+    _routing,
 )
 from ansible_collections.onprem.llm.plugins.module_utils._api_keys import (
     ApiKeyError,
@@ -31,6 +32,7 @@ from ansible_collections.onprem.llm.plugins.module_utils._firewall import (
     normalize_rules,
     parse_networks,
 )
+from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import has_template
 
 Groups = Mapping[str, list[str]]
 Rule = Callable[[Any, Groups], Iterator[str]]
@@ -599,7 +601,20 @@ def _sha256(value: Any, pattern: str) -> bool:
 
 
 def engine_model_source(v: Any, groups: Groups) -> Iterator[str]:
-    source = v["engine_model_source"]
+    models = v["engine_models"] if v.defined("engine_models") else []
+    if models and isinstance(models, list):
+        sources = [
+            (f"engine_models[{n}].source", m.get("source", {"type": "none"}))
+            for n, m in enumerate(models)
+            if isinstance(m, Mapping)
+        ]
+    else:
+        sources = [("engine_model_source", v["engine_model_source"])]
+    for name, source in sources:
+        yield from _model_source(v, name, source)
+
+
+def _model_source(v: Any, name: str, source: Any) -> Iterator[str]:
     sha256 = v["_engine_sha256"]
     item = source if isinstance(source, Mapping) else {}
     kind = item.get("type", "")
@@ -626,7 +641,7 @@ def engine_model_source(v: Any, groups: Groups) -> Iterator[str]:
     )
     if not ok:
         yield (
-            "engine_model_source must be {type: none}, {type: path, path: DIR on the "
+            f"{name} must be {{type: none}}, {{type: path, path: DIR on the "
             "controller}, {type: url, url: http(s)://.../model.tar.gz, sha256: 64 hex digits} or "
             "{type: mirror, url: http(s)://mirror/DIR, files: [{name, sha256}]}: every download "
             f"needs its sha256; engine_model_store_path an absolute path. Got {source}."
@@ -812,36 +827,71 @@ def haproxy_header_names(v: Any, groups: Groups) -> Iterator[str]:
         )
 
 
-def haproxy_cloud_backup_data_classes(v: Any, groups: Groups) -> Iterator[str]:
-    classes = v["haproxy_cloud_backup_data_classes"]
-    if not (
-        all(_match("^[a-z0-9][a-z0-9_.-]*$", name) for name in classes)
-        and "restricted" not in classes
-    ):
+_REPLACED_BY_ROUTES = (
+    "haproxy_cloud_backup_url",
+    "haproxy_cloud_backup_api_key",
+    "haproxy_cloud_backup_data_classes",
+    "haproxy_cloud_backup_models",
+    "haproxy_cloud_backup_ca_file",
+)
+
+
+def haproxy_replaced_variables(v: Any, groups: Groups) -> Iterator[str]:
+    old = [name for name in _REPLACED_BY_ROUTES if v.defined(name)]
+    if old:
         yield (
-            "haproxy_cloud_backup_data_classes must hold lowercase class names other than "
-            "'restricted' (requests without a class are restricted and never leave the site); "
-            f"got {list(classes)}."
+            f"{', '.join(old)}: replaced by haproxy_cloud_providers (url, region, api_key, "
+            "ca_file), haproxy_data_classes (cloud_regions per class) and haproxy_models (cloud "
+            'per model); see roles/haproxy/README.md, "Models and routes".'
         )
 
 
-def haproxy_cloud_backup_url(v: Any, groups: Groups) -> Iterator[str]:
-    url = v["haproxy_cloud_backup_url"]
-    if len(url) > 0 and not _match(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$", url):
-        yield (
-            "haproxy_cloud_backup_url must be empty or an http(s) URL such as "
-            f"https://api.example.com/v1, got '{url}'."
-        )
+def _cloud_providers_to_check(v: Any) -> Any:
+    """haproxy_cloud_providers, or where its api_key values reference a vault that is not
+    loaded (validation without it) the providers with a stand-in for each such key; None when
+    it cannot be read without rendering more than those keys."""
+    if v.defined("haproxy_cloud_providers") or "haproxy_cloud_providers" not in v:
+        return v.get("haproxy_cloud_providers", {})
+    raw = v.raw("haproxy_cloud_providers")
+    if not isinstance(raw, Mapping) or not all(isinstance(s, Mapping) for s in raw.values()):
+        return None
+    stand_in = {
+        name: {**spec, "api_key": "vault-reference"} if has_template(spec.get("api_key")) else spec
+        for name, spec in raw.items()
+    }
+    return None if has_template(stand_in) else stand_in
 
 
-def haproxy_cloud_backup_api_key(v: Any, groups: Groups) -> Iterator[str]:
-    if len(v["haproxy_cloud_backup_url"]) == 0 or not v.defined("haproxy_cloud_backup_api_key"):
+def haproxy_routes(v: Any, groups: Groups) -> Iterator[str]:
+    providers = _cloud_providers_to_check(v)
+    if providers is None:
         return
-    if len(v["haproxy_cloud_backup_api_key"]) == 0:
-        yield (
-            "haproxy_cloud_backup_url is set, so haproxy_cloud_backup_api_key must be given "
-            "(from the vault)."
+    tenant_models = v["haproxy_tenant_models"]
+    model_rate_limits = v["haproxy_model_rate_limits"]
+    if v.defined("haproxy_api_keys"):
+        keys = v["haproxy_api_keys"]
+        tenants = list(keys) if isinstance(keys, Mapping) else []
+    elif "haproxy_api_keys" in v:
+        # The keys reference a vault that is not loaded: the tenants are not known here, so
+        # those the routing names are taken as given (as haproxy_rate_limit_tenants does).
+        named = [tenant_models, model_rate_limits]
+        tenants = [t for m in named if isinstance(m, Mapping) for t in m if t != "*"]
+    else:
+        tenants = []
+    try:
+        _routing.routing_table(
+            v["haproxy_engines"],
+            v["haproxy_data_classes"],
+            v["haproxy_default_data_class"],
+            providers,
+            v["haproxy_models"],
+            tenant_models,
+            tenants,
+            model_rate_limits,
+            v["haproxy_cloud_ca_file"],
         )
+    except _routing.RoutingInputError as error:
+        yield from str(error).splitlines()
 
 
 def _repeated(values: list[str]) -> list[str]:
@@ -1328,10 +1378,9 @@ RULES: dict[str, tuple[Rule, ...]] = {
         haproxy_rate_limit_tenants,
         haproxy_durations,
         haproxy_header_names,
-        haproxy_cloud_backup_data_classes,
-        haproxy_cloud_backup_url,
-        haproxy_cloud_backup_api_key,
+        haproxy_replaced_variables,
         haproxy_engines,
+        haproxy_routes,
         haproxy_balancing,
         haproxy_listeners,
     ),

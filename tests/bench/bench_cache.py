@@ -6,7 +6,7 @@ A script, not a test. Against the serving scenario (or the lab) once converged:
   molecule converge -s serving
   python tests/bench/bench_cache.py \
       --inventory "$MOLECULE_EPHEMERAL_DIRECTORY/inventory/ansible_inventory.yml" \
-      [--requests 400] [--seconds 15] [--drain serving-engine3-0]
+      [--requests 400] [--seconds 15] [--drain model_tiny-llama/serving-engine3-0]
 
   hit latency     one deterministic completion stored, then --requests repeats on a kept-alive
                   HTTPS connection: p50 and p99 (goal: 2 ms and 5 ms)
@@ -186,8 +186,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15, help="hits/s round")
     parser.add_argument("--outage-seconds", type=float, default=10)
     parser.add_argument(
-        "--drain", action="append", default=[], help="engine server to drain during the run"
+        "--drain",
+        action="append",
+        default=[],
+        help="engine server to drain during the run (BACKEND/SERVER, e.g. model_tiny-llama/x-0)",
     )
+    parser.add_argument("--model", default="tiny-llama", help="model the requests name")
     parser.add_argument("--json-out", help="also write the JSON result here")
     args = parser.parse_args()
     if not args.inventory or not Path(args.inventory).is_file():
@@ -197,9 +201,7 @@ def main() -> int:
     gateways, redis = hosts_of(groups, "gateways"), hosts_of(groups, "redis")
     client = hosts_of(groups, "clients")[0]
     base = "https://" + podman_exec(gateways[0], ["hostname", "-I"]).split()[0]
-    model = json.loads(
-        podman_exec(gateways[0], ["curl", "-fsS", "http://127.0.0.1:8481/v1/models"])
-    )["data"][0]["id"]
+    model = args.model
 
     key = "sk-bench-" + secrets.token_hex(24)
     digest = hashlib.sha256(key.encode()).hexdigest()
@@ -207,7 +209,7 @@ def main() -> int:
         runtime_api(gateway, f"add map {KEYS_MAP} {digest} {TENANT}")
         runtime_api(gateway, f"add map {LIMITS_MAP} {TENANT} 100000000")
         for server in args.drain:
-            runtime_api(gateway, f"set server engines/{server} state drain")
+            runtime_api(gateway, f"set server {server} state drain")
     common = {"base": base, "ca": args.ca, "key": key, "model": model}
     salt = secrets.token_hex(4)
     result: dict = {"setup": {"gateway": base, "client": client, "model": model}}
@@ -271,7 +273,7 @@ def main() -> int:
             runtime_api(gateway, f"del map {KEYS_MAP} {digest}")
             runtime_api(gateway, f"del map {LIMITS_MAP} {TENANT}")
             for server in args.drain:
-                runtime_api(gateway, f"set server engines/{server} state ready")
+                runtime_api(gateway, f"set server {server} state ready")
 
     rows = [
         ("exact hit p50 / p99 (ms)", f"{result['hit']['p50_ms']} / {result['hit']['p99_ms']}"),

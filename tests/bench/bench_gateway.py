@@ -236,13 +236,11 @@ def main() -> int:
     if args.engine_url:
         engine_url, engine_name = args.engine_url, args.engine_url
     else:
-        # show servers state: be_id be_name srv_id srv_name srv_addr ... srv_port is field 18.
-        rows = [
-            line.split()
-            for line in runtime_api(gateways[0], "show servers state engines").splitlines()
-            if line[:1].isdigit() and len(line.split()) > 18
-        ]
-        engine_name, engine_url = rows[0][3], f"http://{rows[0][4]}:{rows[0][18]}"
+        # show servers state: be_id be_name srv_id srv_name srv_addr ... srv_port is field 18;
+        # engines are in one backend per model (model_<name>).
+        rows = engine_rows(gateways[0])
+        engine_name = f"{rows[0][1]}/{rows[0][3]}"
+        engine_url = f"http://{rows[0][4]}:{rows[0][18]}"
 
     key = "sk-bench-" + secrets.token_hex(24)
     digest = hashlib.sha256(key.encode()).hexdigest()
@@ -298,23 +296,32 @@ def main() -> int:
     return 0
 
 
+def engine_rows(gateway: str) -> list[list[str]]:
+    """`show servers state` rows of the engines' backends (model_<name>)."""
+    return [
+        line.split()
+        for line in runtime_api(gateway, "show servers state").splitlines()
+        if line[:1].isdigit() and len(line.split()) > 18 and line.split()[1].startswith("model_")
+    ]
+
+
 def undrained_others(gateways: list[str], engine_name: str) -> list[tuple[str, str]]:
-    """(gateway, server) pairs of the other servers that are not drained now."""
+    """(gateway, backend/server) pairs of the other servers of the engine's backend that are
+    not drained now."""
+    backend = engine_name.split("/")[0]
     pairs = []
     for gateway in gateways:
-        for line in runtime_api(gateway, "show servers state engines").splitlines():
-            row = line.split()
+        for row in engine_rows(gateway):
             # srv_admin_state (field 6) 0x08: drained through the runtime API.
-            if line[:1].isdigit() and len(row) > 18 and row[3] != engine_name:
-                drained = int(row[6]) & 0x08
-                if not drained:
-                    pairs.append((gateway, row[3]))
+            name = f"{row[1]}/{row[3]}"
+            if row[1] == backend and name != engine_name and not int(row[6]) & 0x08:
+                pairs.append((gateway, name))
     return pairs
 
 
 def set_state(gateways: list[str], pairs: list[tuple[str, str]], state: str) -> None:
     for gateway, server in pairs:
-        runtime_api(gateway, f"set server engines/{server} state {state}")
+        runtime_api(gateway, f"set server {server} state {state}")
 
 
 def measure(client: str, common: dict, gateway_target: dict, direct_target: dict, args):

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -64,6 +65,8 @@ HOP_BY_HOP = frozenset(
 _REQUEST_DROP = HOP_BY_HOP | {"host", "content-length"}
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
 # aiohttp adds these when absent; the engines should see only what the client sent.
+# Route values HAProxy sets (on-prem, cloud:<provider>); anything else is not a label value.
+_ROUTE = re.compile(r"^(on-prem|cloud:[a-z0-9][a-z0-9_-]{0,39})$")
 _SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 
 LEASE_POLL_SECONDS = 0.05
@@ -207,9 +210,16 @@ class Gateway:
         # create label values at will.
         return model if accepted or model in self.config.models else OTHER_MODEL
 
+    def _route_label(self, call: _Call, outcome: str) -> str:
+        if outcome == m.HIT:
+            return "cache"
+        route = call.request.headers.get(self.config.route_header, "")
+        return route if _ROUTE.match(route) else "unknown"
+
     def _account(self, call: _Call, outcome: str, usage: Any, source: str, accepted: bool) -> None:
         model = self._model_label(call.model, accepted)
         self.metrics.requests.labels(call.tenant, model, outcome).inc()
+        self.metrics.routes.labels(call.tenant, model, self._route_label(call, outcome)).inc()
         if usage is not None:
             self.metrics.count_tokens(call.tenant, model, usage, source)
         self.metrics.request_duration.labels(outcome).observe(time.perf_counter() - call.started)

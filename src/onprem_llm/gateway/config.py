@@ -83,6 +83,7 @@ class GatewayConfig:
     upstream_timeout_seconds: float
     tenant_header: str
     key_id_header: str
+    route_header: str
     max_body_bytes: int
     redis: RedisConfig
     cache: CacheConfig
@@ -338,6 +339,7 @@ def parse_config(data: Any) -> GatewayConfig:
         upstream_timeout_seconds=root.number("upstream_timeout_seconds", 600, minimum=1),
         tenant_header=root.string("tenant_header", "X-Tenant-ID"),
         key_id_header=root.string("key_id_header", "X-API-Key-ID"),
+        route_header=root.string("route_header", "X-Onprem-Route"),
         max_body_bytes=root.integer("max_body_bytes", 1048576, minimum=1),
         redis=_redis(root.section("redis", {}), cache.enabled),
         cache=cache,

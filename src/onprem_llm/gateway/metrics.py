@@ -65,6 +65,13 @@ class GatewayMetrics:
             ("tenant", "model", "type", "source"),
             registry=registry,
         )
+        self.routes = Counter(
+            "onprem_llm_gateway_routed_requests_total",
+            "Requests by tenant, model and where they were answered: the route HAProxy chose "
+            "(on-prem, cloud:<provider>) or cache.",
+            ("tenant", "model", "route"),
+            registry=registry,
+        )
         self.cache_errors = Counter(
             "onprem_llm_gateway_cache_errors_total",
             "Failed cache operations (lookup, store, lease, decode); requests still answered.",

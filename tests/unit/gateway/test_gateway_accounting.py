@@ -112,3 +112,20 @@ async def test_metrics_and_health_are_served(
     response = await client.get("/health")
     assert response.status == 200, "Redis never makes the gateway unhealthy"
     assert (await response.json())["redis"]["state"] == "down"
+
+
+async def test_routes_are_counted_per_tenant_and_model(make_gateway: Any, engine: Any) -> None:
+    gw = await make_gateway()
+    on_prem = {"X-Onprem-Route": "on-prem"}
+    await gw.post(CHAT, chat_body(), headers=on_prem)
+    await gw.drain()
+    await gw.post(CHAT, chat_body(), headers=on_prem)  # hit
+    await gw.post(CHAT, chat_body(temperature=0.7), headers={"X-Onprem-Route": "cloud:azure-eu"})
+    # A value HAProxy never sets is not a label value.
+    await gw.post(CHAT, chat_body(temperature=0.8), headers={"X-Onprem-Route": "cloud:A B"})
+    routes = "onprem_llm_gateway_routed_requests_total"
+    labels = {"tenant": "acme", "model": "tiny-llama"}
+    assert gw.sample(routes, route="on-prem", **labels) == 1
+    assert gw.sample(routes, route="cache", **labels) == 1
+    assert gw.sample(routes, route="cloud:azure-eu", **labels) == 1
+    assert gw.sample(routes, route="unknown", **labels) == 1

@@ -190,12 +190,29 @@ def test_backends_of_every_host_from_hostvars() -> None:
         },
     }
     result = engine_backends(["gpu-1", "cpu-1"], hostvars)
+    # The model each serves, and what makes instances of one served name the same model.
+    default = {
+        "model": "llama-3.1-8b-instruct",
+        "model_settings": {
+            "engine_model": {
+                "name": "llama-3.1-8b-instruct",
+                "params_b": 8,
+                "dtype": "bf16",
+                "context_length": 8192,
+            },
+            "max_model_len": 8192,
+        },
+    }
+    tiny = {
+        "model": "tiny",
+        "model_settings": {"engine_model": {"name": "tiny"}, "max_model_len": None},
+    }
     assert result == [
-        {"name": "gpu-1-0", "address": "10.1.0.1", "port": 8000},
-        {"name": "gpu-1-1", "address": "10.1.0.1", "port": 8001},
-        {"name": "gpu-1-2", "address": "10.1.0.1", "port": 8002},
-        {"name": "gpu-1-3", "address": "10.1.0.1", "port": 8003},
-        {"name": "cpu-1-0", "address": "10.1.0.2", "port": 8100},
+        {"name": "gpu-1-0", "host": "gpu-1", "address": "10.1.0.1", "port": 8000, **default},
+        {"name": "gpu-1-1", "host": "gpu-1", "address": "10.1.0.1", "port": 8001, **default},
+        {"name": "gpu-1-2", "host": "gpu-1", "address": "10.1.0.1", "port": 8002, **default},
+        {"name": "gpu-1-3", "host": "gpu-1", "address": "10.1.0.1", "port": 8003, **default},
+        {"name": "cpu-1-0", "host": "cpu-1", "address": "10.1.0.2", "port": 8100, **tiny},
     ]
     detailed = engine_backends(["cpu-1"], hostvars, details=True)
     assert detailed[0]["unit"] == "onprem-llm-engine@0.service"
@@ -258,12 +275,33 @@ def test_backends_in_a_run_without_the_engine_hosts(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert '{\\"name\\": \\"h200-a-7\\", \\"address\\": \\"10.20.1.11\\", \\"port\\": 8007}' in (
-        result.stdout
-    )
-    assert '{\\"name\\": \\"cpu-b-0\\", \\"address\\": \\"10.20.1.12\\", \\"port\\": 8000}' in (
-        result.stdout
-    )
+    [msg] = [line for line in result.stdout.splitlines() if line.startswith('    "msg": ')]
+    entries = {e["name"]: e for e in json.loads(json.loads("{" + msg + "}")["msg"])}
+    assert sorted(entries) == ["cpu-b-0"] + [f"h200-a-{i}" for i in range(8)]
+    assert entries["h200-a-7"] == {
+        "name": "h200-a-7",
+        "host": "h200-a",
+        "address": "10.20.1.11",
+        "port": 8007,
+        "model": "llama-3.1-8b-instruct",
+        "model_settings": {
+            "engine_model": {
+                "name": "llama-3.1-8b-instruct",
+                "params_b": 8,
+                "dtype": "bf16",
+                "context_length": 8192,
+            },
+            "max_model_len": 8192,
+        },
+    }
+    assert entries["cpu-b-0"] == {
+        "name": "cpu-b-0",
+        "host": "cpu-b",
+        "address": "10.20.1.12",
+        "port": 8000,
+        "model": "tiny",
+        "model_settings": {"engine_model": {"name": "tiny"}, "max_model_len": None},
+    }
 
 
 @pytest.mark.parametrize("name", ["engine_backends", "engine_instances"])

@@ -37,9 +37,38 @@ def messages(rule, v) -> list[str]:
 
 
 def test_defaults_pass_every_rule_that_needs_no_templar():
-    v = host("haproxy", "gw-1", haproxy_engines=[], haproxy_cloud_backup_url="")
+    v = host("haproxy", "gw-1", haproxy_engines=[])
     for rule in rules.RULES["haproxy"]:
         assert messages(rule, v) == [], rule.__name__
+
+
+def test_the_replaced_cloud_backup_variables_are_named_in_one_message():
+    v = host(
+        "haproxy",
+        "gw-1",
+        haproxy_engines=[],
+        haproxy_cloud_backup_url="",
+        haproxy_cloud_backup_models=["llama"],
+    )
+    [message] = messages(rules.haproxy_replaced_variables, v)
+    assert message.startswith("haproxy_cloud_backup_url, haproxy_cloud_backup_models: replaced by")
+    assert "haproxy_cloud_providers" in message
+    assert "haproxy_models" in message
+
+
+def test_the_routes_rule_gives_one_message_per_problem_each_naming_its_variable():
+    engine = {"name": "n-0", "address": "10.0.0.1", "port": 8000, "model": "llama"}
+    v = host(
+        "haproxy",
+        "gw-1",
+        haproxy_engines=[engine],
+        haproxy_default_data_class="secret",
+        haproxy_tenant_models={"team-x": ["llama"]},
+    )
+    found = messages(rules.haproxy_routes, v)
+    assert len(found) == 2, found
+    assert found[0].startswith("haproxy_default_data_class: 'secret' is not a class")
+    assert found[1].startswith("haproxy_tenant_models.team-x: no tenant 'team-x'")
 
 
 def test_duplicate_engines_are_named():
@@ -64,6 +93,35 @@ def test_rate_limits_of_tenants_without_a_key():
     assert messages(rules.haproxy_rate_limit_tenants, v) == [
         "haproxy_rate_limits names tenants without an API key in haproxy_api_keys: team-b."
     ]
+
+
+def test_routes_are_checked_without_the_vault():
+    # As in inventories/prod: tenants' and providers' keys reference a vault not loaded here.
+    models = {"llama": {"cloud": ["openai"]}, "gpt-4.1": {"cloud": ["openai"]}}
+    provider = {"url": "https://api.example.com/v1", "region": "us"}
+    inventory = {
+        "haproxy_engines": [{"name": "n-0", "address": "10.0.0.1", "port": 8000, "model": "llama"}],
+        "haproxy_api_keys": "{{ vault_haproxy_api_keys }}",
+        "haproxy_cloud_providers": {
+            "openai": {**provider, "api_key": "{{ vault_haproxy_cloud_provider_keys['openai'] }}"}
+        },
+        "haproxy_models": models,
+        "haproxy_tenant_models": {"team-a": ["gpt-4.1"]},
+        "haproxy_model_rate_limits": {"*": {"llama": 5}, "team-b": {"gpt-4.1": 5}},
+    }
+    v = host("haproxy", "gw-1", **inventory)
+    assert not v.defined("haproxy_api_keys")
+    assert not v.defined("haproxy_cloud_providers")
+    assert messages(rules.haproxy_routes, v) == []
+    # What does not depend on the vault is still checked.
+    bad = {**models, "mistral": {"cloud": ["openai"], "spill_over_queue": 0}}
+    v = host("haproxy", "gw-1", **{**inventory, "haproxy_models": bad})
+    [message] = messages(rules.haproxy_routes, v)
+    assert message.startswith("haproxy_models.mistral.spill_over_queue: ")
+    # A provider without a key is refused, vault or not.
+    without_key = {**inventory, "haproxy_cloud_providers": {"openai": provider}}
+    found = messages(rules.haproxy_routes, host("haproxy", "gw-1", **without_key))
+    assert found[0].startswith("haproxy_cloud_providers.openai.api_key: "), found
 
 
 def test_api_keys_from_a_vault_that_is_not_loaded_are_not_checked():
