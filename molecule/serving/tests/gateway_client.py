@@ -23,6 +23,8 @@ KEY_A = "sk-test-team-a-0123456789abcdef0123456789"
 KEY_LIMITED = "sk-test-team-limited-0123456789abcdef01"
 CLOUD_KEY = "sk-test-cloud-key-0123456789abcdef"
 MODEL = "tiny-llama"
+# HAProxy backend of MODEL's engines (roles/haproxy: one backend per served model).
+BACKEND = "model_tiny-llama"
 UNIT = "onprem-llm-engine@0.service"
 CLOUD_RECORD = "/var/lib/cloud-api-stand-in.jsonl"
 ADMIN = "unix-connect:/run/haproxy/admin.sock"
@@ -41,10 +43,12 @@ if data_class:
 context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
 try:
     with urllib.request.urlopen(request, context=context, timeout=60) as reply:
-        print(json.dumps({"status": reply.status, "body": reply.read().decode()}))
+        print(json.dumps({"status": reply.status, "body": reply.read().decode(),
+                          "route": reply.headers.get("X-Route")}))
 except urllib.error.HTTPError as error:
     print(json.dumps({"status": error.code, "body": error.read().decode(),
-                      "retry_after": error.headers.get("Retry-After")}))
+                      "retry_after": error.headers.get("Retry-After"),
+                      "route": error.headers.get("X-Route")}))
 """
 
 # Runs on the client: N sequential chat requests; one line per request: status and who answered.
@@ -124,12 +128,13 @@ def server_states(gateway):
     return {
         line.split(",")[1]: line.split(",")[17]
         for line in out.splitlines()
-        if line.startswith("engines,serving-engine")
+        if line.startswith(f"{BACKEND},serving-engine")
     }
 
 
 def set_server_state(gateway, server, state):
-    gateway.check_output(f"echo 'set server engines/{server} state {state}' | socat stdio {ADMIN}")
+    command = f"set server {BACKEND}/{server} state {state}"
+    gateway.check_output(f"echo '{command}' | socat stdio {ADMIN}")
 
 
 def engines_up(gateway):

@@ -11,6 +11,7 @@ import os
 import pytest
 from gateway_client import (
     ADMIN,
+    BACKEND,
     CA,
     CLOUD_KEY,
     ENGINE_SERVERS,
@@ -95,7 +96,7 @@ def test_tls_1_1_is_refused_by_the_gateway(host, gateway_address):
 def test_exporter_and_stats_only_on_the_internal_listener(host, gateway_address):
     wait_for_engines(len(ENGINE_SERVERS))
     metrics = GATEWAY.check_output("curl -s http://127.0.0.1:8405/metrics")
-    assert f'haproxy_backend_active_servers{{proxy="engines"}} {len(ENGINE_SERVERS)}' in metrics
+    assert f'haproxy_backend_active_servers{{proxy="{BACKEND}"}} {len(ENGINE_SERVERS)}' in metrics
     stats = "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8405/stats"
     assert GATEWAY.check_output(stats) == "200"
     # Not from other networks.

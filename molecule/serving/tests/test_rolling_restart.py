@@ -68,7 +68,8 @@ context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
 headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
 with urllib.request.urlopen(urllib.request.Request(base + "/v1/models", headers=headers),
                             context=context, timeout=30) as reply:
-    model = json.load(reply)["data"][0]["id"]
+    # The first model engines serve (the list also holds cloud-only models).
+    model = next(m["id"] for m in json.load(reply)["data"] if m["owned_by"] != "cloud")
 body = json.dumps({"model": model, "max_tokens": 4,
                    "messages": [{"role": "user", "content": "hello"}]}).encode()
 lock = threading.Lock()
@@ -109,7 +110,8 @@ context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
 headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
 with urllib.request.urlopen(urllib.request.Request(base + "/v1/models", headers=headers),
                             context=context, timeout=30) as reply:
-    model = json.load(reply)["data"][0]["id"]
+    # The first model engines serve (the list also holds cloud-only models).
+    model = next(m["id"] for m in json.load(reply)["data"] if m["owned_by"] != "cloud")
 messages = [{"role": "user", "content": "hi"}]
 body = json.dumps({"model": model, "max_tokens": 2, "messages": messages})
 request = urllib.request.Request(base + "/v1/chat/completions", data=body.encode(), headers=headers)
@@ -147,7 +149,7 @@ def server_states() -> dict[str, str]:
             "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock"
         )
         for row in (line.split(",") for line in stat.splitlines()):
-            if row[0] == "engines" and row[1] not in ("FRONTEND", "BACKEND"):
+            if row[0] == "model_tiny-llama" and row[1] not in ("FRONTEND", "BACKEND"):
                 states[f"{name}/{row[1]}"] = row[17]
     return states
 
@@ -225,7 +227,7 @@ def admin_drained(server: str) -> dict[str, bool]:
     drained = {}
     for name in GATEWAYS:
         state = testinfra.get_host(f"ansible://{name}").check_output(
-            "echo 'show servers state engines' | socat stdio unix-connect:/run/haproxy/admin.sock"
+            "echo 'show servers state' | socat stdio unix-connect:/run/haproxy/admin.sock"
         )
         for row in (
             line.split()
@@ -247,7 +249,7 @@ def first_instance(engine_host: str) -> tuple[str, str]:
     unit = sorted(line.split()[0] for line in units.splitlines() if line.strip())[0]
     addresses = engine.check_output("hostname -I").split()
     state = testinfra.get_host(f"ansible://{GATEWAYS[0]}").check_output(
-        "echo 'show servers state engines' | socat stdio unix-connect:/run/haproxy/admin.sock"
+        "echo 'show servers state' | socat stdio unix-connect:/run/haproxy/admin.sock"
     )
     rows = [
         line.split() for line in state.splitlines() if line[:1].isdigit() and len(line.split()) > 18

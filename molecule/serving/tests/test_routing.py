@@ -1,0 +1,187 @@
+"""Several models on one site: each request reaches an engine of its model (seen on the engines'
+own metrics), tenants see and use only their models, and cloud routes follow the data class:
+a cloud-only model, and spill-over when a model's queue is long."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import testinfra
+from gateway_client import (
+    GATEWAYS,
+    KEY_A,
+    MODEL,
+    NATIVE,
+    address,
+    assert_openai_error,
+    call,
+    chat,
+    cloud_records,
+)
+
+testinfra_hosts = ["ansible://serving-client"]
+
+ENGINE_B = testinfra.get_host("ansible://serving-engine4")
+# The second and third models: two instances of one host (engine_models), ports 8000 and 8001.
+MODEL_B = "tiny-llama-b"
+MODEL_C = "tiny-llama-c"
+CLOUD_MODEL = "stand-in-cloud-model"
+CLOUD_ROUTE = "cloud:cloud-stand-in"
+KEY_B = "sk-test-team-b-0123456789abcdef0123456789"
+
+# Runs on the client: COUNT long requests, one every GAP seconds, all in flight together; one
+# JSON line each: status and X-Route.
+BURST = r"""
+import json, ssl, sys, time, urllib.request, urllib.error
+from concurrent.futures import ThreadPoolExecutor
+url, key, data_class, model, count, gap = sys.argv[1:7]
+context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
+body = json.dumps({"model": model, "max_tokens": 128, "ignore_eos": True,
+                   "messages": [{"role": "user", "content": "Count slowly from one to ten."}]})
+def send(number):
+    time.sleep(number * float(gap))
+    request = urllib.request.Request(url, data=body.encode())
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Authorization", "Bearer " + key)
+    request.add_header("Cache-Control", "no-store")
+    request.add_header("X-Data-Class", data_class)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=120) as reply:
+            reply.read()
+            return {"status": reply.status, "route": reply.headers.get("X-Route")}
+    except urllib.error.HTTPError as error:
+        return {"status": error.code, "route": error.headers.get("X-Route")}
+    except Exception as error:
+        return {"status": 0, "route": type(error).__name__}
+with ThreadPoolExecutor(int(count)) as pool:
+    for result in pool.map(send, range(int(count))):
+        print(json.dumps(result))
+"""
+
+
+def vllm_successes(engine, model, port=8000):
+    """Requests the engine finished for this served name, from its own /metrics."""
+    text = engine.check_output(f"curl -s http://{address(engine)}:{port}/metrics")
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("vllm:request_success_total{") and f'model_name="{model}"' in line
+    )
+
+
+def burst(client, gateway, data_class, model, count, gap=0.2):
+    out = client.check_output(
+        f"python3 -c '{BURST}' https://{gateway}/v1/chat/completions {KEY_A} "
+        f"{data_class} {model} {count} {gap}"
+    )
+    return [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def gateway_address():
+    return address(GATEWAYS[0])
+
+
+def test_each_request_reaches_an_engine_of_its_model(host, gateway_address):
+    def successes():
+        return {
+            "b": vllm_successes(ENGINE_B, MODEL_B),
+            "c": vllm_successes(ENGINE_B, MODEL_C, port=8001),
+            "a": sum(vllm_successes(engine, MODEL) for engine in NATIVE),
+            # Names an instance does not serve: must stay 0.
+            "elsewhere": vllm_successes(ENGINE_B, MODEL)
+            + vllm_successes(ENGINE_B, MODEL_C)
+            + vllm_successes(ENGINE_B, MODEL_B, port=8001)
+            + sum(vllm_successes(e, MODEL_B) + vllm_successes(e, MODEL_C) for e in NATIVE),
+        }
+
+    before = successes()
+    # Unique prompts: answered by engines, not by the response cache.
+    for number in range(4):
+        nonce = f"{uuid.uuid4().hex} {number}"
+        answer = chat(host, gateway_address, max_tokens=2, content=f"Which model? {nonce}")
+        assert answer["status"] == 200 and answer["route"] == "on-prem", answer
+        for model in (MODEL_B, MODEL_C):
+            message = {"role": "user", "content": nonce}
+            body = {"model": model, "max_tokens": 2, "messages": [message]}
+            other = call(host, gateway_address, "/v1/chat/completions", body=json.dumps(body))
+            assert other["status"] == 200 and other["route"] == "on-prem", other
+            assert other["json"]["model"] == model
+    after = successes()
+    # Each of the host's two instances finished exactly its own model's requests.
+    assert after["b"] - before["b"] == 4
+    assert after["c"] - before["c"] == 4
+    assert after["elsewhere"] == before["elsewhere"] == 0
+    # The first model's answers came from its engines (the stand-in engine3 or the two vLLMs).
+    assert after["a"] - before["a"] <= 4
+
+
+def test_models_list_holds_the_tenants_models_only(host, gateway_address):
+    everything = call(host, gateway_address, "/v1/models")
+    assert everything["status"] == 200, everything
+    assert everything["json"]["object"] == "list"
+    owners = {entry["id"]: entry["owned_by"] for entry in everything["json"]["data"]}
+    assert owners == {
+        MODEL: "on-premises",
+        MODEL_B: "on-premises",
+        MODEL_C: "on-premises",
+        CLOUD_MODEL: "cloud",
+    }
+    team_b = call(host, gateway_address, "/v1/models", key=KEY_B)
+    assert [entry["id"] for entry in team_b["json"]["data"]] == [MODEL]
+
+
+def test_unknown_model_gets_404_model_not_found(host, gateway_address):
+    body = json.dumps({"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]})
+    result = call(host, gateway_address, "/v1/chat/completions", body=body)
+    assert_openai_error(result, 404, "model_not_found")
+
+
+def test_model_not_allowed_to_the_tenant_gets_403(host, gateway_address):
+    body = json.dumps({"model": MODEL_B, "messages": [{"role": "user", "content": "x"}]})
+    result = call(host, gateway_address, "/v1/chat/completions", key=KEY_B, body=body)
+    assert_openai_error(result, 403, "model_not_allowed")
+    # Its own model answers.
+    assert chat(host, gateway_address, key=KEY_B, max_tokens=2)["status"] == 200
+
+
+def test_undeclared_data_class_gets_400(host, gateway_address):
+    result = chat(host, gateway_address, data_class="confidential", max_tokens=2)
+    assert_openai_error(result, 400, "unknown_data_class")
+
+
+def test_cloud_only_model_answers_public_and_refuses_restricted(host, gateway_address):
+    before = len(cloud_records())
+    body = json.dumps({"model": CLOUD_MODEL, "messages": [{"role": "user", "content": "hi"}]})
+    public = call(host, gateway_address, "/v1/chat/completions", body=body, data_class="public")
+    assert public["status"] == 200, public
+    assert public["route"] == CLOUD_ROUTE
+    assert public["json"]["stand_in"] == "cloud-api-stand-in"
+    for data_class in ("", "restricted", "internal"):
+        refused = call(
+            host, gateway_address, "/v1/chat/completions", body=body, data_class=data_class
+        )
+        assert_openai_error(refused, 403, "data_class_not_allowed")
+    records = cloud_records()[before:]
+    assert [(r["model"], r["data_class"]) for r in records] == [(CLOUD_MODEL, "public")]
+
+
+def test_spill_over_sends_public_requests_to_the_cloud_and_keeps_restricted_ones(
+    host, gateway_address
+):
+    before = len(cloud_records())
+    # Two at a time reach the engine (engine_maxconn), one may wait (spill_over_queue): once two
+    # wait, the next public requests of the burst spill over.
+    public = burst(host, gateway_address, "public", MODEL_B, 10)
+    assert all(result["status"] == 200 for result in public), public
+    routes = [result["route"] for result in public]
+    assert routes.count(CLOUD_ROUTE) >= 1, routes
+    assert routes.count("on-prem") >= 2, routes
+    spilled = len(cloud_records()) - before
+    assert spilled == routes.count(CLOUD_ROUTE)
+    # A restricted burst waits in the queue: answered on premises, nothing leaves the site.
+    restricted = burst(host, gateway_address, "restricted", MODEL_B, 10)
+    assert all(r["status"] == 200 and r["route"] == "on-prem" for r in restricted), restricted
+    assert len(cloud_records()) - before == spilled
