@@ -43,7 +43,8 @@ _OUT_OF_BOUNDS = re.compile(r"Out of bounds values\s*:\s*(\d+)")
 _DOMAIN_STATE = re.compile(r"Domain State\s*:\s*(\S+)", re.I)
 _ADDRESS = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b|(\b[0-9a-fA-F]*:[0-9a-fA-F:]+\b)")
 _NODE_NOT_READY = re.compile(r"\bNOT[ _]READY\b", re.I)
-_DEVICE_NODE = re.compile(r"^(?:/dev/)?nvidia(\d+)$")
+# A line of `nvidia-smi -L`: "GPU 0: NVIDIA H200 (UUID: GPU-...)".
+_LISTED_GPU = re.compile(r"^GPU \d+: .*\(UUID: ([^)]+)\)\s*$")
 
 
 class GateInputError(ValueError):
@@ -349,21 +350,29 @@ def gate_container_cdi(
             FAILED,
             f"{engine} could not run the CDI test container (rc {container.get('rc')}): {error}",
         )
-    seen = sorted(
-        {
-            int(m.group(1))
-            for line in str(container.get("stdout") or "").split()
-            if (m := _DEVICE_NODE.match(line.strip()))
-        }
-    )
+    # NVIDIA's own check: nvidia-smi -L in a container given every GPU through CDI.
+    listed = {
+        m.group(1)
+        for line in str(container.get("stdout") or "").splitlines()
+        if (m := _LISTED_GPU.match(line.strip()))
+    }
     count = int(facts.get("gpu_count") or 0)
-    if len(seen) != count or count == 0:
+    if len(listed) != count or count == 0:
+        missing = [
+            str(gpu.get("index", number))
+            for number, gpu in enumerate(facts.get("gpus") or [])
+            if isinstance(gpu, Mapping) and gpu.get("uuid") and gpu["uuid"] not in listed
+        ]
+        detail = f" (missing GPU {', '.join(missing)})" if missing and listed else ""
         return _gate(
             FAILED,
-            f"a {engine} container given nvidia.com/gpu=all sees {len(seen)} /dev/nvidiaN devices, "
-            f"the host has {count} GPUs",
+            f"nvidia-smi -L in a {engine} container given nvidia.com/gpu=all lists {len(listed)} "
+            f"GPUs, the host has {count}{detail}",
         )
-    return _gate(PASSED, f"a {engine} container sees all {count} GPUs through CDI")
+    return _gate(
+        PASSED,
+        f"nvidia-smi -L in a {engine} container given nvidia.com/gpu=all lists all {count} GPUs",
+    )
 
 
 def gate_dcgm_diag(diag: Mapping[str, Any] | None) -> dict[str, str]:

@@ -87,7 +87,9 @@ def test_validation_report_passes_imex_and_the_fabric_health(host):
         "status": "passed",
         "reason": "fabric state Completed and healthy on all 4 GPUs",
     }
-    assert gates["container_cdi"]["reason"] == "a podman container sees all 4 GPUs through CDI"
+    assert gates["container_cdi"]["reason"] == (
+        "nvidia-smi -L in a podman container given nvidia.com/gpu=all lists all 4 GPUs"
+    )
     fetched = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "gpu-validate" / "gpu-gb200.json"
     assert json.loads(fetched.read_text()) == report
 
@@ -101,6 +103,14 @@ def test_cdi_container_sees_each_gpu(host):
     assert sorted(d for d in devices.split() if re.fullmatch(r"nvidia\d+", d)) == [
         f"nvidia{i}" for i in range(GPUS)
     ]
+    # nvidia-smi, mounted by the CDI spec, lists the GPUs the container was given: all, or one.
+    run = f"podman run --rm --network=none --device=nvidia.com/gpu={{}} {IMAGE} nvidia-smi -L"
+    listed = host.check_output(run.format("all")).splitlines()
+    assert [line.split(":")[0] for line in listed] == [f"GPU {i}" for i in range(GPUS)]
+    [only] = host.check_output(run.format(2)).splitlines()
+    assert only.startswith("GPU 0: NVIDIA GB200 (UUID: ") and only == listed[2].replace(
+        "GPU 2", "GPU 0"
+    )
 
 
 def test_stale_kernel_module_fails_the_host_with_a_readable_reason(host, tmp_path):

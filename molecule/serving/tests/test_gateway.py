@@ -167,3 +167,25 @@ def test_config_haproxy_rejects_never_goes_live(host, gateway_address):
     after = [gateway.check_output("sha256sum /etc/haproxy/haproxy.cfg") for gateway in GATEWAYS]
     assert after == before
     assert chat(host, gateway_address, max_tokens=2)["status"] == 200
+
+
+def test_a_run_limited_to_the_gateways_changes_nothing():
+    """Every host computes the same placement: the gateways run alone (no engine or Redis host in
+    the run, none of their facts) write the same backends, routing maps and service settings."""
+    files = "/etc/haproxy/haproxy.cfg /etc/haproxy/maps/*.map /etc/onprem-llm/gateway/*.json"
+    before = {gateway: gateway.check_output(f"sha256sum {files}") for gateway in GATEWAYS}
+    output, ok, _ = run_playbook("converge.yml", "--limit", "gateways")
+    assert ok, output[-4000:]
+    recaps = [line for line in output.splitlines() if line.startswith("serving-gw")]
+    assert len(recaps) == 2 and all(" changed=0 " in line for line in recaps), recaps
+    assert {gateway: gateway.check_output(f"sha256sum {files}") for gateway in GATEWAYS} == before
+
+
+def test_check_mode_on_the_converged_site_reports_no_change():
+    output, ok, seconds = run_playbook("converge.yml", "--check")
+    assert ok, output[-4000:]
+    recaps = [line for line in output.splitlines() if line.startswith("serving-")]
+    assert len(recaps) == 11, recaps
+    changed = [line for line in recaps if " changed=0 " not in line]
+    assert not changed, changed
+    print(f"check mode on 11 converged hosts: {seconds:.0f} s")

@@ -124,6 +124,32 @@ def test_engine_flag_the_image_lacks_fails_before_any_unit_changes():
     wait_for_engines(3)
 
 
+@pytest.mark.parametrize(
+    ("engine_type", "label", "image"),
+    [
+        ("trtllm", "trtllm-serve", "localhost/onprem-llm-stand-in-engine:serving"),
+        ("tgi", "TGI", "localhost/onprem-llm-stand-in-engine:serving-tgi"),
+    ],
+)
+def test_trtllm_and_tgi_accept_the_roles_flags_and_refuse_vllms(engine_type, label, image):
+    # The stand-in image takes trtllm-serve's options as `IMAGE trtllm-serve serve MODEL`, and
+    # its -tgi tag TGI's launcher options; each refuses a vLLM option as that engine does.
+    dropin = "/etc/systemd/system/onprem-llm-engine@0.service.d/command.conf"
+    before = CONTAINER.file(dropin).content_string
+    settings = {
+        "engine_type": engine_type,
+        "engine_container_image": image,
+        "engine_extra_args": ["--max-num-seqs", "8"],
+    }
+    output, succeeded, _ = run_playbook("engine_crash_loop.yml", "-e", json.dumps(settings))
+    assert not succeeded, output
+    text = " ".join(output.split())
+    # Only the foreign flag is named: the role's own flags for this engine are in its list.
+    refused = "--max-num-seqs (asked for by engine_extra_args): it is not in"
+    assert f"{label} {image} does not accept {refused}" in text, output
+    assert CONTAINER.file(dropin).content_string == before
+
+
 def test_vllm_runs_natively_from_the_wheelhouse_offline():
     for engine in NATIVE:
         unit = engine.check_output(f"systemctl show -p MainPID --value {UNIT}")

@@ -66,9 +66,12 @@ text() {  # text FILE CONTENT: write CONTENT to a file under the work dir and pr
 p="$here/payload"
 for version in 580.95.05 580.126.09; do
   deb="$version-1"
-  smi="$(text "smi-$version" "$(sed -e "s/@DRIVER_VERSION@/$version/" -e "s/@CUDA_VERSION@/${cuda_of_driver[$version]}/" "$p/nvidia-smi")")"
+  versions=(-e "s/@DRIVER_VERSION@/$version/" -e "s/@CUDA_VERSION@/${cuda_of_driver[$version]}/")
+  smi="$(text "smi-$version" "$(sed "${versions[@]}" "$p/nvidia-smi")")"
+  smi_in_container="$(text "smi-container-$version" "$(sed "${versions[@]}" "$p/nvidia-smi-container")")"
   package nvidia-driver-580-open "$deb" "$cuda_dir" "nvidia-modprobe (= $deb)" \
     "$smi:usr/bin/nvidia-smi:0755" \
+    "$smi_in_container:usr/share/nvidia-stand-in/container/nvidia-smi:0755" \
     "$fixtures/h200_hgx.xml:usr/share/nvidia-stand-in/recorded/h200_hgx.xml" \
     "$fixtures/gb200_tray.xml:usr/share/nvidia-stand-in/recorded/gb200_nvl72.xml" \
     "$fixtures/b200_hgx.xml:usr/share/nvidia-stand-in/recorded/b200_hgx.xml" \

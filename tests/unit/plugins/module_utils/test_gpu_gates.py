@@ -87,9 +87,11 @@ def facts(
     )
 
 
-def container(count: int, engine: str = "podman") -> dict[str, Any]:
-    nodes = [f"nvidia{i}" for i in range(count)] + ["nvidiactl", "nvidia-uvm", "null"]
-    return {"engine": engine, "rc": 0, "stdout": "\n".join(nodes), "stderr": ""}
+def container(count: int, engine: str = "podman", uuids: list[str] | None = None) -> dict[str, Any]:
+    """A CDI test container's `nvidia-smi -L`, listing `count` GPUs."""
+    uuids = uuids or [f"GPU-{i:08x}-0000-0000-0000-000000000000" for i in range(count)]
+    lines = [f"GPU {i}: NVIDIA H200 (UUID: {uuid})" for i, uuid in enumerate(uuids[:count])]
+    return {"engine": engine, "rc": 0, "stdout": "\n".join(lines), "stderr": ""}
 
 
 def statuses(report: dict[str, Any]) -> dict[str, str]:
@@ -299,11 +301,20 @@ def test_old_gpu_without_row_remapper_skips_that_gate() -> None:
 
 
 def test_container_seeing_fewer_gpus_or_failing_fails() -> None:
-    few = gpu_gates(facts("h200_hgx"), "h200_hgx", container=container(6))
+    host_uuids = [gpu["uuid"] for gpu in facts("h200_hgx")["gpus"]]
+    few = gpu_gates(facts("h200_hgx"), "h200_hgx", container=container(6, uuids=host_uuids))
     assert few["gates"]["container_cdi"]["reason"] == (
-        "a podman container given nvidia.com/gpu=all sees 6 /dev/nvidiaN devices, "
-        "the host has 8 GPUs"
+        "nvidia-smi -L in a podman container given nvidia.com/gpu=all lists 6 GPUs, "
+        "the host has 8 (missing GPU 6, 7)"
     )
+    # The host's GPUs the container does not list are named.
+    named = gpu_gates(
+        facts("h200_hgx"), "h200_hgx", container=container(7, uuids=host_uuids[:3] + host_uuids[4:])
+    )
+    assert named["gates"]["container_cdi"]["reason"].endswith("the host has 8 (missing GPU 3)")
+    # Device nodes alone (a container without nvidia-smi) are not GPUs nvidia-smi can use.
+    nodes = {"engine": "podman", "rc": 0, "stdout": "nvidia0\nnvidia1\nnvidiactl", "stderr": ""}
+    assert gpu_gates(facts("h200_hgx"), "h200_hgx", container=nodes)["passed"] is False
     error = "Error: setting up CDI devices: unresolvable CDI devices nvidia.com/gpu=all"
     run = {"engine": "podman", "rc": 125, "stdout": "", "stderr": error}
     broken = gpu_gates(facts("h200_hgx"), "h200_hgx", container=run)
