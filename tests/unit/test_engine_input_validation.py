@@ -12,6 +12,9 @@ import pytest
 API_KEY = "sk-engine-test-0123456789abcdef0123456789"
 DIGEST = "sha256:" + "ab" * 32
 
+LLAMA_70B = {"name": "llama-3.1-70b", "params_b": 70, "dtype": "bf16", "context_length": 8192}
+LLAMA_8B = {"name": "llama-3.1-8b", "params_b": 8, "dtype": "bf16", "context_length": 8192}
+
 GOOD_VARS = {
     "nvidia_driver_profile": "h200_hgx",
     "ansible_host": "10.20.1.11",
@@ -146,6 +149,36 @@ BAD_INPUT = {
         {"nvidia_driver_profile": "generic"},
         ["engine_host_gpus", "the host's GPUs are unknown"],
     ),
+    "two models of one host on overlapping GPUs": (
+        {
+            "engine_models": [
+                {"model": LLAMA_70B, "gpus": [0, 1, 2, 3]},
+                {"model": LLAMA_8B, "gpus": [3, 4, 5, 6, 7]},
+            ]
+        },
+        ["engine_models[1].gpus: GPU 3 is also given to engine_models[0]"],
+    ),
+    "a model list with more GPUs than the host has": (
+        {
+            "engine_models": [
+                {"model": LLAMA_70B, "gpus": [0, 1, 2, 3]},
+                {"model": LLAMA_8B, "gpus": [4, 5, 6, 7, 8, 9]},
+            ]
+        },
+        ["engine_models[1].gpus: GPU 8, 9 is not on this host (8 GPUs, 0-7)"],
+    ),
+    "a model of the list without its download checksum": (
+        {
+            "engine_models": [
+                {
+                    "model": LLAMA_8B,
+                    "gpus": [0],
+                    "source": {"type": "url", "url": "https://mirror.example.internal/m.tar.gz"},
+                }
+            ]
+        },
+        ["engine_models[0].source must be", "every download needs its sha256"],
+    ),
 }
 
 
@@ -155,6 +188,15 @@ def test_bad_input_is_rejected_naming_the_variable(validate_input, assert_reject
     result = validate_input(inventory({**GOOD_VARS, **bad_vars}))
     output = assert_rejected(result, expected, case)
     assert API_KEY not in output
+
+
+def test_two_models_on_their_own_gpus_pass(validate_input):
+    models = [
+        {"model": LLAMA_70B, "gpus": [0, 1, 2, 3], "source": GOOD_VARS["engine_model_source"]},
+        {"model": LLAMA_8B, "gpus": [4, 5, 6, 7], "served_model_name": "small"},
+    ]
+    result = validate_input(inventory({**GOOD_VARS, "engine_models": models}))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_unpinned_image_is_accepted_when_allowed(validate_input):

@@ -30,6 +30,8 @@ MODEL_C = "tiny-llama-c"
 CLOUD_MODEL = "stand-in-cloud-model"
 CLOUD_ROUTE = "cloud:cloud-stand-in"
 KEY_B = "sk-test-team-b-0123456789abcdef0123456789"
+KEY_C = "sk-test-team-c-0123456789abcdef0123456789"
+ROUTED = "onprem_llm_gateway_routed_requests_total"
 
 # Runs on the client: COUNT long requests, one every GAP seconds, all in flight together; one
 # JSON line each: status and X-Route.
@@ -185,3 +187,22 @@ def test_spill_over_sends_public_requests_to_the_cloud_and_keeps_restricted_ones
     restricted = burst(host, gateway_address, "restricted", MODEL_B, 10)
     assert all(r["status"] == 200 and r["route"] == "on-prem" for r in restricted), restricted
     assert len(cloud_records()) - before == spilled
+    # The gateway service counted the spilled requests under their route, tenant and model.
+    metrics = GATEWAYS[0].check_output("curl -fsS http://127.0.0.1:8081/metrics")
+    labels = f'tenant="team-a",model="{MODEL_B}",route="{CLOUD_ROUTE}"'
+    counted = [line for line in metrics.splitlines() if line.startswith(f"{ROUTED}{{{labels}}}")]
+    assert counted and float(counted[0].split()[-1]) >= spilled, counted
+
+
+def test_rate_limit_per_key_and_model(host, gateway_address):
+    def ask(model):
+        message = {"role": "user", "content": uuid.uuid4().hex}
+        body = json.dumps({"model": model, "max_tokens": 1, "messages": [message]})
+        return call(host, gateway_address, "/v1/chat/completions", key=KEY_C, body=body)
+
+    # team-c may send 2 requests per period for tiny-llama-b; other models are not held back.
+    assert [ask(MODEL_B)["status"] for _ in range(2)] == [200, 200]
+    limited = ask(MODEL_B)
+    assert_openai_error(limited, 429, "rate_limit_exceeded")
+    assert limited["retry_after"] == "60"
+    assert ask(MODEL)["status"] == 200
