@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TextIO
 
 from ansible_runner.exceptions import AnsibleRunnerException
 
-from onprem_llm import __version__, api, lab
+from onprem_llm import __version__, api, audit, lab
 from onprem_llm.catalog import (
     API_PRICES,
     DEFAULT_API,
@@ -26,6 +26,7 @@ from onprem_llm.catalog import (
     PLATFORMS,
     REQUEST_SHAPES,
 )
+from onprem_llm.collection_utils._audit_chain import AuditKeyError, load_key
 from onprem_llm.collection_utils._placement import (
     DEFAULT_GPU_MEMORY_UTILIZATION,
     DEFAULT_KV_CACHE_HEADROOM,
@@ -45,7 +46,8 @@ from onprem_llm.tables import render_table
 PROG = "onprem-llm"
 EXIT_CODES = """exit codes:
   0    success
-  1    the run failed outside any host (syntax error, missing file, podman missing)
+  1    the run failed outside any host (syntax error, missing file, podman missing);
+       audit verify: the file does not verify
   2    a task failed on at least one host
   3    at least one host unreachable, none failed
   5    bad command line or input; nothing ran
@@ -352,6 +354,17 @@ def build_parser() -> Parser:
         help="only entries older than this: seconds, or 90m, 12h, 7d, 2w (default: all)",
     )
     _run_options(purge, inventory=True)
+    audit_parser = commands.add_parser("audit", help="the playbook-run audit trail: verify")
+    audit_commands = audit_parser.add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION"
+    )
+    verify_help = "check an audit log's hash chain, and its HMACs with --key-file"
+    verify = audit_commands.add_parser("verify", help=verify_help, description=verify_help)
+    verify.add_argument("file", type=Path, metavar="FILE", help="the audit log (JSON lines)")
+    verify.add_argument(
+        "--key-file", type=Path, metavar="FILE", help="the HMAC key the callback signed with"
+    )
+    _output_options(verify)
     return parser
 
 
@@ -498,6 +511,31 @@ def _cache_purge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     outcome = functools.partial(render_cache_purge, older_than=args.older_than)
     return _run_action(args, action, out, err, outcome)
+
+
+# --- audit verify ------------------------------------------------------------------------------
+
+
+def _audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    command = f"{PROG} audit verify"
+    try:
+        key = load_key(args.key_file) if args.key_file is not None else None
+    except OSError as error:
+        err.write(f"{command}: --key-file: {args.key_file}: {error.strerror or error}\n")
+        return int(ExitCode.USAGE)
+    except AuditKeyError as error:
+        err.write(f"{command}: --key-file: {error}\n")
+        return int(ExitCode.USAGE)
+    try:
+        report = audit.verify(args.file, key)
+    except OSError as error:
+        err.write(f"{command}: {args.file}: {error.strerror or error}\n")
+        return int(ExitCode.USAGE)
+    if args.json:
+        out.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        out.write("".join(f"{problem}\n" for problem in report.problems) + report.summary() + "\n")
+    return int(ExitCode.OK if report.ok else ExitCode.ERROR)
 
 
 # --- plan and lab status -----------------------------------------------------------------------
@@ -647,6 +685,8 @@ def main(
             return _plan(args, out, err)
         if args.command == "cache":
             return _cache_purge(args, out, err)
+        if args.command == "audit":
+            return _audit_verify(args, out, err)
         if args.lab_command == "status":
             return _lab_status(args, out)
         action = lab.lab_up if args.lab_command == "up" else lab.lab_down

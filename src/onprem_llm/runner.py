@@ -3,10 +3,18 @@
 Each run gets a fresh private data dir (ansible-runner writes env files there and never removes
 them), removed afterwards unless kept; artifacts go to a persistent directory under a unique
 ident and are rotated. Secrets: see onprem_llm.secrets.
+
+Every run is recorded by the onprem.llm.audit_log callback, enabled beside the callbacks the
+project's ansible.cfg or the environment already enable. Its records go to the file plain
+ansible-playbook runs use (ONPREM_LLM_AUDIT_LOG, else the ansible.cfg path, else
+~/.ansible/onprem-llm-audit.jsonl), so both kinds of run share one chain: not to the private
+data dir, which is removed, nor to the artifacts, which are rotated.
 """
 
 from __future__ import annotations
 
+import configparser
+import contextlib
 import json
 import os
 import shlex
@@ -37,6 +45,9 @@ from onprem_llm.results import (
 from onprem_llm.secrets import VaultPassword, redact_env
 
 ARTIFACT_DIR_ENV = "ONPREM_LLM_ARTIFACT_DIR"
+AUDIT_CALLBACK = "onprem.llm.audit_log"
+AUDIT_LOG_ENV = "ONPREM_LLM_AUDIT_LOG"
+DEFAULT_AUDIT_LOG = "~/.ansible/onprem-llm-audit.jsonl"
 DEFAULT_ROTATE_ARTIFACTS = 20
 # How often ansible-runner polls for cancellation while the playbook is quiet.
 _POLL_SECONDS = 1
@@ -160,7 +171,42 @@ def _child_env(request: RunRequest) -> dict[str, str]:
     if "ANSIBLE_NOCOLOR" not in os.environ and "ANSIBLE_FORCE_COLOR" not in os.environ:
         env["ANSIBLE_NOCOLOR"] = "1"
     env.update(request.env)
+    env.update(_audit_env({**os.environ, **env}, request.project_dir))
     return env
+
+
+def _ansible_cfg(env: Mapping[str, str], project_dir: Path) -> configparser.ConfigParser:
+    """The ansible.cfg that ansible-playbook, run in the project dir, reads (Ansible's order)."""
+    candidates = []
+    if env.get("ANSIBLE_CONFIG"):
+        path = Path(env["ANSIBLE_CONFIG"]).expanduser()
+        candidates.append(path / "ansible.cfg" if path.is_dir() else path)
+    candidates += [project_dir / "ansible.cfg", Path("~/.ansible.cfg").expanduser()]
+    candidates.append(Path("/etc/ansible/ansible.cfg"))
+    config = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    for path in candidates:
+        if path.is_file():
+            with contextlib.suppress(OSError, configparser.Error):  # ansible-playbook reports it
+                config.read(path)
+            break
+    return config
+
+
+def _audit_env(env: Mapping[str, str], project_dir: Path) -> dict[str, str]:
+    """Enable the audit callback on top of the callbacks the run enables anyway."""
+    config = _ansible_cfg(env, project_dir)
+    try:
+        enabled = env.get("ANSIBLE_CALLBACKS_ENABLED")
+        if enabled is None:
+            enabled = config.get("defaults", "callbacks_enabled", fallback="")
+        has_path = config.has_option("callback_audit_log", "path")
+    except configparser.Error:
+        enabled, has_path = env.get("ANSIBLE_CALLBACKS_ENABLED", ""), False
+    names = [name.strip() for name in enabled.split(",") if name.strip()]
+    audit = {"ANSIBLE_CALLBACKS_ENABLED": ",".join(dict.fromkeys([*names, AUDIT_CALLBACK]))}
+    if not env.get(AUDIT_LOG_ENV) and not has_path:
+        audit[AUDIT_LOG_ENV] = str(Path(DEFAULT_AUDIT_LOG).expanduser())
+    return audit
 
 
 def _redact_command_artifact(status: dict[str, Any], runner_config: Any) -> None:

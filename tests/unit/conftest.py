@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,16 @@ COLLECTIONS_ROOT = REPO_ROOT / "collections"
 
 if str(COLLECTIONS_ROOT) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS_ROOT))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _audit_log_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The checkout's ansible.cfg enables the onprem.llm.audit_log callback: the tests'
+    ansible-playbook runs record to a file of their own, not the user's audit log."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ONPREM_LLM_AUDIT_LOG", str(tmp_path_factory.mktemp("audit") / "audit.jsonl"))
+        patch.setenv("ONPREM_LLM_AUDIT_SYSLOG", "false")
+        yield
 
 
 @pytest.fixture

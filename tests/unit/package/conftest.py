@@ -33,6 +33,14 @@ def make_project(root: Path, site: str = "site.yml") -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def audit_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The audit log the runs of one test append to (the runner enables the callback)."""
+    path = tmp_path / "audit" / "audit.jsonl"
+    monkeypatch.setenv("ONPREM_LLM_AUDIT_LOG", str(path))
+    return path
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "project")

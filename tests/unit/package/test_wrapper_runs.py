@@ -168,6 +168,7 @@ def _every_file(*roots: Path) -> list[Path]:
 def test_planted_secrets_reach_no_artifact_output_or_command_line(
     project: Path,
     artifacts: Path,
+    audit_log: Path,
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -193,6 +194,11 @@ def test_planted_secrets_reach_no_artifact_output_or_command_line(
     request.addfinalizer(lambda: shutil.rmtree(private_dir, ignore_errors=True))
     files = _every_file(private_dir, artifacts)
     assert len(files) > 10  # command, stdout, status, rc and the job events at least
+    # The runner enabled the audit callback: the run is on record, by variable names only.
+    records = [json.loads(line) for line in audit_log.read_text().splitlines()]
+    assert records[0]["kind"] == "run_start" and records[-1]["kind"] == "run_end"
+    assert "wrapper_secret" in records[0]["extra_vars_keys"]
+    files.append(audit_log)
     for path in files:
         content = path.read_bytes()
         for secret in (vault_password, vaulted_value, env_token):
