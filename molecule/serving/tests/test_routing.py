@@ -5,11 +5,14 @@ a cloud-only model, and spill-over when a model's queue is long."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 
 import pytest
 import testinfra
 from gateway_client import (
+    ADMIN,
     GATEWAYS,
     KEY_A,
     MODEL,
@@ -29,6 +32,7 @@ MODEL_B = "tiny-llama-b"
 MODEL_C = "tiny-llama-c"
 CLOUD_MODEL = "stand-in-cloud-model"
 CLOUD_ROUTE = "cloud:cloud-stand-in"
+BACKEND_B = "model_tiny-llama-b"
 KEY_B = "sk-test-team-b-0123456789abcdef0123456789"
 KEY_C = "sk-test-team-c-0123456789abcdef0123456789"
 ROUTED = "onprem_llm_gateway_routed_requests_total"
@@ -38,9 +42,9 @@ ROUTED = "onprem_llm_gateway_routed_requests_total"
 BURST = r"""
 import json, ssl, sys, time, urllib.request, urllib.error
 from concurrent.futures import ThreadPoolExecutor
-url, key, data_class, model, count, gap = sys.argv[1:7]
+url, key, data_class, model, count, gap, max_tokens = sys.argv[1:8]
 context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
-body = json.dumps({"model": model, "max_tokens": 128, "ignore_eos": True,
+body = json.dumps({"model": model, "max_tokens": int(max_tokens), "ignore_eos": True,
                    "messages": [{"role": "user", "content": "Count slowly from one to ten."}]})
 def send(number):
     time.sleep(number * float(gap))
@@ -73,10 +77,17 @@ def vllm_successes(engine, model, port=8000):
     )
 
 
-def burst(client, gateway, data_class, model, count, gap=0.2):
+def queued(gateway, backend):
+    """Requests waiting in HAProxy for the backend's engines (show stat: qcur, field 2)."""
+    stat = gateway.check_output(f"echo 'show stat' | socat stdio {ADMIN}")
+    rows = [line.split(",") for line in stat.splitlines() if line.startswith(f"{backend},BACKEND,")]
+    return int(rows[0][2] or 0) if rows else 0
+
+
+def burst(client, gateway, data_class, model, count, gap=0.2, max_tokens=64):
     out = client.check_output(
         f"python3 -c '{BURST}' https://{gateway}/v1/chat/completions {KEY_A} "
-        f"{data_class} {model} {count} {gap}"
+        f"{data_class} {model} {count} {gap} {max_tokens}"
     )
     return [json.loads(line) for line in out.splitlines()]
 
@@ -174,13 +185,25 @@ def test_spill_over_sends_public_requests_to_the_cloud_and_keeps_restricted_ones
     host, gateway_address
 ):
     before = len(cloud_records())
-    # Two at a time reach the engine (engine_maxconn), one may wait (spill_over_queue): once two
-    # wait, the next public requests of the burst spill over.
-    public = burst(host, gateway_address, "public", MODEL_B, 10)
+    # Two at a time reach the engine (engine_maxconn), one may wait (spill_over_queue). Six long
+    # restricted requests fill both slots and make four wait; public requests then spill over.
+    blockers: list = []
+    blocking = threading.Thread(
+        target=lambda: blockers.extend(
+            burst(host, gateway_address, "restricted", MODEL_B, 6, gap=0, max_tokens=480)
+        )
+    )
+    blocking.start()
+    waited = time.monotonic()
+    while queued(GATEWAYS[0], BACKEND_B) < 2:
+        assert time.monotonic() - waited < 30, "the blocking requests never queued"
+        time.sleep(0.2)
+    public = burst(host, gateway_address, "public", MODEL_B, 6, gap=0.05)
+    blocking.join(timeout=300)
     assert all(result["status"] == 200 for result in public), public
     routes = [result["route"] for result in public]
     assert routes.count(CLOUD_ROUTE) >= 1, routes
-    assert routes.count("on-prem") >= 2, routes
+    assert [(r["status"], r["route"]) for r in blockers] == [(200, "on-prem")] * 6, blockers
     spilled = len(cloud_records()) - before
     assert spilled == routes.count(CLOUD_ROUTE)
     # A restricted burst waits in the queue: answered on premises, nothing leaves the site.
