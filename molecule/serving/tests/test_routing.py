@@ -42,9 +42,10 @@ ROUTED = "onprem_llm_gateway_routed_requests_total"
 BURST = r"""
 import json, ssl, sys, time, urllib.request, urllib.error
 from concurrent.futures import ThreadPoolExecutor
-url, key, data_class, model, count, gap, max_tokens = sys.argv[1:8]
+url, key, data_class, model, count, gap, max_tokens, choices = sys.argv[1:9]
 context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
 body = json.dumps({"model": model, "max_tokens": int(max_tokens), "ignore_eos": True,
+                   "n": int(choices),
                    "messages": [{"role": "user", "content": "Count slowly from one to ten."}]})
 def send(number):
     time.sleep(number * float(gap))
@@ -84,10 +85,10 @@ def queued(gateway, backend):
     return int(rows[0][2] or 0) if rows else 0
 
 
-def burst(client, gateway, data_class, model, count, gap=0.2, max_tokens=64):
+def burst(client, gateway, data_class, model, count, gap=0.2, max_tokens=64, choices=1):
     out = client.check_output(
         f"python3 -c '{BURST}' https://{gateway}/v1/chat/completions {KEY_A} "
-        f"{data_class} {model} {count} {gap} {max_tokens}"
+        f"{data_class} {model} {count} {gap} {max_tokens} {choices}"
     )
     return [json.loads(line) for line in out.splitlines()]
 
@@ -185,12 +186,15 @@ def test_spill_over_sends_public_requests_to_the_cloud_and_keeps_restricted_ones
     host, gateway_address
 ):
     before = len(cloud_records())
-    # Two at a time reach the engine (engine_maxconn), one may wait (spill_over_queue). Six long
-    # restricted requests fill both slots and make four wait; public requests then spill over.
+    # Two at a time reach the engine (engine_maxconn), one may wait (spill_over_queue). Twelve
+    # long restricted requests (8 choices of 480 tokens: about a second each on this CPU vLLM)
+    # fill both slots and make ten wait for seconds; public requests then spill over.
     blockers: list = []
     blocking = threading.Thread(
         target=lambda: blockers.extend(
-            burst(host, gateway_address, "restricted", MODEL_B, 6, gap=0, max_tokens=480)
+            burst(
+                host, gateway_address, "restricted", MODEL_B, 12, gap=0, max_tokens=480, choices=8
+            )
         )
     )
     blocking.start()
@@ -203,7 +207,7 @@ def test_spill_over_sends_public_requests_to_the_cloud_and_keeps_restricted_ones
     assert all(result["status"] == 200 for result in public), public
     routes = [result["route"] for result in public]
     assert routes.count(CLOUD_ROUTE) >= 1, routes
-    assert [(r["status"], r["route"]) for r in blockers] == [(200, "on-prem")] * 6, blockers
+    assert [(r["status"], r["route"]) for r in blockers] == [(200, "on-prem")] * 12, blockers
     spilled = len(cloud_records()) - before
     assert spilled == routes.count(CLOUD_ROUTE)
     # A restricted burst waits in the queue: answered on premises, nothing leaves the site.
@@ -212,9 +216,13 @@ def test_spill_over_sends_public_requests_to_the_cloud_and_keeps_restricted_ones
     assert len(cloud_records()) - before == spilled
     # The gateway service counted the spilled requests under their route, tenant and model.
     metrics = GATEWAYS[0].check_output("curl -fsS http://127.0.0.1:8081/metrics")
-    labels = f'tenant="team-a",model="{MODEL_B}",route="{CLOUD_ROUTE}"'
-    counted = [line for line in metrics.splitlines() if line.startswith(f"{ROUTED}{{{labels}}}")]
-    assert counted and float(counted[0].split()[-1]) >= spilled, counted
+    labels = ('tenant="team-a"', f'model="{MODEL_B}"', f'route="{CLOUD_ROUTE}"')
+    counted = [
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith(ROUTED + "{") and all(label in line for label in labels)
+    ]
+    assert counted and counted[0] >= spilled, metrics
 
 
 def test_rate_limit_per_key_and_model(host, gateway_address):
@@ -223,6 +231,9 @@ def test_rate_limit_per_key_and_model(host, gateway_address):
         body = json.dumps({"model": model, "max_tokens": 1, "messages": [message]})
         return call(host, gateway_address, "/v1/chat/completions", key=KEY_C, body=body)
 
+    # A fresh period (the test may run again within a minute).
+    for gateway in GATEWAYS:
+        gateway.check_output(f"echo 'clear table api_key_model_rates' | socat stdio {ADMIN}")
     # team-c may send 2 requests per period for tiny-llama-b; other models are not held back.
     assert [ask(MODEL_B)["status"] for _ in range(2)] == [200, 200]
     limited = ask(MODEL_B)
