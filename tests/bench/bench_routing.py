@@ -66,13 +66,17 @@ RENDER_TASKS = """\
     content: "{{ item.content }}"
     dest: "{{ item.dest }}"
     mode: "0600"
+  vars:
+    newline: "\n"
   loop:
     - dest: "{{ _haproxy_api_keys_map }}"
       content: >-
         {{ (haproxy_api_keys | onprem.llm.api_key_hash('haproxy_api_keys', 32) + [''])
-           | join('\\n') }}
+           | join(newline) }}
     - dest: "{{ _haproxy_rate_limits_map }}"
-      content: ""
+      content: >-
+        {{ lookup('ansible.builtin.template',
+                  bench_roles ~ '/haproxy/templates/rate_limits.map.j2') }}
     - dest: "{{ _haproxy_upstream_keys_map }}"
       content: >-
         {{ lookup('ansible.builtin.template',
@@ -85,6 +89,9 @@ class FakeEngine(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     delay = 0.0
+    # One segment per answer, sent at once: no Nagle / delayed-ACK stall in the timings.
+    wbufsize = 65536
+    disable_nagle_algorithm = True
 
     def log_message(self, *args: object) -> None:
         pass
@@ -106,9 +113,16 @@ class FakeEngine(BaseHTTPRequestHandler):
         self._answer({"object": "chat.completion", "model": request.get("model"), "choices": []})
 
 
+class QuietServer(ThreadingHTTPServer):
+    """HAProxy's health checks hang up before reading the answer: not an error here."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
 def serve(port: int, delay: float, tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
     handler = type("Engine", (FakeEngine,), {"delay": delay})
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = QuietServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
@@ -131,6 +145,7 @@ def site(models: int, work: Path) -> Path:
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
         "haproxy_api_keys": {"bench": KEY},
+        "haproxy_rate_limits": {"bench": 100_000_000},
         "haproxy_https_port": GATEWAY_PORT,
         "haproxy_stats_port": STATS_PORT,
         "haproxy_maxconn": 4000,
@@ -229,10 +244,10 @@ def timed_requests(connection: http.client.HTTPConnection, model: str, count: in
         start = time.perf_counter()
         connection.request("POST", "/v1/chat/completions", body, headers)
         response = connection.getresponse()
-        response.read()
+        answer = response.read()
         times.append((time.perf_counter() - start) * 1000)
         if response.status != 200:
-            raise SystemExit(f"{model}: HTTP {response.status}")
+            raise SystemExit(f"{model}: HTTP {response.status} {answer[:300]!r}")
     return times
 
 
