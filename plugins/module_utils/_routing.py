@@ -214,15 +214,12 @@ def routing_table(
             )
             continue
         cloud = policy.get("cloud", [])
-        if not isinstance(cloud, list) or not all(isinstance(p, str) for p in cloud):
-            errors.append(f"{where}.cloud: expected a list of provider names, got {cloud!r}")
-            continue
-        unknown = [p for p in cloud if p not in clouds]
-        if unknown:
-            errors.append(
-                f"{where}.cloud: {', '.join(unknown)} not in haproxy_cloud_providers "
-                f"({', '.join(clouds) or 'none declared'})"
-            )
+        problem = _names_problem(
+            cloud, clouds, "provider names", "not in haproxy_cloud_providers",
+            f"({', '.join(clouds) or 'none declared'})",
+        )  # fmt: skip
+        if problem:
+            errors.append(f"{where}.cloud: {problem}")
             continue
         if model not in served and not cloud:
             errors.append(
@@ -323,6 +320,18 @@ def routing_table(
     }
 
 
+def _names_problem(
+    names: Any, known: Mapping[str, Any], what: str, unknown_means: str, hint: str
+) -> str | None:
+    """What is wrong with a list of names that must all be known, or None."""
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        return f"expected a list of {what}, got {names!r}"
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        return f"{', '.join(unknown)} {unknown_means} {hint}"
+    return None
+
+
 def _tenant_models(
     tenant_models: Any, tenants: list[str], table: Mapping[str, Any], errors: list[str]
 ) -> dict[str, list[str]]:
@@ -337,15 +346,12 @@ def _tenant_models(
         if tenant not in tenants:
             errors.append(f"{where}: no tenant {tenant!r} in haproxy_api_keys")
             continue
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            errors.append(f"{where}: expected a list of model names, got {names!r}")
-            continue
-        unknown = [name for name in names if name not in table]
-        if unknown:
-            errors.append(
-                f"{where}: {', '.join(unknown)} is neither served by an engine nor a cloud model "
-                f"of haproxy_models (known: {', '.join(sorted(table)) or 'none'})"
-            )
+        problem = _names_problem(
+            names, table, "model names", "is neither served by an engine nor a cloud model of "
+            "haproxy_models", f"(known: {', '.join(sorted(table)) or 'none'})",
+        )  # fmt: skip
+        if problem:
+            errors.append(f"{where}: {problem}")
             continue
         result[tenant] = sorted(set(names))
     return result

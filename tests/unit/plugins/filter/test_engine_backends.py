@@ -19,6 +19,17 @@ from ansible_collections.onprem.llm.plugins.module_utils import (
     _placement,
 )
 
+# What makes instances of one served name the same model, for the default engine_model.
+LLAMA_8B_SETTINGS = {
+    "engine_model": {
+        "name": "llama-3.1-8b-instruct",
+        "params_b": 8,
+        "dtype": "bf16",
+        "context_length": 8192,
+    },
+    "max_model_len": 8192,
+}
+
 REPO_ROOT = Path(__file__).resolve().parents[4]
 COLLECTIONS = REPO_ROOT / "collections"
 BIN = Path(sys.executable).parent
@@ -193,15 +204,7 @@ def test_backends_of_every_host_from_hostvars() -> None:
     # The model each serves, and what makes instances of one served name the same model.
     default = {
         "model": "llama-3.1-8b-instruct",
-        "model_settings": {
-            "engine_model": {
-                "name": "llama-3.1-8b-instruct",
-                "params_b": 8,
-                "dtype": "bf16",
-                "context_length": 8192,
-            },
-            "max_model_len": 8192,
-        },
+        "model_settings": LLAMA_8B_SETTINGS,
     }
     tiny = {
         "model": "tiny",
@@ -284,15 +287,7 @@ def test_backends_in_a_run_without_the_engine_hosts(tmp_path: Path) -> None:
         "address": "10.20.1.11",
         "port": 8007,
         "model": "llama-3.1-8b-instruct",
-        "model_settings": {
-            "engine_model": {
-                "name": "llama-3.1-8b-instruct",
-                "params_b": 8,
-                "dtype": "bf16",
-                "context_length": 8192,
-            },
-            "max_model_len": 8192,
-        },
+        "model_settings": LLAMA_8B_SETTINGS,
     }
     assert entries["cpu-b-0"] == {
         "name": "cpu-b-0",
