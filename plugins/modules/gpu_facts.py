@@ -266,7 +266,8 @@ ansible_facts:
         hardware_profile:
           description:
             - The profile in use, from the hardware table of the collection
-              (C(h100_hgx), C(h200_hgx), C(b200_hgx), C(gb200_nvl72)), otherwise C(generic);
+              (C(h100_hgx), C(h200_hgx), C(b200_hgx), C(b200_168gb_hgx), C(gb200_nvl72)),
+              otherwise C(generic);
               O(profile) when given, else the detected one.
           returned: always
           type: str

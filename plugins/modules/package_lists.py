@@ -20,7 +20,10 @@ description:
   - Age is read from C(/var/lib/apt/periodic/update-success-stamp), which this module touches
     after each successful refresh (the apt module reads the same stamp), or, without it, from the
     mtime of the lists directory.
-  - After a refresh, a package that still has no candidate fails the task, naming it.
+  - After a refresh, a package that still has no candidate fails the task, naming it; in check
+    mode it is returned in RV(missing) with a warning instead, because a check run does not add
+    the repositories that earlier tasks would add. Roles end their check for the host when
+    RV(missing) is not empty.
   - A refresh changes only apt's cache, not the host's configuration, so it is reported as
     RV(cache_updated), not as a change (as the apt module does when it installs packages).
 author:
@@ -46,6 +49,7 @@ attributes:
     details: >-
       In check mode absent lists, or lists that lack a wanted package, are still refreshed (a
       check run would otherwise fail where the real run succeeds); age alone does not refresh.
+      Packages still not offered are returned in RV(missing) instead of failing.
   diff_mode:
     support: none
   idempotent:
@@ -61,6 +65,13 @@ EXAMPLES = r"""
   onprem.llm.package_lists:
     packages: "{{ haproxy_packages }}"
 
+  register: haproxy_lists
+
+# In check mode the packages may come from a repository the run has not really added.
+- name: Stop the role here in check mode when no source offers the packages yet
+  ansible.builtin.meta: end_role
+  when: haproxy_lists.missing | length > 0
+
 - name: Install HAProxy
   ansible.builtin.apt:
     name: "{{ haproxy_packages }}"
@@ -72,6 +83,14 @@ cache_updated:
   description: Whether C(apt-get update) ran.
   returned: always
   type: bool
+missing:
+  description:
+    - The packages no configured source offers after a refresh. Only ever not empty in check
+      mode; outside it such packages fail the task.
+  returned: always
+  type: list
+  elements: str
+  sample: [cuda-toolkit-13-0]
 reason:
   description: Why the lists were, or were not, refreshed.
   returned: always
@@ -139,9 +158,28 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
         check_mode=module.check_mode,
     )
     if not decision.refresh:
-        return {"changed": False, "cache_updated": False, "reason": decision.reason}
+        return {
+            "changed": False,
+            "cache_updated": False,
+            "reason": decision.reason,
+            "missing": [],
+        }
     refresh(module)
     still_missing = missing_packages(module, names)
+    if still_missing and module.check_mode:
+        # A check run does not add the repositories that earlier tasks would add; the role ends
+        # its check for the host here instead of failing where the real run would succeed.
+        module.warn(
+            "check mode: no configured package source offers "
+            + ", ".join(still_missing)
+            + " yet; the tasks that install and configure them are not checked"
+        )
+        return {
+            "changed": False,
+            "cache_updated": True,
+            "reason": decision.reason,
+            "missing": still_missing,
+        }
     if still_missing:
         module.fail_json(
             msg="no configured package source offers "
@@ -151,7 +189,7 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
             cache_updated=True,
             reason=decision.reason,
         )
-    return {"changed": False, "cache_updated": True, "reason": decision.reason}
+    return {"changed": False, "cache_updated": True, "reason": decision.reason, "missing": []}
 
 
 def main() -> None:

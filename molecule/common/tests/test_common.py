@@ -1,11 +1,15 @@
 """Behaviour of the common role on a node, seen from the node and from a second host."""
 
 import re
+from pathlib import Path
 
 import pytest
 import testinfra
+from scenario_playbooks import assert_check_mode_changes_nothing
 
 testinfra_hosts = ["ansible://common-node"]
+
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
 
 CLIENT = testinfra.get_host("ansible://common-client")
 
@@ -30,6 +34,11 @@ def node_address(host):
 
 def probe_from_client(address, port):
     return CLIENT.check_output(f"python3 -c '{PROBE}' {address} {port}")
+
+
+def test_check_mode_on_the_converged_hosts_changes_nothing():
+    seconds = assert_check_mode_changes_nothing(SCENARIO_DIR, ["common-node", "common-client"])
+    print(f"check mode on the converged hosts: {seconds:.0f} s")
 
 
 def test_allowed_group_port_answers_from_client(node_address):

@@ -1,10 +1,14 @@
 """Upgrading the driver moves every pinned package together and reboots once for it."""
 
 import json
+from pathlib import Path
 
 import pytest
+from scenario_playbooks import assert_check_mode_changes_nothing
 
 testinfra_hosts = ["ansible://gpu-upgrade"]
+
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
 
 OLD, NEW = "580.95.05", "580.126.09"
 PINNED = [
@@ -14,6 +18,11 @@ PINNED = [
     "nvidia-modprobe",
     "nvidia-persistenced",
 ]
+
+
+def test_check_mode_on_the_converged_hosts_changes_nothing():
+    seconds = assert_check_mode_changes_nothing(SCENARIO_DIR, ["gpu-upgrade"])
+    print(f"check mode on the converged hosts: {seconds:.0f} s")
 
 
 @pytest.mark.parametrize("package", PINNED)

@@ -1,8 +1,13 @@
 """The nvidia_driver role on an H200 HGX stand-in: repository, pins, holds, kernel, services."""
 
+from pathlib import Path
+
 import pytest
+from scenario_playbooks import assert_check_mode_changes_nothing
 
 testinfra_hosts = ["ansible://gpu-h200"]
+
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
 
 VERSION = "580.126.09"
 PINNED = [
@@ -12,6 +17,11 @@ PINNED = [
     "nvidia-modprobe",
     "nvidia-persistenced",
 ]
+
+
+def test_check_mode_on_the_converged_hosts_changes_nothing():
+    seconds = assert_check_mode_changes_nothing(SCENARIO_DIR, ["gpu-h200"])
+    print(f"check mode on the converged hosts: {seconds:.0f} s")
 
 
 def test_repository_is_deb822_with_signed_by_and_computed_url(host):

@@ -3,11 +3,15 @@ and fires alerts when an exporter stops; Alertmanager delivers them to the webho
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import testinfra
+from scenario_playbooks import assert_check_mode_changes_nothing
 
 testinfra_hosts = ["ansible://monitoring-1"]
+
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
 
 GPU_NODE = testinfra.get_host("ansible://gpu-1")
 
@@ -39,6 +43,11 @@ def firing(host):
         for alert in api(host, "alerts")["alerts"]
         if alert["state"] == "firing"
     }
+
+
+def test_check_mode_on_the_converged_hosts_changes_nothing():
+    seconds = assert_check_mode_changes_nothing(SCENARIO_DIR, ["monitoring-1", "gpu-1"])
+    print(f"check mode on the converged hosts: {seconds:.0f} s")
 
 
 def test_configuration_is_managed_and_valid(host):

@@ -5,11 +5,10 @@ through the gateways, OpenAI error checks, and the gateways' view of the engines
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 
+import scenario_playbooks
 import testinfra
 
 GATEWAYS = [testinfra.get_host(f"ansible://serving-gw{i}") for i in (1, 2)]
@@ -166,14 +165,4 @@ def cloud_records():
 def run_playbook(name, *extra_args, timeout=600):
     """Run one of the scenario's playbooks with its inventory, as an operator would; returns
     the output, whether it succeeded and how many seconds it took."""
-    started = time.monotonic()
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    result = subprocess.run(
-        ["ansible-playbook", "-i", inventory, str(SCENARIO_DIR / name), *extra_args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
-        timeout=timeout,
-        check=False,
-    )
-    return result.stdout + result.stderr, result.returncode == 0, time.monotonic() - started
+    return scenario_playbooks.run_playbook(SCENARIO_DIR / name, *extra_args, timeout=timeout)

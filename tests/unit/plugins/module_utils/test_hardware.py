@@ -107,6 +107,19 @@ def test_profile_by_name(name: str | None, profile: str | None) -> None:
 
 
 def test_reported_memory_is_at_least_the_quoted_memory() -> None:
-    for profile in _hardware.PROFILES.values():
-        assert profile.gpu_memory_mib is not None
+    # Known from a capture for every profile but b200_168gb_hgx.
+    known = [profile for profile in _hardware.PROFILES.values() if profile.gpu_memory_mib]
+    assert len(known) == len(_hardware.PROFILES) - 1
+    for profile in known:
         assert profile.gpu_memory_mib * 1024 * 1024 / 1e9 >= profile.gpu_memory_gb
+
+
+def test_the_168gb_b200_is_placed_for_its_own_memory() -> None:
+    """pci.ids 0x2909 "HGX B200 168GB": the B200 stack, sized for 168 GB, not 180."""
+    assert _hardware.part_by_pci(0x2909).profile == "b200_168gb_hgx"
+    assert _hardware.profile_gpus("b200_168gb_hgx") == {
+        "gpu_count": 8,
+        "gpu_memory_gb": 168,
+        "nvlink_domain_size": 8,
+    }
+    assert _hardware.profile_gpus("b200_hgx")["gpu_memory_gb"] == 180

@@ -454,7 +454,7 @@ def _board(name: str, count: int, device: str | None = None) -> list[dict[str, A
         (_board("NVIDIA H200 NVL", 8, "0x233B"), "generic", "pci_id"),
         (_board("NVIDIA H200 NVL", 8), "generic", "none"),
         (_board("NVIDIA B200", 8, "0x2901"), "b200_hgx", "pci_id"),
-        (_board("NVIDIA B200", 8, "0x2909"), "b200_hgx", "pci_id"),
+        (_board("NVIDIA B200", 8, "0x2909"), "b200_168gb_hgx", "pci_id"),  # pci.ids: 168GB part
         (_board("NVIDIA GB200", 4, "0x2941"), "gb200_nvl72", "pci_id"),
         (_board("NVIDIA GH200 480GB", 1, "0x2342"), "generic", "pci_id"),
         (_board("NVIDIA H20", 8, "0x2329"), "generic", "pci_id"),

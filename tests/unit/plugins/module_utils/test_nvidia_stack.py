@@ -96,6 +96,13 @@ def test_b200_plan_adds_nvlsm_nvsdm_and_ib_modules():
     assert "nvlsm-2025.06.6*" in plan["dnf"]
 
 
+def test_the_168gb_b200_board_gets_the_b200_stack():
+    def plan(profile):
+        return stack.driver_plan(profile, 580, "580.126.09", nvlsm_version="2025.06.6")
+
+    assert plan("b200_168gb_hgx") == plan("b200_hgx")
+
+
 def test_blackwell_requires_open_modules():
     with pytest.raises(stack.StackInputError, match="nvidia_driver_open_modules"):
         stack.driver_plan("gb200_nvl72", 580, "580.126.09", open_modules=False)
@@ -178,5 +185,5 @@ def test_generic_board_with_nvswitches_gets_fabric_manager():
 
 def test_profiles_come_from_the_hardware_table():
     assert (*_hardware.PROFILES, "generic") == stack.PROFILES
-    assert set(stack.NVSWITCH_PROFILES) == {"h100_hgx", "h200_hgx", "b200_hgx"}
-    assert set(stack.OPEN_ONLY_PROFILES) == {"b200_hgx", "gb200_nvl72"}
+    assert set(stack.NVSWITCH_PROFILES) == {"h100_hgx", "h200_hgx", "b200_hgx", "b200_168gb_hgx"}
+    assert set(stack.OPEN_ONLY_PROFILES) == {"b200_hgx", "b200_168gb_hgx", "gb200_nvl72"}

@@ -115,6 +115,24 @@ def test_a_package_no_source_offers_fails_naming_it(
     assert "no configured package source offers nvidia-open-575 after a refresh" in result["msg"]
 
 
+def test_in_check_mode_a_package_no_source_offers_is_returned_not_failed(
+    apt: Apt, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check run on a fresh host: the repository an earlier task would add is not there."""
+    warnings: list[str] = []
+    monkeypatch.setattr(package_lists.AnsibleModule, "warn", lambda _, text: warnings.append(text))
+    packages = ["haproxy", "nvidia-open-575"]
+    rc, result = run_module(capsys, packages=packages, _ansible_check_mode=True)
+    assert rc == 0, result
+    assert result["missing"] == ["nvidia-open-575"]
+    assert warnings == [
+        "check mode: no configured package source offers nvidia-open-575 yet; the tasks that"
+        " install and configure them are not checked"
+    ]
+    rc, result = run_module(capsys, packages=["haproxy"], _ansible_check_mode=True)
+    assert (rc, result.get("missing")) == (0, []), result
+
+
 def test_a_failed_refresh_fails_the_task(
     tmp_path: Path, apt: Apt, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,0 +1,53 @@
+"""Run a scenario's playbooks from its tests as an operator would: the scenario's inventory, over
+ssh, plain output. Importable from every scenario's tests (molecule/ is on their path through
+molecule/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+
+def run_playbook(
+    playbook: Path, *extra_args: str, timeout: int = 600, env: dict[str, str] | None = None
+) -> tuple[str, bool, float]:
+    """The output, whether the run succeeded and how many seconds it took."""
+    started = time.monotonic()
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    result = subprocess.run(
+        ["ansible-playbook", "-i", inventory, str(playbook), *extra_args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
+    return result.stdout + result.stderr, result.returncode == 0, time.monotonic() - started
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RECAP = re.compile(r"^(\S+)\s+: ok=\d+")
+
+
+def recap_lines(output: str, hosts: list[str]) -> dict[str, str]:
+    """The PLAY RECAP line of each host."""
+    found = {}
+    for line in _ANSI.sub("", output).splitlines():
+        match = _RECAP.match(line)
+        if match and match.group(1) in hosts:
+            found[match.group(1)] = line
+    return found
+
+
+def assert_check_mode_changes_nothing(scenario_dir: Path, hosts: list[str]) -> float:
+    """`converge.yml --check` on the converged hosts succeeds and reports no change on any."""
+    output, ok, seconds = run_playbook(scenario_dir / "converge.yml", "--check")
+    assert ok, output[-4000:]
+    recaps = recap_lines(output, hosts)
+    assert sorted(recaps) == sorted(hosts), _ANSI.sub("", output)[-3000:]
+    changed = [line for line in recaps.values() if " changed=0 " not in line]
+    assert not changed, changed
+    return seconds
