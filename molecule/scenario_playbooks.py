@@ -4,6 +4,7 @@ molecule/conftest.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -51,3 +52,27 @@ def assert_check_mode_changes_nothing(scenario_dir: Path, hosts: list[str]) -> f
     changed = [line for line in recaps.values() if " changed=0 " not in line]
     assert not changed, changed
     return seconds
+
+
+def evaluate_on_controller(expression: str) -> object:
+    """A Jinja expression evaluated on the controller against the scenario's inventory, with no
+    facts of any host: what a run limited to other hosts computes."""
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    message = "msg={{ " + expression + " }}"
+    result = subprocess.run(
+        ["ansible", "localhost", "-i", inventory, "-m", "ansible.builtin.debug", "-a", message],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+            "ANSIBLE_CALLBACKS_ENABLED": "",
+        },
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
+    return report["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]

@@ -12,14 +12,14 @@ SCENARIO_DIR = Path(__file__).resolve().parents[1]
 VERSION = "580.126.09"
 
 
-@pytest.mark.parametrize(
-    "package", ["nvidia-driver-580-open", "nvidia-imex", "libnvidia-nscq", "nvidia-persistenced"]
-)
 def test_check_mode_on_the_converged_hosts_changes_nothing():
     seconds = assert_check_mode_changes_nothing(SCENARIO_DIR, ["gpu-gb200"])
     print(f"check mode on the converged hosts: {seconds:.0f} s")
 
 
+@pytest.mark.parametrize(
+    "package", ["nvidia-driver-580-open", "nvidia-imex", "libnvidia-nscq", "nvidia-persistenced"]
+)
 def test_tray_packages_pinned_and_held(host, package):
     assert host.package(package).version == f"{VERSION}-1"
     assert package in host.check_output("apt-mark showhold").split()

@@ -5,6 +5,7 @@ a cloud-only model, and spill-over when a model's queue is long."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ from gateway_client import (
     chat,
     cloud_records,
 )
+from scenario_playbooks import evaluate_on_controller
 
 testinfra_hosts = ["ansible://serving-client"]
 
@@ -240,3 +242,40 @@ def test_rate_limit_per_key_and_model(host, gateway_address):
     assert_openai_error(limited, 429, "rate_limit_exceeded")
     assert limited["retry_after"] == "60"
     assert ask(MODEL)["status"] == 200
+
+
+ENGINE_HOSTS = [f"serving-engine{i}" for i in (1, 2, 3, 4)]
+INSTANCE_HEADER = re.compile(r"^# Engine instance (\d+) \(([^)]+)\): .*, port (\d+)\.$", re.M)
+SERVER_LINE = re.compile(r"^backend (\S+)|^    server (\S+) (\S+):(\d+)", re.M)
+
+
+def test_the_placement_computed_without_facts_is_what_the_engines_run():
+    """Gateways, Prometheus and the firewall compute engine instances from the inventory alone
+    (a run limited to them has no facts of the GPU hosts); the engine hosts computed theirs in a
+    run with their facts. Both give the same instances, ports and backends."""
+    computed = evaluate_on_controller(
+        "groups['engine_nodes'] | onprem.llm.engine_backends(hostvars, details=true)"
+    )
+    expected = {(i["host"], i["name"], int(i["port"]), i["backend"]) for i in computed}
+    assert len(expected) == 5, computed
+
+    running = set()
+    for name in ENGINE_HOSTS:
+        engine = testinfra.get_host(f"ansible://{name}")
+        headers = engine.check_output("head -qn 3 /etc/onprem-llm/engine/*.env")
+        listening = engine.check_output("ss -ltnH")
+        for index, instance, port in INSTANCE_HEADER.findall(headers):
+            assert engine.service(f"onprem-llm-engine@{index}").is_running, instance
+            assert f":{port} " in listening, (instance, listening)
+            running.add((name, instance, int(port)))
+    assert running == {(host, instance, port) for host, instance, port, _ in expected}
+
+    for gateway in GATEWAYS:
+        servers, backend = set(), None
+        for section, server, _address, port in SERVER_LINE.findall(
+            gateway.check_output("cat /etc/haproxy/haproxy.cfg")
+        ):
+            backend = section or backend
+            if server and backend.startswith("model_"):
+                servers.add((server, int(port), backend))
+        assert servers == {(instance, port, model) for _, instance, port, model in expected}
