@@ -1311,6 +1311,47 @@ def gateway_service_cache(v: Any, groups: Groups) -> Iterator[str]:
         )
 
 
+def gateway_service_request_audit(v: Any, groups: Groups) -> Iterator[str]:
+    if not _gateway_service_on(v):
+        return
+    days = v["gateway_service_request_audit_retention_days"]
+    if not _integer(days) or _int(days) < 1:
+        yield (
+            "gateway_service_request_audit_retention_days must be 1 or more days (how long "
+            f"request records are kept); got {days}."
+        )
+    elif _integer(v["gateway_service_cache_max_ttl_seconds"]) and _int(days) * 86400 < _int(
+        v["gateway_service_cache_max_ttl_seconds"]
+    ):
+        yield (
+            f"gateway_service_request_audit_retention_days ({days}) is shorter than "
+            "gateway_service_cache_max_ttl_seconds: cached answers would outlive the records of "
+            "the requests that made them."
+        )
+    tenants = [str(tenant) for tenant in v["gateway_service_request_audit_content_tenants"] or []]
+    if not tenants:
+        return
+    if not _bool(v["gateway_service_request_audit"]):
+        yield (
+            "gateway_service_request_audit_content_tenants is set but gateway_service_request_"
+            "audit is false: content is logged only in request records."
+        )
+    key = v["gateway_service_request_audit_pseudonymisation_key"]
+    if len(str(key or "").encode("utf-8")) < 32:
+        yield (
+            "gateway_service_request_audit_pseudonymisation_key must hold 32 bytes or more (put "
+            "it in the vault) when gateway_service_request_audit_content_tenants is set: users "
+            "are pseudonymised in content logs."
+        )
+    if v.defined("haproxy_api_keys") and isinstance(v["haproxy_api_keys"], Mapping):
+        unknown = sorted(set(tenants) - set(map(str, v["haproxy_api_keys"])))
+        if unknown:
+            yield (
+                "gateway_service_request_audit_content_tenants names tenants without an API key "
+                f"in haproxy_api_keys: {unknown}."
+            )
+
+
 RULES: dict[str, tuple[Rule, ...]] = {
     "common": (
         common_model_store_path,
@@ -1399,5 +1440,10 @@ RULES: dict[str, tuple[Rule, ...]] = {
         redis_network,
         redis_sentinel,
     ),
-    "gateway_service": (gateway_service_wheel, gateway_service_redis, gateway_service_cache),
+    "gateway_service": (
+        gateway_service_wheel,
+        gateway_service_redis,
+        gateway_service_cache,
+        gateway_service_request_audit,
+    ),
 }

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 PASSWORD = "redis-cache-password-0123456789"
+PSEUDONYM_KEY = "pseudonymisation-key-0123456789abcdef"
 
 
 @pytest.fixture
@@ -90,6 +91,40 @@ BAD_INPUT = {
         {"gateway_service_cache_paths": ["v1/chat"]},
         ["gateway_service_cache_paths must be API paths", "v1/chat"],
     ),
+    "request records kept for no day": (
+        {"gateway_service_request_audit_retention_days": 0},
+        ["gateway_service_request_audit_retention_days must be 1 or more days", "got 0"],
+    ),
+    "request records kept shorter than cached answers": (
+        {
+            "gateway_service_request_audit_retention_days": 1,
+            "gateway_service_cache_max_ttl_seconds": 172800,
+        },
+        ["gateway_service_request_audit_retention_days (1) is shorter than gateway_service_cache"],
+    ),
+    "content logging without a pseudonymisation key": (
+        {"gateway_service_request_audit_content_tenants": ["team-a"]},
+        ["gateway_service_request_audit_pseudonymisation_key must hold 32 bytes or more"],
+    ),
+    "content logging with the request audit off": (
+        {
+            "gateway_service_request_audit": False,
+            "gateway_service_request_audit_content_tenants": ["team-a"],
+            "gateway_service_request_audit_pseudonymisation_key": PSEUDONYM_KEY,
+        },
+        ["gateway_service_request_audit_content_tenants is set but gateway_service_request_audit"],
+    ),
+    "content logging for a tenant without a key": (
+        {
+            "haproxy_api_keys": {"team-a": "sk-team-a-0123456789abcdef0123456789abcdef"},
+            "gateway_service_request_audit_content_tenants": ["team-x"],
+            "gateway_service_request_audit_pseudonymisation_key": PSEUDONYM_KEY,
+        },
+        [
+            "gateway_service_request_audit_content_tenants names tenants without an API key",
+            "team-x",
+        ],
+    ),
 }
 
 
@@ -102,6 +137,7 @@ def test_every_bad_input_is_reported_in_one_run(validate_input, assert_rejected,
         for text in expected:
             assert text in output, f"{case}: {text!r} not in output:\n{output}"
     assert PASSWORD not in output
+    assert PSEUDONYM_KEY not in output
 
 
 def test_no_redis_host_is_an_error(validate_input, assert_rejected, wheel):

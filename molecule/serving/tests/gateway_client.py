@@ -43,11 +43,13 @@ context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
 try:
     with urllib.request.urlopen(request, context=context, timeout=60) as reply:
         print(json.dumps({"status": reply.status, "body": reply.read().decode(),
-                          "route": reply.headers.get("X-Route")}))
+                          "route": reply.headers.get("X-Route"),
+                          "request_id": reply.headers.get("X-Request-ID")}))
 except urllib.error.HTTPError as error:
     print(json.dumps({"status": error.code, "body": error.read().decode(),
                       "retry_after": error.headers.get("Retry-After"),
-                      "route": error.headers.get("X-Route")}))
+                      "route": error.headers.get("X-Route"),
+                      "request_id": error.headers.get("X-Request-ID")}))
 """
 
 # Runs on the client: N sequential chat requests; one line per request: status and who answered.

@@ -70,6 +70,49 @@ def test_access_log_has_tenant_and_model_but_no_prompt(host, gateway_address):
     assert entry["engine"] in ENGINE_SERVERS
     assert entry["bytes_out"] > 0 and entry["t_total_ms"] >= 0
     assert marker not in journal
+    # The client, HAProxy's log and the gateway service's request audit share one request id.
+    assert entry["request_id"] == result["request_id"] and len(result["request_id"]) == 36
+    record = audit_record(GATEWAY, result["request_id"])
+    assert (record["tenant"], record["model"], record["data_class"]) == (
+        "team-a",
+        MODEL,
+        "restricted",
+    )
+    assert (record["route"], record["cache"], record["status"]) == ("on-prem", "bypass", 200)
+    assert record["prompt_tokens"] > 0 and record["completion_tokens"] > 0
+    assert len(record["key_id"]) == 16 and "request" not in record
+    assert marker not in GATEWAY.check_output(f"cat {AUDIT_FILE}")
+
+
+AUDIT_FILE = "/var/log/onprem-llm/requests.jsonl"
+KEY_C = "sk-test-team-c-0123456789abcdef0123456789"
+
+
+def audit_record(gateway, request_id):
+    for _ in range(20):
+        lines = gateway.run(f'grep -F \'"request_id":"{request_id}"\' {AUDIT_FILE}').stdout
+        if lines.strip():
+            [line] = lines.splitlines()
+            return json.loads(line)
+        gateway.check_output("sleep 0.2")
+    raise AssertionError(f"no request record {request_id} in {AUDIT_FILE}")
+
+
+def test_an_opted_in_tenants_text_is_kept_with_personal_data_redacted(host, gateway_address):
+    marker = f"content-{os.urandom(8).hex()}"
+    content = f"{marker}: reach me at jane.doe@example.org or +44 20 7946 0958"
+    result = chat(host, gateway_address, key=KEY_C, max_tokens=2, content=content)
+    assert result["status"] == 200, result
+    record = audit_record(GATEWAY, result["request_id"])
+    assert record["tenant"] == "team-c"
+    assert record["request"] == [
+        {"role": "user", "text": f"{marker}: reach me at [email] or [phone]"}
+    ]
+    assert record["answer"] == [result["json"]["choices"][0]["message"]["content"]]
+    text = GATEWAY.check_output(f"cat {AUDIT_FILE}")
+    assert "jane.doe" not in text and "7946" not in text
+    mode = GATEWAY.check_output(f"stat -c '%a %U' {AUDIT_FILE}")
+    assert mode == "640 onprem-llm-gateway", mode
 
 
 def test_unknown_path_gets_404_json(host, gateway_address):

@@ -40,6 +40,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from . import metrics as m
+from .audit import RequestAudit, answer_content, request_content
 from .cache_key import SITE_SCOPE, CacheKey, make_key
 from .config import GatewayConfig
 from .policy import is_embeddings, parse_cache_control, uncacheable_reason
@@ -122,6 +123,7 @@ class _Call:
     strip_usage: bool = False
     lease: str | None = None
     lease_at: float = 0.0
+    parsed: Any = None
 
 
 class Gateway:
@@ -160,6 +162,7 @@ class Gateway:
                 redis_client, config.redis, cache, self.metrics, clock=clock, wall=wall
             )
         self._inflight: dict[str, asyncio.Future[Entry | None]] = {}
+        self.audit = RequestAudit(config.audit, wall=wall)
         # Set on SIGTERM: /health answers 503 while requests in flight finish.
         self.stopping = False
         self._session: aiohttp.ClientSession | None = None
@@ -192,6 +195,7 @@ class Gateway:
                 await close_client(self.store.client)
         if self._session is not None:
             await self._session.close()
+        self.audit.close()
 
     async def _health(self, _request: web.Request) -> web.Response:
         return await health_response(self)
@@ -216,16 +220,67 @@ class Gateway:
         route = call.request.headers.get(self.config.route_header, "")
         return route if _ROUTE.match(route) else "unknown"
 
-    def _account(self, call: _Call, outcome: str, usage: Any, source: str, accepted: bool) -> None:
+    def _account(
+        self,
+        call: _Call,
+        outcome: str,
+        usage: Any,
+        source: str,
+        status: int,
+        answer: Any = None,
+    ) -> None:
+        """Count the request and write its audit record; `answer` is the parsed JSON answer."""
+        accepted = source == "cache" or (source == "engine" and status < 400)
         model = self._model_label(call.model, accepted)
+        route = self._route_label(call, outcome)
         self.metrics.requests.labels(call.tenant, model, outcome).inc()
-        self.metrics.routes.labels(call.tenant, model, self._route_label(call, outcome)).inc()
+        self.metrics.routes.labels(call.tenant, model, route).inc()
         if usage is not None:
             self.metrics.count_tokens(call.tenant, model, usage, source)
-        self.metrics.request_duration.labels(outcome).observe(time.perf_counter() - call.started)
+        seconds = time.perf_counter() - call.started
+        self.metrics.request_duration.labels(outcome).observe(seconds)
+        if self.audit.enabled:
+            self._audit(call, outcome, route, usage, status, answer, seconds)
+
+    def _audit(
+        self,
+        call: _Call,
+        outcome: str,
+        route: str,
+        usage: Any,
+        status: int,
+        answer: Any,
+        seconds: float,
+    ) -> None:
+        headers = call.request.headers
+        usage = usage if isinstance(usage, dict) else {}
+        record: dict[str, Any] = {
+            "request_id": headers.get(self.config.request_id_header, ""),
+            "tenant": call.tenant,
+            "key_id": headers.get(self._key_id_header, ""),
+            "method": call.request.method,
+            "path": call.request.path,
+            "model": call.model,
+            "data_class": headers.get(self.config.data_class_header, ""),
+            "route": route,
+            "cache": outcome,
+            "stream": call.stream,
+            "status": status,
+            "prompt_tokens": usage.get("prompt_tokens"),
+            "completion_tokens": usage.get("completion_tokens"),
+            "duration_ms": round(seconds * 1000, 3),
+        }
+        user = self.audit.user(call.parsed)
+        if user is not None:
+            record["user"] = user
+        if self.audit.keeps_content(call.tenant):
+            record["request"] = request_content(call.parsed)
+            # A stream's text is spread over its events: only JSON answers are kept.
+            record["answer"] = answer_content(answer)
+        self.audit.write(record)
 
     def _refuse(self, call: _Call, status: int, message: str, code: str) -> web.Response:
-        self._account(call, m.BYPASS, None, "engine", False)
+        self._account(call, m.BYPASS, None, "refused", status)
         return web.Response(
             status=status,
             body=_error_body(message, code, "invalid_request_error"),
@@ -269,6 +324,7 @@ class Gateway:
 
     async def _api(self, call: _Call, path: str, parsed: Any) -> web.StreamResponse:
         call.api = True
+        call.parsed = parsed
         if isinstance(parsed, dict):
             model = parsed.get("model")
             call.model = model if isinstance(model, str) else None
@@ -341,8 +397,13 @@ class Gateway:
             "Cache-Status": f"onprem-llm; {state}; ttl={entry.remaining(now)}",
             "Age": str(int(entry.age(now))),
         }
-        self._account(call, m.HIT, entry.usage, "cache", True)
-        return web.Response(status=200, body=entry.replay(call.client_usage), headers=headers)
+        body = entry.replay(call.client_usage)
+        answer = None
+        if entry.body is not None and self.audit.keeps_content(call.tenant):
+            with contextlib.suppress(ValueError, RecursionError):
+                answer = json.loads(body)
+        self._account(call, m.HIT, entry.usage, "cache", 200, answer)
+        return web.Response(status=200, body=body, headers=headers)
 
     # --- misses: single-flight and leases -------------------------------------------------
 
@@ -479,7 +540,7 @@ class Gateway:
             call.request.headers.get(self._key_id_header, "-"),
             reason,
         )
-        self._account(call, outcome, None, "engine", False)
+        self._account(call, outcome, None, "upstream", status)
         if status == 504:
             code, message = "upstream_timeout", "the model server did not answer in time"
         else:
@@ -524,7 +585,7 @@ class Gateway:
             future.set_result(entry)
         headers["Cache-Status"] = cache_status
         response = web.Response(status=upstream.status, body=body, headers=headers)
-        self._account(call, outcome, usage, "engine", upstream.status < 400)
+        self._account(call, outcome, usage, "engine", upstream.status, parsed)
         if entry is not None or call.lease is not None:
             # Answer first, then write to Redis.
             with contextlib.suppress(ConnectionError):
@@ -552,9 +613,9 @@ class Gateway:
                 await response.write(chunk)
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             _abort(call.request, exc)
-            self._account(call, outcome, None, "engine", False)
+            self._account(call, outcome, None, "engine", upstream.status)
             return response
-        self._account(call, outcome, None, "engine", upstream.status < 400)
+        self._account(call, outcome, None, "engine", upstream.status)
         return response
 
     async def _relay_stream(
@@ -629,7 +690,7 @@ class Gateway:
             )
         if future is not None and not future.done():
             future.set_result(entry)
-        self._account(call, outcome, usage, "engine", upstream.status < 400)
+        self._account(call, outcome, usage, "engine", upstream.status)
         if failure is not None:
             _abort(call.request, failure)
         else:

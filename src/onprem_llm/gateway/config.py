@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from .audit import AuditConfig
 
 DEFAULT_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 DEFAULT_EXCLUDED_FIELDS = ("user", "metadata", "stream_options", "store")
@@ -90,6 +92,9 @@ class GatewayConfig:
     # Model name -> revision; part of the cache key so a new revision never serves old answers.
     models: Mapping[str, str]
     shutdown_grace_seconds: float
+    data_class_header: str = "X-Onprem-Data-Class"
+    request_id_header: str = "X-Onprem-Request-ID"
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     def revision(self, model: str) -> str:
         return self.models.get(model, "")
@@ -318,6 +323,32 @@ def _models(section: _Section) -> dict[str, str]:
     return models
 
 
+def _audit(section: _Section) -> AuditConfig:
+    path = section.raw("path", None)
+    if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+        raise ConfigError(
+            f"{section._name('path')}: expected an absolute path or null, got {path!r}"
+        )
+    key_file = section.raw("pseudonymisation_key_file", None)
+    if key_file is not None and (not isinstance(key_file, str) or not key_file.startswith("/")):
+        raise ConfigError(
+            f"{section._name('pseudonymisation_key_file')}: expected an absolute path or null, "
+            f"got {key_file!r}"
+        )
+    tenants = frozenset(section.strings("content_tenants", ()))
+    if tenants and key_file is None:
+        raise ConfigError(
+            f"{section._name('pseudonymisation_key_file')}: required when "
+            f"{section._name('content_tenants')} is not empty (user identifiers are pseudonymised)"
+        )
+    if tenants and path is None:
+        raise ConfigError(
+            f"{section._name('content_tenants')}: content logging needs {section._name('path')}"
+        )
+    section.done()
+    return AuditConfig(path=path, content_tenants=tenants, pseudonymisation_key_file=key_file)
+
+
 def parse_config(data: Any) -> GatewayConfig:
     """Validate a parsed configuration; raises ConfigError naming the first bad key."""
     root = _Section(data, "")
@@ -345,6 +376,9 @@ def parse_config(data: Any) -> GatewayConfig:
         cache=cache,
         models=_models(root.section("models", {})),
         shutdown_grace_seconds=root.number("shutdown_grace_seconds", 10),
+        data_class_header=root.string("data_class_header", "X-Onprem-Data-Class"),
+        request_id_header=root.string("request_id_header", "X-Onprem-Request-ID"),
+        audit=_audit(root.section("audit", {})),
     )
     root.done()
     return config

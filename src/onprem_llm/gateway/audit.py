@@ -1,0 +1,216 @@
+"""Request audit: one JSON line per API request, written by the gateway service.
+
+A record says who asked (tenant, hashed key id, pseudonymised user), what (path, model, data
+class), where it went (route: on-prem, cloud:<provider>, cache) and how it ended (cache result,
+status, tokens, duration), under HAProxy's request id so that it joins HAProxy's access log.
+Prompt and answer text are never in it, unless the tenant opted in to content logging; then the
+text is kept with obvious personal data redacted (e-mail addresses, phone numbers, IBANs, card
+numbers), and user identifiers are replaced by an HMAC with the site's key.
+
+Each record is one os.write() on a file opened with O_APPEND: lines from several processes never
+interleave, nothing waits in a buffer when the service is killed, and a request pays one system
+call (a few microseconds) for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Personal data found in free text. Candidates are checked (Luhn, ISO 13616 mod 97) before they
+# are redacted, so that ordinary numbers (an order number, a year, a quantity) stay readable.
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_IBAN = re.compile(r"\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b")
+_CARD = re.compile(r"\b[0-9](?:[ -]?[0-9]){12,18}\b")
+# International (+CC ...) or national numbers written with separators or a leading 0: 8 to 15
+# digits in all.
+_PHONE = re.compile(r"(?<![\w+])(?:\+[0-9]{1,3}|\(?0[0-9]{0,4}\)?)(?:[ ./-]?\(?[0-9]{1,4}\)?){2,6}")
+
+REDACTED_EMAIL = "[email]"
+REDACTED_PHONE = "[phone]"
+REDACTED_IBAN = "[iban]"
+REDACTED_CARD = "[card]"
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _iban_valid(text: str) -> bool:
+    compact = text.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    moved = compact[4:] + compact[:4]
+    number = "".join(str(int(char, 36)) for char in moved)
+    return int(number) % 97 == 1
+
+
+def _card(match: re.Match[str]) -> str:
+    digits = re.sub(r"[ -]", "", match.group(0))
+    return REDACTED_CARD if 13 <= len(digits) <= 19 and _luhn_valid(digits) else match.group(0)
+
+
+def _phone(match: re.Match[str]) -> str:
+    digits = re.sub(r"[^0-9]", "", match.group(0))
+    return REDACTED_PHONE if 8 <= len(digits) <= 15 else match.group(0)
+
+
+def _numbers(text: str) -> str:
+    return _PHONE.sub(_phone, _CARD.sub(_card, text))
+
+
+def redact(text: str) -> str:
+    """The text with e-mail addresses, IBANs, card numbers and phone numbers replaced.
+
+    An IBAN-shaped string is redacted when its check digits are right and left whole otherwise:
+    its digit groups are not read as a card or phone number."""
+    text = _EMAIL.sub(REDACTED_EMAIL, text)
+    out, last = [], 0
+    for match in _IBAN.finditer(text):
+        out.append(_numbers(text[last : match.start()]))
+        out.append(REDACTED_IBAN if _iban_valid(match.group(0)) else match.group(0))
+        last = match.end()
+    out.append(_numbers(text[last:]))
+    return "".join(out)
+
+
+def pseudonym(key: bytes, identifier: str) -> str:
+    """A stable pseudonym of a user identifier: HMAC-SHA256 with the site key, 16 bytes, hex."""
+    return hmac.new(key, identifier.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def _texts(value: Any) -> Iterable[str]:
+    """The text of a prompt or message content (strings, or OpenAI content parts)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for part in value:
+            if isinstance(part, str):
+                yield part
+            elif isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                yield part["text"]
+
+
+def request_content(body: Any) -> list[dict[str, str]]:
+    """The request's text, redacted: chat messages by role, or a completion's prompt."""
+    if not isinstance(body, Mapping):
+        return []
+    out: list[dict[str, str]] = []
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, Mapping):
+                role = message.get("role")
+                for text in _texts(message.get("content")):
+                    out.append({"role": str(role), "text": redact(text)})
+    for key in ("prompt", "input"):
+        for text in _texts(body.get(key)):
+            out.append({"role": key, "text": redact(text)})
+    return out
+
+
+def answer_content(answer: Any) -> list[str]:
+    """The answer's text, redacted: each choice's message content or completion text."""
+    if not isinstance(answer, Mapping) or not isinstance(answer.get("choices"), list):
+        return []
+    out = []
+    for choice in answer["choices"]:
+        if not isinstance(choice, Mapping):
+            continue
+        message = choice.get("message")
+        text = message.get("content") if isinstance(message, Mapping) else choice.get("text")
+        if isinstance(text, str):
+            out.append(redact(text))
+    return out
+
+
+MIN_KEY_BYTES = 32
+
+
+class AuditError(Exception):
+    """The audit cannot start: its key file is unreadable or too short."""
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Where records go and which tenants' text is kept."""
+
+    path: str | None = None
+    content_tenants: frozenset[str] = field(default_factory=frozenset)
+    pseudonymisation_key_file: str | None = None
+
+
+def read_key(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            key = handle.read().strip()
+    except OSError as exc:
+        raise AuditError(
+            f"audit.pseudonymisation_key_file: cannot read {path}: {exc.strerror}"
+        ) from None
+    if len(key) < MIN_KEY_BYTES:
+        raise AuditError(
+            f"audit.pseudonymisation_key_file: {path} holds {len(key)} bytes, "
+            f"at least {MIN_KEY_BYTES} are needed"
+        )
+    return key
+
+
+class RequestAudit:
+    """Writes one record per request; a disabled or closed audit writes nothing."""
+
+    def __init__(self, config: AuditConfig, wall: Any = time.time) -> None:
+        self.config = config
+        self._wall = wall
+        key_file = config.pseudonymisation_key_file
+        self._key = read_key(key_file) if key_file else b""
+        self._fd: int | None = None
+        if config.path:
+            self._fd = os.open(config.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+
+    @property
+    def enabled(self) -> bool:
+        return self._fd is not None
+
+    def keeps_content(self, tenant: str) -> bool:
+        return self._fd is not None and tenant in self.config.content_tenants
+
+    def user(self, body: Any) -> str | None:
+        """The pseudonym of the request's `user` field, when there is one and a key."""
+        if not isinstance(body, Mapping) or not self._key:
+            return None
+        user = body.get("user")
+        if not isinstance(user, str) or not user:
+            return None
+        return pseudonym(self._key, user)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._fd is None:
+            return
+        record = {"time": _iso(self._wall()), **record}
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+        os.write(self._fd, line.encode("utf-8"))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _iso(seconds: float) -> str:
+    whole = int(seconds)
+    millis = int((seconds - whole) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
