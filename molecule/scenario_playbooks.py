@@ -12,14 +12,19 @@ import time
 from pathlib import Path
 
 
+def inventory() -> str:
+    """The scenario's inventory directory, as molecule passes it: its group_vars and host_vars
+    (and any other inventory file in it) come with the hosts."""
+    return os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+
+
 def run_playbook(
     playbook: Path, *extra_args: str, timeout: int = 600, env: dict[str, str] | None = None
 ) -> tuple[str, bool, float]:
     """The output, whether the run succeeded and how many seconds it took."""
     started = time.monotonic()
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     result = subprocess.run(
-        ["ansible-playbook", "-i", inventory, str(playbook), *extra_args],
+        ["ansible-playbook", "-i", inventory(), str(playbook), *extra_args],
         capture_output=True,
         text=True,
         env={**os.environ, "ANSIBLE_NOCOLOR": "1", **(env or {})},
@@ -45,22 +50,32 @@ def recap_lines(output: str, hosts: list[str]) -> dict[str, str]:
 
 def assert_check_mode_changes_nothing(scenario_dir: Path, hosts: list[str]) -> float:
     """`converge.yml --check` on the converged hosts succeeds and reports no change on any."""
-    output, ok, seconds = run_playbook(scenario_dir / "converge.yml", "--check")
+    # Only changes and failures are shown, so that a failure message names the tasks.
+    quiet = {"ANSIBLE_DISPLAY_OK_HOSTS": "false", "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false"}
+    output, ok, seconds = run_playbook(
+        scenario_dir / "converge.yml", "--check", "--diff", env=quiet
+    )
+    output = _ANSI.sub("", output)
     assert ok, output[-4000:]
     recaps = recap_lines(output, hosts)
-    assert sorted(recaps) == sorted(hosts), _ANSI.sub("", output)[-3000:]
+    assert sorted(recaps) == sorted(hosts), output[-3000:]
     changed = [line for line in recaps.values() if " changed=0 " not in line]
-    assert not changed, changed
+    assert not changed, (changed, _changed_tasks(output))
     return seconds
+
+
+def _changed_tasks(output: str) -> str:
+    """The TASK headers and diffs of changed results, from a quiet run's output."""
+    blocks = re.split(r"\n(?=TASK \[|RUNNING HANDLER \[)", output)
+    return "\n".join(block[:1500] for block in blocks if "\nchanged: " in block)
 
 
 def evaluate_on_controller(expression: str) -> object:
     """A Jinja expression evaluated on the controller against the scenario's inventory, with no
     facts of any host: what a run limited to other hosts computes."""
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     message = "msg={{ " + expression + " }}"
     result = subprocess.run(
-        ["ansible", "localhost", "-i", inventory, "-m", "ansible.builtin.debug", "-a", message],
+        ["ansible", "localhost", "-i", inventory(), "-m", "ansible.builtin.debug", "-a", message],
         capture_output=True,
         text=True,
         env={

@@ -967,6 +967,35 @@ def haproxy_listeners(v: Any, groups: Groups) -> Iterator[str]:
         )
 
 
+# Mozilla's "intermediate" TLS profile: these groups, and TLS 1.2 suites with forward secrecy
+# and authenticated encryption only.
+_TLS_CURVES = ("X25519", "P-256", "P-384")
+_TLS12_CIPHER = (
+    r"^(ECDHE-(ECDSA|RSA)|DHE-RSA)-(AES128-GCM-SHA256|AES256-GCM-SHA384|CHACHA20-POLY1305)$"
+)
+
+
+def haproxy_tls_profile(v: Any, groups: Groups) -> Iterator[str]:
+    curves = [str(curve) for curve in v["haproxy_tls_curves"] or []]
+    off_profile = [curve for curve in curves if curve not in _TLS_CURVES]
+    if not curves or off_profile:
+        yield (
+            f"haproxy_tls_curves must be some of {', '.join(_TLS_CURVES)} (Mozilla intermediate); "
+            f"not allowed: {off_profile or 'an empty list'}."
+        )
+    ciphers = [cipher for cipher in str(v["haproxy_tls_ciphers"] or "").split(":") if cipher]
+    weak = [cipher for cipher in ciphers if not _match(_TLS12_CIPHER, cipher)]
+    if not ciphers or weak:
+        yield (
+            "haproxy_tls_ciphers must list TLS 1.2 suites with forward secrecy and AEAD "
+            "(ECDHE or DHE key exchange, GCM or CHACHA20-POLY1305), no CBC or RSA key exchange; "
+            f"not allowed: {weak or 'an empty list'}."
+        )
+    if not _integer(v["haproxy_hsts_max_age"]) or _int(v["haproxy_hsts_max_age"]) < 0:
+        age = v["haproxy_hsts_max_age"]
+        yield f"haproxy_hsts_max_age must be 0 (off) or more seconds; got {age}."
+
+
 # keepalived
 
 
@@ -1424,6 +1453,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         haproxy_routes,
         haproxy_balancing,
         haproxy_listeners,
+        haproxy_tls_profile,
     ),
     "keepalived": (
         keepalived_virtual_ip,

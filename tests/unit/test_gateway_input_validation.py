@@ -225,6 +225,25 @@ BAD_INPUT = {
         {"haproxy_models": {"llama": {"cloud": ["anthropic"]}}},
         ["haproxy_models.llama.cloud: anthropic not in haproxy_cloud_providers (openai)"],
     ),
+    "a curve outside the intermediate profile": (
+        {"haproxy_tls_curves": ["X25519", "P-521", "X448"]},
+        ["haproxy_tls_curves must be some of X25519, P-256, P-384", "['P-521', 'X448']"],
+    ),
+    "CBC and RSA key exchange suites": (
+        {
+            "haproxy_tls_ciphers": (
+                "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-SHA:AES256-GCM-SHA384"
+            )
+        },
+        [
+            "haproxy_tls_ciphers must list TLS 1.2 suites with forward secrecy and AEAD",
+            "['ECDHE-RSA-AES128-SHA', 'AES256-GCM-SHA384']",
+        ],
+    ),
+    "negative HSTS max-age": (
+        {"haproxy_hsts_max_age": -1},
+        ["haproxy_hsts_max_age must be 0 (off) or more seconds; got -1"],
+    ),
 }
 
 

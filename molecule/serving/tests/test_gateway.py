@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 from gateway_client import (
@@ -136,6 +137,51 @@ def test_tls_1_1_is_refused_by_the_gateway(host, gateway_address):
     assert host.check_output(f"python3 -c '{HANDSHAKE}' {gateway_address} TLSv1_3").startswith(
         "accepted TLSv1.3"
     )
+
+
+OPENSSL = (
+    "echo | timeout 10 openssl s_client -connect {address}:443 -servername {address} "
+    "-CAfile /etc/onprem-llm-test-ca.crt -verify_return_error {args} 2>&1"
+)
+
+
+@pytest.mark.parametrize(
+    ("version", "group", "accepted"),
+    [
+        ("-tls1_3", "X25519", True),
+        ("-tls1_3", "P-256", True),
+        ("-tls1_3", "P-384", True),
+        ("-tls1_3", "X448", False),
+        ("-tls1_3", "P-521", False),
+        ("-tls1_2", "P-256", True),
+        ("-tls1_2", "P-521", False),
+    ],
+)
+def test_only_the_intermediate_profiles_groups_are_accepted(
+    host, gateway_address, version, group, accepted
+):
+    """Mozilla intermediate: X25519, P-256 and P-384 only (OpenSSL offers X448 and P-521)."""
+    out = host.run(
+        OPENSSL.format(address=gateway_address, args=f"{version} -groups {group} -brief")
+    ).stdout
+    assert ("CONNECTION ESTABLISHED" in out) is accepted, out
+    if accepted:
+        assert "Verification: OK" in out, out
+
+
+def test_the_chain_is_the_leaf_alone_and_answers_carry_hsts_and_a_request_id(host, gateway_address):
+    shown = host.run(OPENSSL.format(address=gateway_address, args="-showcerts")).stdout
+    assert shown.count("-----BEGIN CERTIFICATE-----") == 1, shown
+    headers = host.check_output(
+        "curl -sS -o /dev/null -D - --cacert /etc/onprem-llm-test-ca.crt "
+        f"-H 'Authorization: Bearer {KEY_A}' https://{gateway_address}/v1/models"
+    ).lower()
+    assert "strict-transport-security: max-age=63072000" in headers, headers
+    assert re.search(r"^x-request-id: [0-9a-f-]{36}\r?$", headers, re.M), headers
+    # No engine or proxy software named to clients, on answers and on errors.
+    assert not re.search(r"^server:", headers, re.M), headers
+    result = chat(host, gateway_address, max_tokens=2)
+    assert result["status"] == 200 and len(result["request_id"]) == 36, result
 
 
 def test_exporter_and_stats_only_on_the_internal_listener(host, gateway_address):

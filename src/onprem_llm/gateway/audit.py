@@ -64,8 +64,11 @@ def _card(match: re.Match[str]) -> str:
 
 
 def _phone(match: re.Match[str]) -> str:
-    digits = re.sub(r"[^0-9]", "", match.group(0))
-    return REDACTED_PHONE if 8 <= len(digits) <= 15 else match.group(0)
+    text, tail = match.group(0), ""
+    if text.endswith(")") and text.count(")") > text.count("("):
+        text, tail = text[:-1], ")"  # the bracket around the number, not part of it
+    digits = re.sub(r"[^0-9]", "", text)
+    return REDACTED_PHONE + tail if 8 <= len(digits) <= 15 else match.group(0)
 
 
 def _numbers(text: str) -> str:

@@ -32,6 +32,7 @@ SECRET_QUESTION = "Is the merger with Initech on for March? Mail jane.doe@exampl
         ("write to jane.doe+llm@mail.example.co.uk today", "write to [email] today"),
         ("call +49 30 1234567 or 030 12345678", "call [phone] or [phone]"),
         ("UK office (0)20 7946 0958", "UK office [phone]"),
+        ("Jane (+49 30 1234567) paid 1,250.00 EUR", "Jane ([phone]) paid 1,250.00 EUR"),
         ("IBAN DE89 3704 0044 0532 0130 00 please", "IBAN [iban] please"),
         ("GB82WEST12345698765432", "[iban]"),
         ("card 4111 1111 1111 1111 exp 12/29", "card [card] exp 12/29"),
