@@ -35,6 +35,7 @@ PLAYBOOKS = {
     "lab_up": "playbooks/lab_up.yml",
     "lab_down": "playbooks/lab_down.yml",
     "cache_purge": "playbooks/cache_purge.yml",
+    "erase_tenant": "playbooks/erase_tenant.yml",
 }
 
 
@@ -172,6 +173,21 @@ def cache_purge_vars(tenant: str, model: str = "", older_than: str | int = "") -
         "cache_purge_model": model,
         "cache_purge_older_than": older_than,
     }
+
+
+def erase_tenant(
+    project_dir: str | Path | None,
+    options: RunOptions,
+    tenant: str,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    plan_progress: bool = False,
+) -> RunResult:
+    """Remove a tenant's request records from every gateway and its cache entries. Counts are in
+    .data["erase_records"] (per gateway) and .data["cache_purge"]."""
+    _check_name("--tenant", tenant, required=True)
+    request = request_for("erase_tenant", project_dir, options, extra_vars={"erase_tenant": tenant})
+    return run_playbook(request, progress, cancel, plan_progress)
 
 
 def cache_purge(

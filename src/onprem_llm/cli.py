@@ -354,6 +354,13 @@ def build_parser() -> Parser:
         help="only entries older than this: seconds, or 90m, 12h, 7d, 2w (default: all)",
     )
     _run_options(purge, inventory=True)
+    erase_help = (
+        "remove a tenant's request records from every gateway and its cached answers, and record"
+        " the erasure (playbooks/erase_tenant.yml)"
+    )
+    erase = commands.add_parser("erase", help=erase_help, description=erase_help)
+    erase.add_argument("--tenant", required=True, help="the tenant whose data is erased")
+    _run_options(erase, inventory=True)
     audit_parser = commands.add_parser("audit", help="the playbook-run audit trail: verify")
     audit_commands = audit_parser.add_subparsers(
         dest="audit_command", required=True, metavar="ACTION"
@@ -511,6 +518,30 @@ def _cache_purge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     outcome = functools.partial(render_cache_purge, older_than=args.older_than)
     return _run_action(args, action, out, err, outcome)
+
+
+# --- erase -------------------------------------------------------------------------------------
+
+
+def render_erase(result: RunResult) -> str:
+    """One line: request records removed on how many gateways, and cache entries deleted."""
+    records = result.data.get("erase_records")
+    cache = result.data.get("cache_purge")
+    if not isinstance(records, dict) or not isinstance(cache, dict):
+        return "erase: no count was reported; check the failures above before retrying"
+    removed = sum(int(report.get("records_removed", 0)) for report in records.values())
+    tenant = json.dumps(cache.get("tenant", ""), ensure_ascii=False)
+    gateways = len(records)
+    return (
+        f"erase: tenant {tenant}: removed {removed} request record{'s' * (removed != 1)} on "
+        f"{gateways} gateway{'s' * (gateways != 1)}, deleted {cache.get('deleted', 0)} cache "
+        f"entr{'ies' if cache.get('deleted', 0) != 1 else 'y'}"
+    )
+
+
+def _erase(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    action = functools.partial(api.erase_tenant, tenant=args.tenant)
+    return _run_action(args, action, out, err, render_erase)
 
 
 # --- audit verify ------------------------------------------------------------------------------
@@ -687,6 +718,8 @@ def main(
             return _cache_purge(args, out, err)
         if args.command == "audit":
             return _audit_verify(args, out, err)
+        if args.command == "erase":
+            return _erase(args, out, err)
         if args.lab_command == "status":
             return _lab_status(args, out)
         action = lab.lab_up if args.lab_command == "up" else lab.lab_down

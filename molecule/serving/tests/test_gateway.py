@@ -139,6 +139,28 @@ def test_tls_1_1_is_refused_by_the_gateway(host, gateway_address):
     )
 
 
+def gateway_records(gateway):
+    text = gateway.run(f"cat {AUDIT_FILE}").stdout
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_erasing_a_tenant_removes_its_records_on_every_gateway(host, gateway_address):
+    assert chat(host, gateway_address, key=KEY_C, max_tokens=2)["status"] == 200
+    assert chat(host, gateway_address, max_tokens=2)["status"] == 200
+    before = {gateway: gateway_records(gateway) for gateway in GATEWAYS}
+    assert any(record.get("tenant") == "team-c" for record in before[GATEWAY])
+    output, ok, _ = run_playbook("../../playbooks/erase_tenant.yml", "-e", "erase_tenant=team-c")
+    assert ok, output[-3000:]
+    for gateway in GATEWAYS:
+        after = gateway_records(gateway)
+        kept = [record for record in before[gateway] if record.get("tenant") != "team-c"]
+        events = [record for record in after if record.get("event") == "erasure"]
+        assert [record for record in after if "event" not in record][: len(kept)] == kept
+        assert not [r for r in after if r.get("tenant") == "team-c" and "event" not in r]
+        removed = len(before[gateway]) - len(kept)
+        assert events[-1]["tenant"] == "team-c" and events[-1]["records_removed"] == removed
+
+
 OPENSSL = (
     "echo | timeout 10 openssl s_client -connect {address}:443 -servername {address} "
     "-CAfile /etc/onprem-llm-test-ca.crt -verify_return_error {args} 2>&1"

@@ -1,7 +1,9 @@
-"""python3 -m onprem_llm.gateway serve|purge --config PATH ...
+"""python3 -m onprem_llm.gateway serve|purge|erase-records --config PATH ...
 
-  serve   run the gateway until SIGTERM (systemd unit, unprivileged user)
-  purge   delete one tenant's cached answers and print {"deleted": N, "tenant": ..., "model": ...}
+  serve          run the gateway until SIGTERM (systemd unit, unprivileged user)
+  purge          delete one tenant's cached answers and print {"deleted": N, "tenant": ..., ...}
+  erase-records  remove one tenant's request audit records (with their content, if any) from this
+                 gateway's files, record the erasure, and print {"records_removed": N, ...}
 
 Exit status: 0 done, 1 Redis failed during a purge, 2 bad input (arguments or configuration).
 """
@@ -45,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
         help="only entries stored at least this long ago",
     )
     purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    erase = commands.add_parser("erase-records", help="remove one tenant's request records")
+    erase.add_argument("--config", required=True, metavar="PATH", help="gateway JSON config")
+    erase.add_argument("--tenant", required=True, help="tenant whose records go")
+    erase.add_argument("--dry-run", action="store_true", help="count, remove nothing")
     return parser
 
 
@@ -87,6 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args.tenant.strip():
         return _usage_error("--tenant: expected a tenant name")
+    if args.command == "erase-records":
+        from .audit import erase_tenant
+
+        if config.audit.path is None:
+            print(json.dumps({"tenant": args.tenant, "records_removed": 0, "files": 0}))
+            return 0
+        print(json.dumps(erase_tenant(config.audit.path, args.tenant, dry_run=args.dry_run)))
+        return 0
     if args.model is not None and not args.model.strip():
         return _usage_error("--model: expected a model name")
     if args.older_than is not None and not args.older_than >= 0:

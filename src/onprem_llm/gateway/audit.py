@@ -14,11 +14,15 @@ call (a few microseconds) for it.
 
 from __future__ import annotations
 
+import fcntl
+import glob
+import gzip
 import hashlib
 import hmac
 import json
 import os
 import re
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -203,9 +207,7 @@ class RequestAudit:
     def write(self, record: dict[str, Any]) -> None:
         if self._fd is None:
             return
-        record = {"time": _iso(self._wall()), **record}
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
-        os.write(self._fd, line.encode("utf-8"))
+        _append(self._fd, {"time": _iso(self._wall()), **record})
 
     def close(self) -> None:
         if self._fd is not None:
@@ -217,3 +219,68 @@ def _iso(seconds: float) -> str:
     whole = int(seconds)
     millis = int((seconds - whole) * 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+def _append(fd: int, record: dict[str, Any]) -> None:
+    line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+    # Shared: writers do not wait for each other, only for an erasure rewriting the file.
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _of_tenant(line: bytes, tenant: str) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and record.get("tenant") == tenant and "event" not in record
+
+
+def _filter(lines: list[bytes], tenant: str) -> tuple[list[bytes], int]:
+    kept = [line for line in lines if not _of_tenant(line, tenant)]
+    return kept, len(lines) - len(kept)
+
+
+def erase_tenant(path: str, tenant: str, *, dry_run: bool = False) -> dict[str, Any]:
+    """Remove a tenant's request records from the audit file and its rotated copies (plain or
+    gzip), then record the erasure itself. The live file is rewritten in place under an exclusive
+    lock, so that the service's appends neither get lost nor land in a replaced file."""
+    removed = files = 0
+    # Rotated copies: requests.jsonl-20261204, requests.jsonl-20261203.gz, ...
+    for name in sorted(glob.glob(glob.escape(path) + "?*")):
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(name, "rb") as handle:
+            kept, count = _filter(handle.read().splitlines(keepends=True), tenant)
+        if count and not dry_run:
+            directory = os.path.dirname(name)
+            fd, temporary = tempfile.mkstemp(dir=directory, prefix=".erase-")
+            os.close(fd)
+            with opener(temporary, "wb") as handle:
+                handle.writelines(kept)
+            stat = os.stat(name)
+            os.chown(temporary, stat.st_uid, stat.st_gid)
+            os.chmod(temporary, stat.st_mode & 0o7777)
+            os.replace(temporary, name)
+        removed += count
+        files += bool(count)
+    if os.path.exists(path):
+        fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                kept, count = _filter(handle.read().splitlines(keepends=True), tenant)
+            if count and not dry_run:
+                os.ftruncate(fd, 0)
+                os.write(fd, b"".join(kept))
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            removed += count
+            files += bool(count)
+            result = {"tenant": tenant, "records_removed": removed, "files": files}
+            if not dry_run:
+                _append(fd, {"time": _iso(time.time()), "event": "erasure", **result})
+        finally:
+            os.close(fd)
+    return {"tenant": tenant, "records_removed": removed, "files": files, "dry_run": dry_run}

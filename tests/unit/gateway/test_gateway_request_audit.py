@@ -3,6 +3,7 @@ unless the tenant opted in, and then with personal data redacted and users pseud
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from onprem_llm.gateway.audit import (
     AuditConfig,
     AuditError,
     RequestAudit,
+    erase_tenant,
     pseudonym,
     redact,
     request_content,
@@ -214,3 +216,40 @@ def test_haproxy_sets_the_headers_the_service_reads() -> None:
     )
     assert defaults.data_class_header == service["_gateway_service_data_class_header"]
     assert defaults.request_id_header == service["_gateway_service_request_id_header"]
+
+
+def test_erasure_removes_one_tenants_records_everywhere_and_records_itself(
+    tmp_path: Path,
+) -> None:
+    live = tmp_path / "requests.jsonl"
+    audit = RequestAudit(AuditConfig(path=str(live)))
+    for tenant in ("team-a", "team-c", "team-a", "team-c"):
+        audit.write({"tenant": tenant, "request": [{"role": "user", "text": f"from {tenant}"}]})
+    rotated = tmp_path / "requests.jsonl-20261203"
+    rotated.write_text('{"tenant":"team-c","x":1}\n{"tenant":"team-b","x":2}\nnot json\n')
+    old = tmp_path / "requests.jsonl-20261202.gz"
+    with gzip.open(old, "wt") as handle:
+        handle.write('{"tenant":"team-c","x":3}\n{"tenant":"team-a","x":4}\n')
+    untouched = tmp_path / "requests.jsonl-20261201.gz"
+    with gzip.open(untouched, "wt") as handle:
+        handle.write('{"tenant":"team-a","x":5}\n')
+    before = untouched.stat().st_mtime_ns
+
+    counted = erase_tenant(str(live), "team-c", dry_run=True)
+    assert (counted["records_removed"], counted["files"]) == (4, 3)
+    assert "team-c" in rotated.read_text()
+
+    result = erase_tenant(str(live), "team-c")
+    assert (result["records_removed"], result["files"]) == (4, 3)
+    audit.write({"tenant": "team-a", "after": True})  # the service's open file still works
+    tenants = [r.get("tenant") for r in records(live)]
+    assert tenants == ["team-a", "team-a", "team-c", "team-a"]  # the third: the erasure event
+    event = records(live)[2]
+    assert (event["event"], event["records_removed"], event["files"]) == ("erasure", 4, 3)
+    assert rotated.read_text() == '{"tenant":"team-b","x":2}\nnot json\n'
+    with gzip.open(old, "rt") as handle:
+        assert handle.read() == '{"tenant":"team-a","x":4}\n'
+    assert untouched.stat().st_mtime_ns == before
+    # A second erasure finds nothing more (the event record is not the tenant's data).
+    assert erase_tenant(str(live), "team-c")["records_removed"] == 0
+    audit.close()
