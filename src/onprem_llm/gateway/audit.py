@@ -186,7 +186,7 @@ class RequestAudit:
         self._key = read_key(key_file) if key_file else b""
         self._fd: int | None = None
         if config.path:
-            self._fd = os.open(config.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self._fd = os.open(config.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     @property
     def enabled(self) -> bool:
