@@ -83,7 +83,6 @@ def evaluate_on_controller(expression: str) -> object:
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
             "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-            "ANSIBLE_CALLBACKS_ENABLED": "",
         },
         timeout=120,
         check=False,

@@ -262,7 +262,7 @@ def test_the_placement_computed_without_facts_is_what_the_engines_run():
     running = set()
     for name in ENGINE_HOSTS:
         engine = testinfra.get_host(f"ansible://{name}")
-        headers = engine.check_output("head -qn 3 /etc/onprem-llm/engine/*.env")
+        headers = engine.check_output("grep -h '^# Engine instance' /etc/onprem-llm/engine/*.env")
         listening = engine.check_output("ss -ltnH")
         for index, instance, port in INSTANCE_HEADER.findall(headers):
             assert engine.service(f"onprem-llm-engine@{index}").is_running, instance
