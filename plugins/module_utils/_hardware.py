@@ -15,7 +15,7 @@ capture. Placement uses the quoted figure so that every host computes the same a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 NVIDIA_VENDOR_ID = 0x10DE
@@ -53,6 +53,26 @@ class Part:
     profile: str | None
     nvswitch_board: bool  # sold on baseboards whose NVLink goes through NVSwitches
 
+
+# HGX B200; the 168 GB board below differs only in its parts and their memory.
+_B200_HGX = Profile(
+    key="b200_hgx",
+    description="HGX B200 8-GPU (NVLink5 switches managed through NVLSM)",
+    model="B200",
+    pci_device_ids=(0x2901,),
+    name_pattern=r"\bB200\b(?!.*\b168 ?GB\b)",
+    gpus_per_node=8,
+    gpu_memory_gb=180,
+    gpu_memory_mib=183359,
+    nvlink_domain_size=8,
+    nvswitch=True,
+    fabric_manager=True,
+    nvlsm=True,
+    imex=False,
+    open_modules_only=True,
+    architecture="Blackwell",
+    cuda_arch="10.0",
+)
 
 PROFILES: dict[str, Profile] = {
     profile.key: profile
@@ -93,43 +113,17 @@ PROFILES: dict[str, Profile] = {
             architecture="Hopper",
             cuda_arch="9.0",
         ),
-        Profile(
-            key="b200_hgx",
-            description="HGX B200 8-GPU (NVLink5 switches managed through NVLSM)",
-            model="B200",
-            pci_device_ids=(0x2901,),
-            name_pattern=r"\bB200\b(?!.*\b168 ?GB\b)",
-            gpus_per_node=8,
-            gpu_memory_gb=180,
-            gpu_memory_mib=183359,
-            nvlink_domain_size=8,
-            nvswitch=True,
-            fabric_manager=True,
-            nvlsm=True,
-            imex=False,
-            open_modules_only=True,
-            architecture="Blackwell",
-            cuda_arch="10.0",
-        ),
+        _B200_HGX,
         # The same baseboard and stack with 168 GB parts (pci.ids "HGX B200 168GB"; DCGM has its own
         # diagnostic SKU for it): a profile of its own, so that placement sizes for 168 GB.
-        Profile(
+        replace(
+            _B200_HGX,
             key="b200_168gb_hgx",
             description="HGX B200 168GB 8-GPU (NVLink5 switches managed through NVLSM)",
-            model="B200",
             pci_device_ids=(0x2909,),
             name_pattern=r"\bB200\b.*\b168 ?GB\b",
-            gpus_per_node=8,
             gpu_memory_gb=168,
             gpu_memory_mib=None,
-            nvlink_domain_size=8,
-            nvswitch=True,
-            fabric_manager=True,
-            nvlsm=True,
-            imex=False,
-            open_modules_only=True,
-            architecture="Blackwell",
-            cuda_arch="10.0",
         ),
         Profile(
             key="gb200_nvl72",
