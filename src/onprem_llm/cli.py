@@ -148,6 +148,15 @@ def _output_options(group: Any) -> None:
     group.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
+def _request_volume(text: str) -> float | int:
+    """--requests-per-month: 0, or from one request to 1e10 (a fraction of one request a month
+    is no volume; it would make the cost per request overflow)."""
+    value = _ranged(0, 1e10)(text)
+    if 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be 0 or at least 1, got {text}")
+    return value
+
+
 def _ranged(low: float, high: float, *, integer: bool = False, low_open: bool = False):
     """An argparse type: a finite number in range; argparse names the flag in the error."""
 
@@ -219,7 +228,7 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_GPU_MEMORY_UTILIZATION,
     )
     load = parser.add_argument_group("workload")
-    load.add_argument("--requests-per-month", type=_ranged(0, 1e10), required=True)
+    load.add_argument("--requests-per-month", type=_request_volume, required=True)
     load.add_argument(
         "--concurrency",
         type=_ranged(0, 10_000_000, integer=True),

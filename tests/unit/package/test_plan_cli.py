@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from onprem_llm.cli import main
@@ -165,6 +165,13 @@ NUMERIC_FLAGS = [
     dtype=st.sampled_from(["bf16", "fp8", "fp4", "int4"]),
     flags=st.dictionaries(st.sampled_from(NUMERIC_FLAGS), _flag_values(), max_size=4),
     as_json=st.booleans(),
+)
+# Found by this test: a fraction of one request a month made the cost per request infinite.
+@example(
+    model="llama-3.1-8b",
+    dtype="bf16",
+    flags={"--requests-per-month": "1.1154504151237236e-305"},
+    as_json=True,
 )
 def test_no_input_gives_a_traceback(
     model: str, dtype: str, flags: dict[str, str], as_json: bool
