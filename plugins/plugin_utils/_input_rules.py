@@ -687,6 +687,20 @@ def engine_native_source(v: Any, groups: Groups) -> Iterator[str]:
         )
 
 
+_DEVICE_ALLOW = r"^(char-|block-|/dev/)\S+ [rwm]{1,3}$"
+
+
+def engine_native_devices(v: Any, groups: Groups) -> Iterator[str]:
+    for index, device in enumerate(v["engine_native_devices"]):
+        if not _match(_DEVICE_ALLOW, device):
+            yield (
+                f"engine_native_devices[{index}] ({device!r}) must be a device and its access as "
+                "systemd's DeviceAllow= takes it: 'char-GROUP ACCESS' (a group of /proc/devices, "
+                "globs allowed), 'block-GROUP ACCESS' or '/dev/NODE ACCESS', ACCESS of r, w, m; "
+                "e.g. 'char-nvidia* rw'."
+            )
+
+
 def engine_health_gate(v: Any, groups: Groups) -> Iterator[str]:
     timeout = v["engine_health_timeout"]
     delay = v["engine_health_delay"]
@@ -1438,6 +1452,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         engine_model_source,
         engine_container_image,
         engine_native_source,
+        engine_native_devices,
         engine_health_gate,
         engine_api_key,
     ),

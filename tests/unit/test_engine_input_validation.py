@@ -137,6 +137,10 @@ BAD_INPUT = {
         {"engine_mode": "native", "engine_type": "tgi"},
         ["engine_mode native runs vLLM only", "engine_type tgi"],
     ),
+    "a device the sandbox cannot take": (
+        {"engine_native_devices": ["char-nvidia* rw", "/dev/nvidia0"]},
+        ["engine_native_devices[1] ('/dev/nvidia0') must be a device and its access"],
+    ),
     "negative shutdown grace": (
         {"engine_shutdown_grace_seconds": -5},
         ["engine_shutdown_grace_seconds (-5) must be 0 or more"],

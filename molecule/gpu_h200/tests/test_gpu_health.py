@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from unit_sandbox import assert_sandboxed
 
 testinfra_hosts = ["ansible://gpu-h200"]
 
@@ -62,6 +63,12 @@ def test_services_enabled_and_running(host, service):
     unit = host.service(service)
     assert unit.is_enabled
     assert unit.is_running
+
+
+def test_exporter_is_sandboxed_and_keeps_the_nvidia_devices(host):
+    assert_sandboxed(host, "dcgm-exporter.service")
+    allowed = host.check_output("systemctl show --property DeviceAllow --value dcgm-exporter")
+    assert "char-nvidia* rw" in allowed
 
 
 def test_host_engine_listens_on_localhost_5555_only(host):

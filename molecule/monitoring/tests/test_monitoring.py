@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import testinfra
 from scenario_playbooks import assert_check_mode_changes_nothing
+from unit_sandbox import assert_sandboxed
 
 testinfra_hosts = ["ansible://monitoring-1"]
 
@@ -59,6 +60,22 @@ def test_configuration_is_managed_and_valid(host):
     for service in ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter"):
         assert host.service(service).is_running
         assert host.service(service).is_enabled
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["prometheus.service", "prometheus-alertmanager.service", "prometheus-node-exporter.service"],
+)
+def test_monitoring_services_are_sandboxed(host, unit):
+    assert host.service(unit).is_running
+    assert_sandboxed(host, unit)
+
+
+@pytest.mark.parametrize(
+    "unit", ["prometheus-node-exporter.service", "onprem-llm-certificate-expiry.service"]
+)
+def test_gpu_node_exporters_are_sandboxed(unit):
+    assert_sandboxed(GPU_NODE, unit)
 
 
 def test_every_target_is_up(host):
@@ -145,3 +162,4 @@ def test_stopped_dcgm_exporter_fires_its_alerts_and_notifies(host):
         assert wait_for(delivered, timeout=60)
     finally:
         GPU_NODE.check_output("systemctl start dcgm-exporter-stand-in")
+
