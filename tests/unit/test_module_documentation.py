@@ -1,5 +1,5 @@
-"""Every module's DOCUMENTATION, EXAMPLES and RETURN parse as YAML (ansible-doc and the docs
-site read them; a plain scalar with ': ' in it silently hides a module's documentation)."""
+"""Every module's and filter's DOCUMENTATION, EXAMPLES and RETURN parse as YAML (ansible-doc
+and the docs site read them; a plain scalar with ': ' in it silently hides the documentation)."""
 
 from __future__ import annotations
 
@@ -35,3 +35,14 @@ def test_module_documentation_parses(path: Path) -> None:
     assert documentation["short_description"]
     for name in ("EXAMPLES", "RETURN"):
         yaml.safe_load(strings[name])
+
+
+FILTER_DOCS = sorted((Path(__file__).resolve().parents[2] / "plugins" / "filter").glob("*.yml"))
+
+
+@pytest.mark.parametrize("path", FILTER_DOCS, ids=[path.stem for path in FILTER_DOCS])
+def test_filter_documentation_parses(path: Path) -> None:
+    document = yaml.safe_load(path.read_text())
+    assert set(document) == {"DOCUMENTATION", "EXAMPLES", "RETURN"}, path.name
+    assert document["DOCUMENTATION"]["name"] == path.stem
+    assert document["DOCUMENTATION"]["short_description"]
