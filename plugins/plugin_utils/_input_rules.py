@@ -130,6 +130,29 @@ def common_firewall(v: Any, groups: Groups) -> Iterator[str]:
 # node_exporter
 
 
+_TIME_SPAN = r"^([0-9]+ ?(us|ms|s|sec|m|min|h|hr|d|day|w|week)? ?)+$"
+
+
+def audit_journal(v: Any, groups: Groups) -> Iterator[str]:
+    if not _int(v["audit_journal_retention_days"]) >= 1:
+        yield (
+            f"audit_journal_retention_days ({v['audit_journal_retention_days']}) must be 1 or more "
+            "days."
+        )
+    if not _match(_TIME_SPAN, v["audit_journal_seal_interval"]):
+        yield (
+            f"audit_journal_seal_interval ({v['audit_journal_seal_interval']!r}) must be a systemd "
+            "time span, e.g. 15min or 1h."
+        )
+    if v["audit_journal_max_use"] and not _match(r"^[0-9]+[KMGT]?$", v["audit_journal_max_use"]):
+        yield (
+            f"audit_journal_max_use ({v['audit_journal_max_use']!r}) must be a size such as 8G "
+            "(K, M, G or T), or empty for journald's default."
+        )
+    if not 1 <= _int(v["audit_log_port"]) <= 65535:
+        yield f"audit_log_port ({v['audit_log_port']}) must be a port number, 1 to 65535."
+
+
 def node_exporter_checksums(v: Any, groups: Groups) -> Iterator[str]:
     if v["node_exporter_install_method"] != "binary":
         return
@@ -1402,6 +1425,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         common_model_store_mode,
         common_firewall,
     ),
+    "audit": (audit_journal,),
     "node_exporter": (node_exporter_checksums, node_exporter_listen_address, node_exporter_tls),
     "prometheus": (
         prometheus_durations,

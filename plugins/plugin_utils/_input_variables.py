@@ -16,6 +16,8 @@ from typing import Any
 # be in to get each (None: every host). keepalived runs on gateways that set a virtual IP.
 ROLE_GROUPS: tuple[tuple[str, str | None], ...] = (
     ("common", None),
+    ("pki", None),
+    ("audit", None),
     ("node_exporter", None),
     ("prometheus", "monitoring"),
     ("nvidia_driver", "gpu_nodes"),
@@ -25,7 +27,6 @@ ROLE_GROUPS: tuple[tuple[str, str | None], ...] = (
     ("dcgm", "gpu_nodes"),
     ("gpu_validate", "gpu_nodes"),
     ("engine", "engine_nodes"),
-    ("pki", "gateways"),
     ("haproxy", "gateways"),
     ("keepalived", "gateways"),
     ("redis", "redis"),

@@ -2,12 +2,14 @@
 and fires alerts when an exporter stops; Alertmanager delivers them to the webhook."""
 
 import json
+import os
+import re
 import time
 from pathlib import Path
 
 import pytest
 import testinfra
-from scenario_playbooks import assert_check_mode_changes_nothing
+from scenario_playbooks import assert_check_mode_changes_nothing, run_playbook
 from unit_sandbox import assert_sandboxed
 
 testinfra_hosts = ["ansible://monitoring-1"]
@@ -15,6 +17,7 @@ testinfra_hosts = ["ansible://monitoring-1"]
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
 
 GPU_NODE = testinfra.get_host("ansible://gpu-1")
+VERIFY_JOURNALS = SCENARIO_DIR.parents[1] / "playbooks" / "verify_journals.yml"
 
 
 def api(host, path):
@@ -163,3 +166,90 @@ def test_stopped_dcgm_exporter_fires_its_alerts_and_notifies(host):
     finally:
         GPU_NODE.check_output("systemctl start dcgm-exporter-stand-in")
 
+
+def journal_dir(node):
+    return "/var/log/journal/" + node.check_output("cat /etc/machine-id").strip()
+
+
+@pytest.mark.parametrize("name", ["monitoring-1", "gpu-1"])
+def test_journal_is_sealed_and_its_verification_key_is_only_on_the_controller(name):
+    node = testinfra.get_host(f"ansible://{name}")
+    assert node.file(journal_dir(node) + "/fss").exists
+    key_file = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "journal-keys" / f"{name}.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = key_file.read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{6}(-[0-9a-f]{6}){3}/[0-9a-f]+-[0-9a-f]+", key), key
+    # Not left on the host: not in a file, not in the journal (the task hides its output).
+    assert node.run("grep -rqsF %s /etc /root /tmp /var/log /var/lib", key).rc == 1
+    settings = node.check_output("systemd-analyze cat-config systemd/journald.conf")
+    assert "Storage=persistent" in settings and "Seal=yes" in settings
+    assert "MaxRetentionSec=90day" in settings
+
+
+def test_a_changed_journal_entry_fails_the_verification_and_names_the_host():
+    output, ok, _ = run_playbook(VERIFY_JOURNALS)
+    assert ok, output
+    assert re.search(r"gpu-1: \d+ archived journal files verified with the host's key", output)
+    # An entry changed on the host after it was sealed: one byte of its message.
+    marker = f"onprem-llm-audit-marker-{time.time_ns()}"
+    GPU_NODE.check_output("logger -t onprem-llm-test %s && journalctl --sync --rotate", marker)
+    directory = journal_dir(GPU_NODE)
+    [changed] = GPU_NODE.check_output("grep -lF %s %s/*@*.journal", marker, directory).split()
+    GPU_NODE.check_output(
+        "python3 -c %s %s %s",
+        "import sys; p, m = sys.argv[1], sys.argv[2].encode(); d = open(p, 'rb').read(); "
+        "open(p, 'r+b').write(d.replace(m, m[:-1] + b'X'))",
+        changed,
+        marker,
+    )
+    try:
+        output, ok, _ = run_playbook(VERIFY_JOURNALS)
+        assert not ok, output
+        assert "gpu-1: the sealed journal failed verification" in output, output
+        assert Path(changed).name in output, output
+        assert "monitoring-1: " in output and "verified with the host's key" in output
+    finally:
+        # Sealing does not detect a deleted file: the verification passes again without it.
+        GPU_NODE.check_output("rm -f %s", changed)
+    output, ok, _ = run_playbook(VERIFY_JOURNALS)
+    assert ok, output
+
+
+REMOTE_LOGS = "/var/log/remote/gpu-1"
+
+
+def test_the_log_host_presents_its_site_certificate(host):
+    address = host.check_output("hostname -I").split()[0]
+    handshake = GPU_NODE.run(
+        "openssl s_client -connect %s:2514 -CAfile /etc/onprem-llm/pki/ca.crt "
+        "-verify_hostname monitoring-1 -cert /etc/onprem-llm/pki/server.crt "
+        "-key /etc/onprem-llm/pki/server.key </dev/null",
+        address,
+    )
+    assert "Verify return code: 0 (ok)" in handshake.stdout, handshake.stdout + handshake.stderr
+
+
+def test_logs_reach_the_log_host_and_none_is_lost_while_it_is_down(host):
+    marker = f"onprem-llm-ship-{time.time_ns()}"
+    remote = f"{REMOTE_LOGS}/onprem-llm-ship.log"
+
+    def lines(suffix):
+        return host.run("grep -F -- %s %s", f"{marker}-{suffix}", remote).stdout.splitlines()
+
+    GPU_NODE.check_output("logger -t onprem-llm-ship %s", f"{marker}-up")
+    assert wait_for(lambda: lines("up"), timeout=30), "a message did not reach the log host"
+    assert host.file(REMOTE_LOGS).mode == 0o750
+    # The log host down (the socket too, which would start it again): messages wait on gpu-1.
+    host.check_output("systemctl stop rsyslog.service syslog.socket")
+    try:
+        assert not host.socket("tcp://0.0.0.0:2514").is_listening
+        GPU_NODE.check_output(
+            "for i in $(seq 1 100); do logger -t onprem-llm-ship %s-down-$i; done", marker
+        )
+        time.sleep(3)
+        assert lines("down") == []
+    finally:
+        host.check_output("systemctl start syslog.socket rsyslog.service")
+    assert wait_for(lambda: len(lines("down")) >= 100, timeout=90), len(lines("down"))
+    numbers = sorted(int(line.rsplit("-", 1)[1]) for line in lines("down"))
+    assert numbers == list(range(1, 101))

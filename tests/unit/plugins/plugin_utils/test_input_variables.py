@@ -48,12 +48,14 @@ class Render:
 @pytest.mark.parametrize(
     ("host", "virtual_ip", "expected"),
     [
-        ("mon-1", "", ["common", "node_exporter", "prometheus"]),
+        ("mon-1", "", ["common", "pki", "audit", "node_exporter", "prometheus"]),
         (
             "node-1",
             "",
             [
                 "common",
+                "pki",
+                "audit",
                 "node_exporter",
                 "nvidia_driver",
                 "cuda_toolkit",
@@ -64,11 +66,11 @@ class Render:
                 "engine",
             ],
         ),
-        ("gw-1", "", ["common", "node_exporter", "pki", "haproxy", "gateway_service"]),
+        ("gw-1", "", ["common", "pki", "audit", "node_exporter", "haproxy", "gateway_service"]),
         (
             "gw-1",
             "10.20.0.10/24",
-            ["common", "node_exporter", "pki", "haproxy", "keepalived", "gateway_service"],
+            ["common", "pki", "audit", "node_exporter", "haproxy", "keepalived", "gateway_service"],
         ),
     ],
 )
@@ -77,7 +79,12 @@ def test_roles_follow_the_host_groups(host, virtual_ip, expected):
 
 
 def test_a_host_in_no_group_still_gets_the_baseline():
-    assert roles_for_host("redis-1", {"all": ["redis-1"]}) == ["common", "node_exporter"]
+    assert roles_for_host("redis-1", {"all": ["redis-1"]}) == [
+        "common",
+        "pki",
+        "audit",
+        "node_exporter",
+    ]
 
 
 def test_inventory_wins_over_defaults_and_role_vars_win_over_inventory():
