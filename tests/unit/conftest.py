@@ -31,17 +31,26 @@ def _audit_log_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield
 
 
-@pytest.fixture
-def promtool() -> str:
-    """promtool's path. Without it the test is skipped, except under CI=true, where nothing may
-    be skipped and it fails (tests/harness/install-deps.sh installs it)."""
-    path = shutil.which("promtool")
+def _required_tool(name: str, install: str) -> str:
+    """A tool's path. Without it the test is skipped, except under CI=true, where nothing may be
+    skipped and it fails."""
+    path = shutil.which(name)
     if path is None:
-        reason = "promtool is missing: run tests/harness/install-deps.sh"
+        reason = f"{name} is missing: {install}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{reason} (CI=true: a test may not be skipped)")
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture
+def promtool() -> str:
+    return _required_tool("promtool", "run tests/harness/install-deps.sh")
+
+
+@pytest.fixture(scope="session")
+def systemd_analyze() -> str:
+    return _required_tool("systemd-analyze", "install systemd")
 
 
 @pytest.fixture

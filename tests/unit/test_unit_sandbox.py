@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,17 +19,6 @@ from ansible_collections.onprem.llm.plugins.filter.systemd import systemd_sandbo
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPOSURE_LIMIT = 4.0
 _OVERALL = re.compile(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)")
-
-
-@pytest.fixture(scope="module")
-def systemd_analyze() -> str:
-    path = shutil.which("systemd-analyze")
-    if path is None:
-        reason = "systemd-analyze is missing (package systemd)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason} (CI=true: a test may not be skipped)")
-        pytest.skip(reason)
-    return path
 
 
 def exposure(systemd_analyze: str, unit: Path) -> tuple[float, str]:

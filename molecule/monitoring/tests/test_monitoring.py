@@ -244,12 +244,32 @@ def test_logs_reach_the_log_host_and_none_is_lost_while_it_is_down(host):
     try:
         assert not host.socket("tcp://0.0.0.0:2514").is_listening
         GPU_NODE.check_output(
-            "for i in $(seq 1 100); do logger -t onprem-llm-ship %s-down-$i; done", marker
+            "for i in $(seq 1 1000); do logger -t onprem-llm-ship %s-down-$i; done", marker
         )
         time.sleep(3)
         assert lines("down") == []
     finally:
         host.check_output("systemctl start syslog.socket rsyslog.service")
-    assert wait_for(lambda: len(lines("down")) >= 100, timeout=90), len(lines("down"))
+    assert wait_for(lambda: len(lines("down")) >= 1000, timeout=120), len(lines("down"))
     numbers = sorted(int(line.rsplit("-", 1)[1]) for line in lines("down"))
-    assert numbers == list(range(1, 101))
+    assert numbers == list(range(1, 1001))
+
+
+def test_shipped_logs_older_than_the_retention_are_deleted(host):
+    # Rotated files of a shipped log, one past the 90 days of retention, one within them.
+    base = f"{REMOTE_LOGS}/retention-test.log"
+    host.check_output(
+        "echo line > %s && echo old | gzip > %s-20250101.gz && echo recent | gzip > %s-20261201.gz"
+        " && touch -d '-200 days' %s-20250101.gz && touch -d '-4 days' %s-20261201.gz",
+        base,
+        base,
+        base,
+        base,
+        base,
+    )
+    try:
+        host.check_output("logrotate --force /etc/logrotate.d/onprem-llm-remote-logs")
+        assert not host.file(f"{base}-20250101.gz").exists
+        assert host.file(f"{base}-20261201.gz").exists
+    finally:
+        host.run("rm -f %s %s-*", base, base)
