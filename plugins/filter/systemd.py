@@ -30,6 +30,7 @@ def systemd_sandbox(
     supplementary_groups: Sequence[str] = (),
     process_files_only: bool = False,
     other_processes: bool = False,
+    kernel_log: bool = False,
 ) -> str:
     """The [Service] lines of the sandbox; `account` is "service" (a User= of its own) or "root"."""
     if account not in _ACCOUNTS:
@@ -57,7 +58,7 @@ def systemd_sandbox(
     lines += [
         "ProtectKernelTunables=true",
         "ProtectKernelModules=true",
-        "ProtectKernelLogs=true",
+        *([] if kernel_log else ["ProtectKernelLogs=true"]),
         "ProtectControlGroups=true",
         "ProtectClock=true",
         "ProtectHostname=true",

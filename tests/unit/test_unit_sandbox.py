@@ -181,3 +181,8 @@ def test_only_services_of_their_own_account_lose_ipc_on_stop() -> None:
 def test_bad_arguments_are_named(account: str, options: dict, message: str) -> None:
     with pytest.raises(AnsibleFilterError, match=message):
         systemd_sandbox(account, **options)
+
+
+def test_only_a_kernel_log_reader_keeps_the_kernel_log() -> None:
+    assert "ProtectKernelLogs=true" in systemd_sandbox("root").splitlines()
+    assert "ProtectKernelLogs=true" not in systemd_sandbox("root", kernel_log=True).splitlines()

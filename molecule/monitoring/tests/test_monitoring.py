@@ -67,7 +67,12 @@ def test_configuration_is_managed_and_valid(host):
 
 @pytest.mark.parametrize(
     "unit",
-    ["prometheus.service", "prometheus-alertmanager.service", "prometheus-node-exporter.service"],
+    [
+        "prometheus.service",
+        "prometheus-alertmanager.service",
+        "prometheus-node-exporter.service",
+        "rsyslog.service",
+    ],
 )
 def test_monitoring_services_are_sandboxed(host, unit):
     assert host.service(unit).is_running
@@ -75,7 +80,12 @@ def test_monitoring_services_are_sandboxed(host, unit):
 
 
 @pytest.mark.parametrize(
-    "unit", ["prometheus-node-exporter.service", "onprem-llm-certificate-expiry.service"]
+    "unit",
+    [
+        "prometheus-node-exporter.service",
+        "onprem-llm-certificate-expiry.service",
+        "rsyslog.service",
+    ],
 )
 def test_gpu_node_exporters_are_sandboxed(unit):
     assert_sandboxed(GPU_NODE, unit)
