@@ -188,28 +188,33 @@ def test_spill_over_sends_public_requests_to_the_cloud_and_keeps_restricted_ones
     host, gateway_address
 ):
     before = len(cloud_records())
-    # Two at a time reach the engine (engine_maxconn), one may wait (spill_over_queue). Twelve
+    # Two at a time reach the engine (engine_maxconn), one may wait (spill_over_queue). Sixteen
     # long restricted requests (8 choices of 480 tokens: about a second each on this CPU vLLM)
-    # fill both slots and make ten wait for seconds; public requests then spill over.
+    # fill both slots and make the rest wait for seconds; public requests sent while the queue
+    # is long then spill over. The queue is read again before each pair, so a slow client or a
+    # fast engine makes the test wait for the next long queue instead of missing it.
     blockers: list = []
     blocking = threading.Thread(
         target=lambda: blockers.extend(
             burst(
-                host, gateway_address, "restricted", MODEL_B, 12, gap=0, max_tokens=480, choices=8
+                host, gateway_address, "restricted", MODEL_B, 16, gap=0, max_tokens=480, choices=8
             )
         )
     )
     blocking.start()
+    public: list = []
     waited = time.monotonic()
-    while queued(GATEWAYS[0], BACKEND_B) < 2:
-        assert time.monotonic() - waited < 30, "the blocking requests never queued"
-        time.sleep(0.2)
-    public = burst(host, gateway_address, "public", MODEL_B, 6, gap=0.05)
+    while blocking.is_alive() and CLOUD_ROUTE not in [r["route"] for r in public]:
+        assert time.monotonic() - waited < 120, "the blocking requests never kept a queue"
+        if queued(GATEWAYS[0], BACKEND_B) >= 2:
+            public += burst(host, gateway_address, "public", MODEL_B, 2, gap=0)
+        else:
+            time.sleep(0.1)
     blocking.join(timeout=300)
     assert all(result["status"] == 200 for result in public), public
     routes = [result["route"] for result in public]
     assert routes.count(CLOUD_ROUTE) >= 1, routes
-    assert [(r["status"], r["route"]) for r in blockers] == [(200, "on-prem")] * 12, blockers
+    assert [(r["status"], r["route"]) for r in blockers] == [(200, "on-prem")] * 16, blockers
     spilled = len(cloud_records()) - before
     assert spilled == routes.count(CLOUD_ROUTE)
     # A restricted burst waits in the queue: answered on premises, nothing leaves the site.
