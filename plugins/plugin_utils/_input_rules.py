@@ -134,9 +134,9 @@ _TIME_SPAN = r"^([0-9]+ ?(us|ms|s|sec|m|min|h|hr|d|day|w|week)? ?)+$"
 
 
 def audit_journal(v: Any, groups: Groups) -> Iterator[str]:
-    if not _int(v["audit_journal_retention_days"]) >= 1:
+    if not _int(v["audit_retention_days"]) >= 1:
         yield (
-            f"audit_journal_retention_days ({v['audit_journal_retention_days']}) must be 1 or more "
+            f"audit_retention_days ({v['audit_retention_days']}) must be 1 or more "
             "days."
         )
     if not _match(_TIME_SPAN, v["audit_journal_seal_interval"]):
@@ -151,6 +151,54 @@ def audit_journal(v: Any, groups: Groups) -> Iterator[str]:
         )
     if not 1 <= _int(v["audit_log_port"]) <= 65535:
         yield f"audit_log_port ({v['audit_log_port']}) must be a port number, 1 to 65535."
+    if _bool(v["audit_journal_seal"]) and not str(v["audit_journal_key_dir"] or "").strip():
+        yield (
+            "audit_journal_key_dir is empty but audit_journal_seal is true: the controller needs a "
+            "directory to keep each host's verification key (keep it with the vault), or set "
+            "audit_journal_seal: false."
+        )
+
+
+_AUDIT_KEY = r"^[A-Za-z0-9_-]{1,31}$"
+
+
+def audit_auditd(v: Any, groups: Groups) -> Iterator[str]:
+    if not _bool(v["audit_auditd"]):
+        return
+    known = v["_audit_auditd_rule_sets"]
+    unknown = [key for key in v["audit_auditd_rule_keys"] or [] if key not in known]
+    if unknown:
+        yield (
+            f"audit_auditd_rule_keys has unknown rule set keys {unknown}: each must be one of "
+            f"{', '.join(known)}."
+        )
+    for name in ("audit_auditd_watches", "audit_auditd_extra_watches"):
+        for index, watch in enumerate(v[name] or []):
+            path = str(watch.get("path", ""))
+            where = f"{name}[{index}]"
+            if not (path.startswith("/") and "/../" not in path + "/" and path.rstrip("/")):
+                yield f"{where}.path must be an absolute path other than /, got '{path}'."
+            permissions = str(watch.get("permissions", "wa"))
+            if not _match(r"^[rwxa]{1,4}$", permissions) or len(set(permissions)) != len(
+                permissions
+            ):
+                yield (
+                    f"{where}.permissions must be letters of rwxa (read, write, execute, "
+                    f"attribute change), each once, got '{permissions}'."
+                )
+            if not _match(_AUDIT_KEY, watch.get("key", "")):
+                yield (
+                    f"{where}.key must be 1 to 31 letters, digits, '-' or '_' (ausearch -k finds "
+                    f"its events by it), got '{watch.get('key', '')}'."
+                )
+    if _bool(v["audit_auditd_immutable"]) and not _bool(
+        v["audit_auditd_immutable_reboot_acknowledged"]
+    ):
+        yield (
+            "audit_auditd_immutable locks the audit rules until the next reboot: no rule change, "
+            "this role's included, takes effect before the host restarts. Set "
+            "audit_auditd_immutable_reboot_acknowledged: true to accept that."
+        )
 
 
 def node_exporter_checksums(v: Any, groups: Groups) -> Iterator[str]:
@@ -1425,7 +1473,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         common_model_store_mode,
         common_firewall,
     ),
-    "audit": (audit_journal,),
+    "audit": (audit_journal, audit_auditd),
     "node_exporter": (node_exporter_checksums, node_exporter_listen_address, node_exporter_tls),
     "prometheus": (
         prometheus_durations,

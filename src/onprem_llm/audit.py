@@ -1,14 +1,21 @@
-"""Verify the playbook-run audit log the onprem.llm.audit_log callback writes.
+"""Verify and prune the playbook-run audit log the onprem.llm.audit_log callback writes.
 
 The hash chain shows an edited, deleted, reordered or truncated record anywhere but at the very
 end: deleting the last records leaves a shorter, valid chain (the syslog copy still has them).
 With the key, the HMAC also shows an edited last record and records rewritten as a whole.
+
+Pruning (the retention of playbook-run records) removes the oldest records and puts a `pruned`
+record first, in their place: it carries the seq and the line hash of the last removed record, so
+the chain of the records kept still verifies, and deleting more records later is still found.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +24,10 @@ from onprem_llm.collection_utils._audit_chain import (
     chain_position,
     hmac_matches,
     line_hash,
+    seal,
 )
+
+PRUNED = "pruned"
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class VerifyReport:
     records: int = 0
     runs: int = 0
     signed: bool = False  # the HMACs were checked with a key
+    pruned: int | None = None  # records removed by prune, when the file starts with their stand-in
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -47,7 +58,8 @@ class VerifyReport:
         if self.problems:
             return f"{self.path}: FAILED: {_count(len(self.problems), 'problem')} in {runs}"
         how = "chain and HMACs intact" if self.signed else "chain intact (HMACs not checked)"
-        return f"{self.path}: OK: {runs}, {how}"
+        pruned = "" if self.pruned is None else f" ({_count(self.pruned, 'older record')} pruned)"
+        return f"{self.path}: OK: {runs}{pruned}, {how}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,7 +116,16 @@ def verify(path: str | Path, key: bytes | None = None) -> VerifyReport:
         if isinstance(record.get("run"), str):
             runs.add(record["run"])
         expected_prev = line_hash(lines[number - 2]) if number > 1 else GENESIS
-        if seq <= last_seq:
+        stand_in = number == 1 and record.get("kind") == PRUNED and record["prev"] == GENESIS
+        if number == 2 and report.pruned is not None and record["prev"] != expected_prev:
+            # Records kept by a prune chain to the last removed one; a record written after a
+            # prune that kept none chains to the stand-in itself.
+            expected_prev = str(json.loads(lines[0]).get("last_removed_sha256"))
+        if stand_in:
+            # Stands for the removed records: the next record chains to the last of them.
+            report.pruned = int(record.get("removed_records") or 0)
+            line_of_hash[str(record.get("last_removed_sha256"))] = 1
+        elif seq <= last_seq:
             problem(number, f"out of order (seq {seq} comes after seq {last_seq})")
         elif seq > last_seq + 1:
             missing = last_seq + 1
@@ -162,3 +183,90 @@ def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
         else:
             ranges.append((number, number))
     return ranges
+
+
+class PruneError(Exception):
+    """The log cannot be pruned (it does not verify); nothing was changed."""
+
+
+@dataclass
+class PruneReport:
+    path: Path
+    removed: int
+    kept: int
+    before: str
+
+    def summary(self) -> str:
+        if not self.removed:
+            return f"{self.path}: nothing older than {self.before}; {_count(self.kept, 'record')}"
+        return (
+            f"{self.path}: {_count(self.removed, 'record')} older than {self.before} removed, "
+            f"{_count(self.kept, 'record')} kept"
+        )
+
+
+def prune(
+    path: str | Path, older_than_days: int, key: bytes | None = None, now: datetime | None = None
+) -> PruneReport:
+    """Remove the records older than the retention from the start of the log, in place, under
+    the lock the callback appends under (a run writing at the same time continues the chain
+    after it). The log must verify first; the original is kept beside it until the new one is
+    on disk. PruneError if it does not verify; OSError if unreadable."""
+    if older_than_days < 1:
+        raise ValueError("older_than_days must be 1 or more")
+    path = Path(path)
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=older_than_days)
+    before = cutoff.isoformat(timespec="seconds")
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        report = verify(path, key)
+        if not report.ok:
+            raise PruneError(
+                f"{path} does not verify ({_count(len(report.problems), 'problem')}; run "
+                "`onprem-llm audit verify`): nothing removed"
+            )
+        data = path.read_bytes()
+        lines, _complete = _split_lines(data)
+        records = [json.loads(line) for line in lines]
+        first_is_stand_in = bool(records) and records[0].get("kind") == PRUNED
+        old = int(first_is_stand_in)
+        while old < len(records) and _older(records[old], cutoff):
+            old += 1
+        if old == 0 or (old == 1 and first_is_stand_in):
+            return PruneReport(path, 0, len(records) - first_is_stand_in, before)
+        removed = old - first_is_stand_in
+        total_removed = removed + (report.pruned or 0)
+        stand_in = seal(
+            {
+                "kind": PRUNED,
+                "time": (now or datetime.now(UTC)).isoformat(timespec="milliseconds"),
+                "before": before,
+                "removed_records": total_removed,
+                "last_removed_sha256": line_hash(lines[old - 1]),
+            },
+            records[old - 1]["seq"],
+            GENESIS,
+            key,
+        )
+        content = b"\n".join([stand_in, *lines[old:]]) + b"\n"
+        backup = path.with_name(path.name + ".before-prune")
+        backup.write_bytes(data)
+        backup.chmod(0o600)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, content, 0)
+        os.fsync(fd)
+        backup.unlink()
+        return PruneReport(path, removed, len(lines) - old, before)
+    finally:
+        os.close(fd)
+
+
+def _older(record: dict[str, Any], cutoff: datetime) -> bool:
+    try:
+        when = datetime.fromisoformat(str(record.get("time")))
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when < cutoff

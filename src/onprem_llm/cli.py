@@ -47,7 +47,7 @@ PROG = "onprem-llm"
 EXIT_CODES = """exit codes:
   0    success
   1    the run failed outside any host (syntax error, missing file, podman missing);
-       audit verify: the file does not verify
+       audit verify: the file does not verify; audit prune: it does not verify, nothing removed
   2    a task failed on at least one host
   3    at least one host unreachable, none failed
   5    bad command line or input; nothing ran
@@ -370,7 +370,7 @@ def build_parser() -> Parser:
     erase = commands.add_parser("erase", help=erase_help, description=erase_help)
     erase.add_argument("--tenant", required=True, help="the tenant whose data is erased")
     _run_options(erase, inventory=True)
-    audit_parser = commands.add_parser("audit", help="the playbook-run audit trail: verify")
+    audit_parser = commands.add_parser("audit", help="the playbook-run audit trail: verify, prune")
     audit_commands = audit_parser.add_subparsers(
         dest="audit_command", required=True, metavar="ACTION"
     )
@@ -381,6 +381,26 @@ def build_parser() -> Parser:
         "--key-file", type=Path, metavar="FILE", help="the HMAC key the callback signed with"
     )
     _output_options(verify)
+    prune_help = (
+        "remove the records older than the retention from the start of an audit log; the chain "
+        "of the records kept still verifies"
+    )
+    prune = audit_commands.add_parser("prune", help=prune_help, description=prune_help)
+    prune.add_argument("file", type=Path, metavar="FILE", help="the audit log (JSON lines)")
+    prune.add_argument(
+        "--older-than-days",
+        type=int,
+        required=True,
+        metavar="DAYS",
+        help="records older than this many days are removed (the retention of playbook runs)",
+    )
+    prune.add_argument(
+        "--key-file",
+        type=Path,
+        metavar="FILE",
+        help="the HMAC key the callback signs with: checks the log first and signs the record "
+        "that stands for the removed ones",
+    )
     return parser
 
 
@@ -556,16 +576,22 @@ def _erase(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # --- audit verify ------------------------------------------------------------------------------
 
 
-def _audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    command = f"{PROG} audit verify"
+def _audit_key(args: argparse.Namespace, command: str, err: TextIO) -> bytes | int | None:
+    """The key of --key-file, None without one, or the usage exit code after saying why."""
     try:
-        key = load_key(args.key_file) if args.key_file is not None else None
+        return load_key(args.key_file) if args.key_file is not None else None
     except OSError as error:
         err.write(f"{command}: --key-file: {args.key_file}: {error.strerror or error}\n")
-        return int(ExitCode.USAGE)
     except AuditKeyError as error:
         err.write(f"{command}: --key-file: {error}\n")
-        return int(ExitCode.USAGE)
+    return int(ExitCode.USAGE)
+
+
+def _audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    command = f"{PROG} audit verify"
+    key = _audit_key(args, command, err)
+    if isinstance(key, int):
+        return key
     try:
         report = audit.verify(args.file, key)
     except OSError as error:
@@ -576,6 +602,26 @@ def _audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         out.write("".join(f"{problem}\n" for problem in report.problems) + report.summary() + "\n")
     return int(ExitCode.OK if report.ok else ExitCode.ERROR)
+
+
+def _audit_prune(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    command = f"{PROG} audit prune"
+    if args.older_than_days < 1:
+        err.write(f"{command}: --older-than-days must be 1 or more, got {args.older_than_days}\n")
+        return int(ExitCode.USAGE)
+    key = _audit_key(args, command, err)
+    if isinstance(key, int):
+        return key
+    try:
+        report = audit.prune(args.file, args.older_than_days, key)
+    except OSError as error:
+        err.write(f"{command}: {args.file}: {error.strerror or error}\n")
+        return int(ExitCode.USAGE)
+    except audit.PruneError as error:
+        err.write(f"{command}: {error}\n")
+        return int(ExitCode.ERROR)
+    out.write(report.summary() + "\n")
+    return int(ExitCode.OK)
 
 
 # --- plan and lab status -----------------------------------------------------------------------
@@ -726,6 +772,8 @@ def main(
         if args.command == "cache":
             return _cache_purge(args, out, err)
         if args.command == "audit":
+            if args.audit_command == "prune":
+                return _audit_prune(args, out, err)
             return _audit_verify(args, out, err)
         if args.command == "erase":
             return _erase(args, out, err)

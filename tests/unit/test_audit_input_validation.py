@@ -25,8 +25,8 @@ def test_defaults_pass(validate_input):
 
 BAD_INPUT = {
     "no retention": (
-        {"audit_journal_retention_days": 0},
-        ["audit_journal_retention_days (0) must be 1 or more days"],
+        {"audit_retention_days": 0},
+        ["audit_retention_days (0) must be 1 or more days"],
     ),
     "a seal interval that is no time span": (
         {"audit_journal_seal_interval": "every quarter hour"},
@@ -44,6 +44,38 @@ BAD_INPUT = {
         {"audit_log_port": "syslog"},
         ["audit_log_port"],
     ),
+    "sealing without a store for the verification keys": (
+        {"audit_journal_key_dir": ""},
+        ["audit_journal_key_dir is empty but audit_journal_seal is true"],
+    ),
+    "an unknown audit rule set key": (
+        {"audit_auditd_rule_keys": ["identity", "time_change"]},
+        ["audit_auditd_rule_keys has unknown rule set keys ['time_change']"],
+    ),
+    "a watch on a relative path": (
+        {"audit_auditd_extra_watches": [{"path": "etc/vllm", "key": "vllm"}]},
+        ["audit_auditd_extra_watches[0].path must be an absolute path other than /, got 'etc/vllm'"],
+    ),
+    "a watch with a permission auditd does not know": (
+        {"audit_auditd_extra_watches": [{"path": "/etc/vllm", "permissions": "rwd", "key": "v"}]},
+        ["audit_auditd_extra_watches[0].permissions must be letters of rwxa"],
+    ),
+    "a watch key with a space": (
+        {"audit_auditd_extra_watches": [{"path": "/etc/vllm", "key": "engine settings"}]},
+        ["audit_auditd_extra_watches[0].key must be 1 to 31 letters"],
+    ),
+    "a watch without a key": (
+        {"audit_auditd_extra_watches": [{"path": "/etc/vllm"}]},
+        ["audit_auditd_extra_watches", "key"],
+    ),
+    "immutable rules without acknowledging the reboot": (
+        {"audit_auditd_immutable": True},
+        ["audit_auditd_immutable locks the audit rules until the next reboot"],
+    ),
+    "a full-disk action auditd does not know": (
+        {"audit_auditd_disk_full_action": "panic"},
+        ["audit_auditd_disk_full_action"],
+    ),
 }
 
 
@@ -51,3 +83,13 @@ BAD_INPUT = {
 def test_bad_input_is_rejected_naming_the_variable(validate_input, assert_rejected, case):
     bad_vars, expected = BAD_INPUT[case]
     assert_rejected(validate_input(inventory(bad_vars)), expected, case)
+
+
+def test_immutable_rules_with_the_reboot_acknowledged_pass(validate_input):
+    host_vars = {
+        "audit_auditd_immutable": True,
+        "audit_auditd_immutable_reboot_acknowledged": True,
+        "audit_auditd_extra_watches": [{"path": "/etc/vllm", "permissions": "wa", "key": "vllm"}],
+    }
+    result = validate_input(inventory(host_vars))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -196,7 +196,12 @@ def test_journal_is_sealed_and_its_verification_key_is_only_on_the_controller(na
     assert "MaxRetentionSec=90day" in settings
 
 
-def test_a_changed_journal_entry_fails_the_verification_and_names_the_host():
+def verified(host, metric):
+    result = query(host, f'{metric}{{host="gpu-1"}}')
+    return float(result[0]["value"][1]) if result else None
+
+
+def test_a_changed_journal_entry_fails_the_verification_and_names_the_host(host):
     output, ok, _ = run_playbook(VERIFY_JOURNALS)
     assert ok, output
     assert re.search(r"gpu-1: \d+ archived journal files verified with the host's key", output)
@@ -218,11 +223,18 @@ def test_a_changed_journal_entry_fails_the_verification_and_names_the_host():
         assert "gpu-1: the sealed journal failed verification" in output, output
         assert Path(changed).name in output, output
         assert "monitoring-1: " in output and "verified with the host's key" in output
+        # The result reaches Prometheus through the host's textfile collector, and alerts.
+        failed = "onprem_llm_journal_verify_failed_files"
+        assert wait_for(lambda: (verified(host, failed) or 0) >= 1, timeout=30)
+        assert wait_for(lambda: ("JournalVerificationFailed", "gpu-1", None) in firing(host))
     finally:
         # Sealing does not detect a deleted file: the verification passes again without it.
         GPU_NODE.check_output("rm -f %s", changed)
     output, ok, _ = run_playbook(VERIFY_JOURNALS)
     assert ok, output
+    assert wait_for(lambda: verified(host, failed) == 0, timeout=30)
+    stamp = verified(host, "onprem_llm_journal_verify_timestamp_seconds")
+    assert abs(stamp - time.time()) < 120, stamp
 
 
 REMOTE_LOGS = "/var/log/remote/gpu-1"
