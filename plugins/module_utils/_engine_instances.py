@@ -47,6 +47,7 @@ SETTINGS = (
     "engine_models",
     "engine_model_dir_name",
     "engine_model_source",
+    "engine_tls",
 )
 # Host variables read besides the role's own.
 HOST_INPUTS = ("onprem_gpu", "nvidia_driver_profile", "ansible_host")
@@ -296,6 +297,7 @@ def host_instances(host: str, settings: Mapping[str, Any]) -> list[dict[str, Any
             message = str(error).split(": ", 1)[1]
             raise EngineInputError(f"{_variable(error.field, gpu_source)}: {message}") from None
     address = host_address(settings, host)
+    tls = str(settings.get("engine_tls", True)).lower() in ("true", "yes", "on", "1")
     weight = settings.get("engine_gateway_weight")
     next_port = settings.get("engine_base_port", _placement.DEFAULT_BASE_PORT)
     taken: dict[int, str] = {}
@@ -415,6 +417,8 @@ def host_instances(host: str, settings: Mapping[str, Any]) -> list[dict[str, Any
                 "max_model_len": int(max_len) if max_len else None,
                 "gpu_memory_utilization": entry.get("gpu_memory_utilization"),
                 "unit": UNIT_TEMPLATE.format(index),
+                # HTTPS with the host's certificate (vLLM's own TLS; engine_tls).
+                "tls": tls,
             }
             if prefix:
                 entry_out["model_entry"] = int(prefix[len("engine_models[") : prefix.index("]")])
@@ -462,5 +466,6 @@ def backends(
                 result.append(instance)
             else:
                 keys = ("name", "host", "address", "port", "model", "model_settings", "weight")
+                keys += ("tls",)
                 result.append({key: instance[key] for key in keys if key in instance})
     return result

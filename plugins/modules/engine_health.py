@@ -31,6 +31,12 @@ options:
         through a proxy from the environment.
     type: str
     required: true
+  ca_path:
+    description:
+      - CA certificate that an C(https://) engine's certificate must chain to (the site's CA).
+        The chain is verified; the name is not, because the health check calls the address the
+        engine listens on and HAProxy checks the name. Without it, the system's CAs.
+    type: path
   unit:
     description:
       - The instance's systemd unit, for example V(onprem-llm-engine@0.service).
@@ -161,6 +167,7 @@ journal:
     - "ValueError: No available memory for the cache blocks."
 """
 
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -185,14 +192,25 @@ sleep = time.sleep
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def urlopen(request: urllib.request.Request, timeout: float) -> Any:
-    return _OPENER.open(request, timeout=timeout)
+def urlopen(request: urllib.request.Request, timeout: float, opener: Any = None) -> Any:
+    return (opener or _OPENER).open(request, timeout=timeout)
 
 
-def probe(url: str, headers: dict[str, str], timeout: float) -> Probe:
+def opener_for(ca_path: str | None) -> Any:
+    """The opener for an engine with its own CA: the chain must verify, the name is not checked."""
+    if not ca_path:
+        return None
+    context = ssl.create_default_context(cafile=ca_path)
+    context.check_hostname = False
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
+
+
+def probe(url: str, headers: dict[str, str], timeout: float, opener: Any = None) -> Probe:
     request = urllib.request.Request(url, headers=headers, method="GET")
     try:
-        with urlopen(request, timeout) as response:
+        with urlopen(request, timeout, opener) as response:
             return Probe(status=response.status)
     except urllib.error.HTTPError as err:
         err.close()
@@ -250,9 +268,10 @@ def wait_until_healthy(module: AnsibleModule) -> None:
         max_restarts=params["max_restarts"],
         status_code=params["status_code"],
     )
+    opener = opener_for(params["ca_path"])
     start = monotonic()
     while True:
-        answer = probe(url, headers, params["request_timeout"])
+        answer = probe(url, headers, params["request_timeout"], opener)
         # Read after the request: success needs the unit still up once the answer came.
         state = read_unit(module, systemctl, unit)
         elapsed = monotonic() - start
@@ -281,6 +300,7 @@ def main() -> None:
         argument_spec={
             "url": {"type": "str", "required": True},
             "unit": {"type": "str", "required": True},
+            "ca_path": {"type": "path"},
             "status_code": {"type": "int", "default": 200},
             "timeout": {"type": "int", "default": 900},
             "delay": {"type": "int", "default": 5},

@@ -135,10 +135,7 @@ _TIME_SPAN = r"^([0-9]+ ?(us|ms|s|sec|m|min|h|hr|d|day|w|week)? ?)+$"
 
 def audit_journal(v: Any, groups: Groups) -> Iterator[str]:
     if not _int(v["audit_retention_days"]) >= 1:
-        yield (
-            f"audit_retention_days ({v['audit_retention_days']}) must be 1 or more "
-            "days."
-        )
+        yield (f"audit_retention_days ({v['audit_retention_days']}) must be 1 or more days.")
     if not _match(_TIME_SPAN, v["audit_journal_seal_interval"]):
         yield (
             f"audit_journal_seal_interval ({v['audit_journal_seal_interval']!r}) must be a systemd "
@@ -648,6 +645,15 @@ def engine_mode(v: Any, groups: Groups) -> Iterator[str]:
         yield (
             f"engine_mode native runs vLLM only; engine_type {v['engine_type']} needs "
             "engine_mode container (its image)."
+        )
+
+
+def engine_tls(v: Any, groups: Groups) -> Iterator[str]:
+    if _bool(v["engine_tls"]) and v["engine_type"] != "vllm":
+        yield (
+            f"engine_tls is true but engine_type {v['engine_type']} has no TLS option (TGI's "
+            "launcher and trtllm-serve serve plain HTTP): set engine_tls: false for these hosts, "
+            "knowing that their traffic crosses the internal network in clear text."
         )
 
 
@@ -1520,6 +1526,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     ),
     "engine": (
         engine_mode,
+        engine_tls,
         engine_instances,
         engine_model_source,
         engine_container_image,

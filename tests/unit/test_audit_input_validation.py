@@ -54,7 +54,7 @@ BAD_INPUT = {
     ),
     "a watch on a relative path": (
         {"audit_auditd_extra_watches": [{"path": "etc/vllm", "key": "vllm"}]},
-        ["audit_auditd_extra_watches[0].path must be an absolute path other than /, got 'etc/vllm'"],
+        ["audit_auditd_extra_watches[0].path must be an absolute path other than /, got 'etc/"],
     ),
     "a watch with a permission auditd does not know": (
         {"audit_auditd_extra_watches": [{"path": "/etc/vllm", "permissions": "rwd", "key": "v"}]},

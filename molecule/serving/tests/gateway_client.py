@@ -18,6 +18,8 @@ ENGINES = [*NATIVE, CONTAINER]
 ENGINE_SERVERS = {"serving-engine1-0", "serving-engine2-0", "serving-engine3-0"}
 CLOUD = testinfra.get_host("ansible://serving-cloud")
 CA = "/etc/onprem-llm-test-ca.crt"
+# The site's CA on every host (pki role): engines serve HTTPS with certificates it signed.
+SITE_CA = "/etc/onprem-llm/pki/ca.crt"
 KEY_A = "sk-test-team-a-0123456789abcdef0123456789"
 KEY_LIMITED = "sk-test-team-limited-0123456789abcdef01"
 CLOUD_KEY = "sk-test-cloud-key-0123456789abcdef"

@@ -18,6 +18,7 @@ from gateway_client import (
     KEY_A,
     MODEL,
     NATIVE,
+    SITE_CA,
     address,
     assert_openai_error,
     call,
@@ -72,7 +73,9 @@ with ThreadPoolExecutor(int(count)) as pool:
 
 def vllm_successes(engine, model, port=8000):
     """Requests the engine finished for this served name, from its own /metrics."""
-    text = engine.check_output(f"curl -s http://{address(engine)}:{port}/metrics")
+    text = engine.check_output(
+        f"curl -s --cacert {SITE_CA} https://{address(engine)}:{port}/metrics"
+    )
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()

@@ -22,6 +22,7 @@ from gateway_client import (
     NATIVE,
     SCENARIO_DIR,
     SEQUENTIAL,
+    SITE_CA,
     UNIT,
     address,
     assert_openai_error,
@@ -138,6 +139,8 @@ def test_trtllm_and_tgi_accept_the_roles_flags_and_refuse_vllms(engine_type, lab
     before = CONTAINER.file(dropin).content_string
     settings = {
         "engine_type": engine_type,
+        # Neither has TLS options (the role refuses engine_tls for them).
+        "engine_tls": False,
         "engine_container_image": image,
         "engine_extra_args": ["--max-num-seqs", "8"],
     }
@@ -168,7 +171,7 @@ def test_vllm_runs_natively_from_the_wheelhouse_offline():
         )
         assert version == "0.32.0"
         # Bound to the internal address only, not to loopback.
-        assert engine.run("curl -s -m 3 http://127.0.0.1:8000/health").rc != 0
+        assert engine.run("curl -sk -m 3 https://127.0.0.1:8000/health").rc != 0
 
 
 def test_real_vllm_metrics_carry_every_metric_the_rules_use():
@@ -180,7 +183,7 @@ def test_real_vllm_metrics_carry_every_metric_the_rules_use():
     spec.loader.exec_module(engine_metrics)
     wait_for_engines(3)
     for engine in NATIVE:
-        base = f"http://{address(engine)}:8000"
+        base = f"--cacert {SITE_CA} https://{address(engine)}:8000"
         # HTTP counters appear with the first API request (health checks are not counted).
         engine.check_output(f"curl -sf -m 10 -o /dev/null {base}/v1/models")
         text = engine.check_output(f"curl -s -m 10 {base}/metrics")
@@ -214,7 +217,9 @@ def test_engine_internals_are_not_served(host, gateway_addresses, path):
         assert "vllm:" not in result["body"] and "tokens" not in result["body"]
     # vLLM does serve them, so the gateway is what refuses.
     engine = NATIVE[0]
-    metrics = engine.check_output(f"curl -s http://{address(engine)}:8000/metrics")
+    metrics = engine.check_output(
+        f"curl -s --cacert {SITE_CA} https://{address(engine)}:8000/metrics"
+    )
     assert "vllm:num_requests_waiting" in metrics
 
 

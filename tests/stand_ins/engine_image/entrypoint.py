@@ -63,6 +63,9 @@ if engine == "vllm":
     parser.add_argument("--model", required=True)
     parser.add_argument("--served-model-name", default="")
     parser.add_argument("--host", default="0.0.0.0")
+    # vLLM's own TLS: the stand-in serves HTTPS with the same files.
+    parser.add_argument("--ssl-keyfile", default="")
+    parser.add_argument("--ssl-certfile", default="")
 elif engine == "trtllm":
     parser.add_argument("model")
     parser.add_argument("--host", default="localhost")
@@ -73,6 +76,12 @@ parser.add_argument("--port", type=int, default=8000)
 options, _ = parser.parse_known_args(arguments)
 if not os.path.isfile(os.path.join(options.model, "config.json")):
     sys.exit(f"stand-in engine: no model at {options.model}")
+tls = []
+if getattr(options, "ssl_keyfile", "") and getattr(options, "ssl_certfile", ""):
+    for path in (options.ssl_keyfile, options.ssl_certfile):
+        if not os.path.isfile(path):  # vLLM (uvicorn) fails to start the same way
+            sys.exit(f"stand-in engine: [Errno 2] No such file or directory: {path!r}")
+    tls = ["--tls-cert", options.ssl_certfile, "--tls-key", options.ssl_keyfile]
 os.execv(
     sys.executable,
     [
@@ -86,5 +95,6 @@ os.execv(
         str(options.port),
         "--model",
         getattr(options, "served_model_name", "") or options.model,
+        *tls,
     ],
 )

@@ -202,13 +202,16 @@ def test_backends_of_every_host_from_hostvars() -> None:
     }
     result = engine_backends(["gpu-1", "cpu-1"], hostvars)
     # The model each serves, and what makes instances of one served name the same model.
+    # HTTPS by default (engine_tls).
     default = {
         "model": "llama-3.1-8b-instruct",
         "model_settings": LLAMA_8B_SETTINGS,
+        "tls": True,
     }
     tiny = {
         "model": "tiny",
         "model_settings": {"engine_model": {"name": "tiny"}, "max_model_len": None},
+        "tls": True,
     }
     assert result == [
         {"name": "gpu-1-0", "host": "gpu-1", "address": "10.1.0.1", "port": 8000, **default},
@@ -288,6 +291,7 @@ def test_backends_in_a_run_without_the_engine_hosts(tmp_path: Path) -> None:
         "port": 8007,
         "model": "llama-3.1-8b-instruct",
         "model_settings": LLAMA_8B_SETTINGS,
+        "tls": True,
     }
     assert entries["cpu-b-0"] == {
         "name": "cpu-b-0",
@@ -296,6 +300,7 @@ def test_backends_in_a_run_without_the_engine_hosts(tmp_path: Path) -> None:
         "port": 8000,
         "model": "tiny",
         "model_settings": {"engine_model": {"name": "tiny"}, "max_model_len": None},
+        "tls": True,
     }
 
 

@@ -1,0 +1,105 @@
+"""Engines serve HTTPS with their host's certificate from the site's CA; the gateways verify it
+(chain and name) and plain HTTP gets no answer; a renewed certificate goes live in the running
+vLLM without a restart and without a failed request, twice in a row."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from gateway_client import (
+    CONTAINER,
+    ENGINES,
+    GATEWAYS,
+    NATIVE,
+    SITE_CA,
+    UNIT,
+    address,
+    chat,
+    engines_up,
+    run_playbook,
+    wait_for_engines,
+)
+
+testinfra_hosts = ["ansible://serving-client"]
+
+
+def name(engine):
+    return engine.backend.host
+
+
+def served_serial(engine):
+    return engine.check_output(
+        "openssl s_client -connect %s:8000 -CAfile %s </dev/null 2>/dev/null"
+        " | openssl x509 -noout -serial",
+        address(engine),
+        SITE_CA,
+    )
+
+
+def test_engines_serve_https_with_the_site_certificate_and_not_plain_http():
+    for engine in ENGINES:
+        handshake = engine.run(
+            "openssl s_client -connect %s:8000 -CAfile %s -verify_hostname %s </dev/null",
+            address(engine),
+            SITE_CA,
+            name(engine),
+        )
+        assert "Verify return code: 0 (ok)" in handshake.stdout, handshake.stdout
+        plain = engine.run(
+            "curl -s -m 5 -o /dev/null -w '%%{http_code}' http://%s:8000/health", address(engine)
+        )
+        assert plain.stdout in ("", "000"), plain.stdout
+    # The native engines' key is readable by their user only through the engine's group.
+    key = NATIVE[0].file("/etc/onprem-llm/engine-tls/server.key")
+    assert (key.user, key.group, key.mode) == ("root", "onprem-llm-engine", 0o640)
+    assert CONTAINER.file("/etc/onprem-llm/engine-tls/server.key").mode == 0o640
+
+
+def test_the_gateways_verify_each_engine_by_its_name():
+    for gateway in GATEWAYS:
+        config = gateway.file("/etc/haproxy/haproxy.cfg").content_string
+        for engine in ENGINES:
+            assert (
+                f"ssl verify required ca-file /etc/onprem-llm/pki/ca.crt verifyhost {name(engine)}"
+            ) in config
+
+
+def test_a_renewed_certificate_goes_live_without_restart_or_failed_request(host):
+    wait_for_engines(3)
+    engine = NATIVE[0]
+    pid = engine.check_output(f"systemctl show -p MainPID --value {UNIT}")
+    serials = [served_serial(engine)]
+    results: list = []
+    stop = threading.Event()
+
+    def send():
+        while not stop.is_set():
+            results.append(chat(host, address(GATEWAYS[0]), max_tokens=2)["status"])
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        # Twice: vLLM must keep watching the files after the first renewal.
+        for days, renew in ((400, 380), (500, 450)):
+            output, ok, _ = run_playbook(
+                "renew_certificate.yml",
+                "--limit",
+                name(engine),
+                "-e",
+                f"pki_certificate_days={days} pki_renew_before_days={renew}",
+            )
+            assert ok, output
+            deadline = time.monotonic() + 30
+            while served_serial(engine) == serials[-1] and time.monotonic() < deadline:
+                time.sleep(1)
+            serials.append(served_serial(engine))
+            assert serials[-1] != serials[-2], serials
+    finally:
+        stop.set()
+        sender.join(timeout=120)
+    assert engine.check_output(f"systemctl show -p MainPID --value {UNIT}") == pid
+    assert results and set(results) == {200}, results
+    # The gateways still verify the engine with its new certificate.
+    for gateway in GATEWAYS:
+        assert f"{name(engine)}-0" in engines_up(gateway)
