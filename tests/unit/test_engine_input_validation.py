@@ -137,6 +137,13 @@ BAD_INPUT = {
         {"engine_mode": "native", "engine_type": "tgi"},
         ["engine_mode native runs vLLM only", "engine_type tgi"],
     ),
+    "TLS for an engine without TLS options": (
+        {
+            "engine_type": "tgi",
+            "engine_container_image": "ghcr.io/huggingface/tgi@sha256:" + "a" * 64,
+        },
+        ["engine_tls is true but engine_type tgi has no TLS option"],
+    ),
     "a device the sandbox cannot take": (
         {"engine_native_devices": ["char-nvidia* rw", "/dev/nvidia0"]},
         ["engine_native_devices[1] ('/dev/nvidia0') must be a device and its access"],

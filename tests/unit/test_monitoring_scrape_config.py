@@ -247,3 +247,22 @@ def test_alertmanager_without_receivers_discards(rendered):
     config = yaml.safe_load((rendered / "alertmanager.yml").read_text())
     assert config["route"]["receiver"] == "discard"
     assert config["receivers"] == [{"name": "discard"}]
+
+
+def test_engines_with_tls_are_scraped_over_https_with_the_site_ca(rendered, tmp_path):
+    vllm_job = jobs(rendered)["engine_vllm"]
+    vllm = targets(vllm_job)
+    # cpu-engine-1's instances (engine_tls by default) over HTTPS; gpu-1's fact has no tls.
+    assert vllm["10.0.0.13:8000"]["__scheme__"] == "https"
+    assert "__scheme__" not in vllm["10.0.0.11:8000"]
+    assert vllm_job["scheme"] == "http"
+    assert vllm_job["tls_config"] == {"ca_file": "/etc/onprem-llm/pki/ca.crt"}
+    assert "tls_config" not in jobs(rendered)["engine_tgi"]
+    # With engine_tls off, plain HTTP and no CA.
+    INVENTORY["all"]["children"]["engine_nodes"]["hosts"]["cpu-engine-1"]["engine_tls"] = False
+    try:
+        plain = jobs(render(tmp_path))["engine_vllm"]
+    finally:
+        del INVENTORY["all"]["children"]["engine_nodes"]["hosts"]["cpu-engine-1"]["engine_tls"]
+    assert "__scheme__" not in targets(plain)["10.0.0.13:8000"]
+    assert "tls_config" not in plain
