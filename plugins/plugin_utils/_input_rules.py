@@ -822,14 +822,15 @@ def pki_provided(v: Any, groups: Groups) -> Iterator[str]:
 
 def pki_names_and_lifetimes(v: Any, groups: Groups) -> Iterator[str]:
     names = v["pki_subject_alt_names"]
-    days = v["pki_certificate_days"]
-    renew = v["pki_renew_before_days"]
+    # Numbers given as -e key=value arrive as strings.
+    days = _int(v["pki_certificate_days"])
+    renew = _int(v["pki_renew_before_days"])
     if not (
         all(_match(r"^(DNS|IP|URI|email):\S+$", name) for name in names)
         and days >= 1
         and renew >= 0
         and renew < days
-        and v["pki_ca_days"] > days
+        and _int(v["pki_ca_days"]) > days
         and all(
             os.path.isabs(str(v[name]))
             for name in ("pki_certificate_path", "pki_private_key_path", "pki_ca_certificate_path")
@@ -1015,11 +1016,11 @@ def haproxy_engines(v: Any, groups: Groups) -> Iterator[str]:
 
 def haproxy_balancing(v: Any, groups: Groups) -> Iterator[str]:
     if not (
-        v["haproxy_hash_balance_factor"] > 100
-        and v["haproxy_health_check_rise"] >= 1
-        and v["haproxy_health_check_fall"] >= 1
-        and v["haproxy_engine_maxconn"] >= 1
-        and v["haproxy_retries"] >= 0
+        _int(v["haproxy_hash_balance_factor"]) > 100
+        and _int(v["haproxy_health_check_rise"]) >= 1
+        and _int(v["haproxy_health_check_fall"]) >= 1
+        and _int(v["haproxy_engine_maxconn"]) >= 1
+        and _int(v["haproxy_retries"]) >= 0
         and _match("^/", v["haproxy_health_check_path"])
     ):
         yield (
@@ -1048,7 +1049,7 @@ def haproxy_listeners(v: Any, groups: Groups) -> Iterator[str]:
         and os.path.isabs(str(v["haproxy_tls_certificate"]))
         and os.path.isabs(str(v["haproxy_tls_private_key"]))
         and (len(chain) == 0 or os.path.isabs(str(chain)))
-        and v["haproxy_bufsize"] >= 16384
+        and _int(v["haproxy_bufsize"]) >= 16384
     ):
         yield (
             "haproxy_https_port and haproxy_stats_port must be different ports 1-65535; every "
@@ -1328,9 +1329,9 @@ def redis_sentinel(v: Any, groups: Groups) -> Iterator[str]:
     name = v["redis_sentinel_master_name"]
     if not (
         _match(_REDIS_NAME, name)
-        and v["redis_sentinel_down_after_ms"] >= 100
-        and v["redis_sentinel_failover_timeout_ms"] >= 1000
-        and v["redis_sentinel_parallel_syncs"] >= 1
+        and _int(v["redis_sentinel_down_after_ms"]) >= 100
+        and _int(v["redis_sentinel_failover_timeout_ms"]) >= 1000
+        and _int(v["redis_sentinel_parallel_syncs"]) >= 1
     ):
         yield (
             "redis_sentinel_master_name must be a name of letters, digits, '.', '_', '-' (got "

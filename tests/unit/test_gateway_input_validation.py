@@ -52,6 +52,13 @@ def inventory(host_vars: dict) -> dict:
     }
 
 
+def test_numbers_given_as_extra_variable_strings_pass(validate_input):
+    # `-e pki_certificate_days=400` gives strings, as a forced renewal is asked for.
+    lifetimes = {"pki_certificate_days": "400", "pki_renew_before_days": "380"}
+    result = validate_input(inventory({**GOOD_VARS, **lifetimes, "haproxy_retries": "2"}))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_good_input_passes(validate_input):
     result = validate_input(inventory(GOOD_VARS))
     assert result.returncode == 0, result.stdout + result.stderr
