@@ -3,17 +3,15 @@ tampering is found and named by its line; the chain code is the collection's own
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 from onprem_llm.collection_utils import _audit_chain
 from onprem_llm.collection_utils._audit_chain import GENESIS, canonical_json, line_hash, seal
 
 from onprem_llm import audit
-from onprem_llm.cli import main
 from onprem_llm.results import ExitCode
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -37,16 +35,6 @@ def write(path: Path, lines: list[bytes], end: bytes = b"\n") -> Path:
 
 def problems(path: Path, key: bytes | None = None) -> list[str]:
     return [str(problem) for problem in audit.verify(path, key).problems]
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            code = main(list(argv), out, err)
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_the_package_runs_the_collections_chain_code() -> None:

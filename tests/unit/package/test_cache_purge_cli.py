@@ -3,30 +3,18 @@ a stand-in playbook that reports the extra vars it received."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import run_cli
 
 from onprem_llm import api
-from onprem_llm.cli import main
 from onprem_llm.results import ExitCode, RunResult
 from onprem_llm.runner import RunRequest, UsageError
 
 TENANT = 'team "a" o\'brien $(id) ü'  # quotes, spaces and a shell substitution reach it as is
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):  # argparse writes usage errors to sys.stderr
-            code = main(list(argv), out, err)
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def _result(request: RunRequest, data: dict[str, Any], exit_code: ExitCode) -> RunResult:

@@ -4,16 +4,14 @@ the file open continues the chain, and tampering after a prune is still found.""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from ansible_collections.onprem.llm.plugins.callback.audit_log import ChainedFile
+from cli_runner import run_cli
 
 from onprem_llm import audit
-from onprem_llm.cli import main
 
 KEY = b"k" * 32
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -106,16 +104,6 @@ def test_a_log_that_does_not_verify_is_left_as_it_is(tmp_path: Path) -> None:
     with pytest.raises(audit.PruneError, match=r"does not verify .*nothing removed"):
         audit.prune(path, 365, KEY, now=NOW)
     assert path.read_text() == tampered
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            code = main(list(argv), out, err)
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_cli_prunes_with_the_key_and_refuses_a_retention_below_one_day(tmp_path: Path) -> None:
