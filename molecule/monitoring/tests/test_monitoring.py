@@ -258,6 +258,9 @@ def test_logs_reach_the_log_host_and_none_is_lost_while_it_is_down(host):
     def lines(suffix):
         return host.run("grep -F -- %s %s", f"{marker}-{suffix}", remote).stdout.splitlines()
 
+    def numbers_received():
+        return [int(line.rsplit("-", 1)[1]) for line in lines("down")]
+
     GPU_NODE.check_output("logger -t onprem-llm-ship %s", f"{marker}-up")
     assert wait_for(lambda: lines("up"), timeout=30), "a message did not reach the log host"
     assert host.file(REMOTE_LOGS).mode == 0o750
@@ -272,9 +275,12 @@ def test_logs_reach_the_log_host_and_none_is_lost_while_it_is_down(host):
         assert lines("down") == []
     finally:
         host.check_output("systemctl start syslog.socket rsyslog.service")
-    assert wait_for(lambda: len(lines("down")) >= 1000, timeout=120), len(lines("down"))
-    numbers = sorted(int(line.rsplit("-", 1)[1]) for line in lines("down"))
-    assert numbers == list(range(1, 1001))
+    assert wait_for(lambda: len(set(numbers_received())) >= 1000, timeout=120)
+    received = numbers_received()
+    # RELP delivers at least once: a message whose acknowledgement was lost in the reconnect is
+    # sent again. None may be missing; only the few in flight at the reconnect may come twice.
+    assert sorted(set(received)) == list(range(1, 1001))
+    assert len(received) - 1000 <= 16, f"{len(received) - 1000} messages received twice"
 
 
 def test_shipped_logs_older_than_the_retention_are_deleted(host):
