@@ -317,6 +317,55 @@ def prometheus_alertmanager_default_receiver(v: Any, groups: Groups) -> Iterator
         )
 
 
+_WEB_USER_NAME = r"^[A-Za-z0-9_.@-]+$"
+_WEB_PASSWORD_MIN_LENGTH = 16
+
+
+def prometheus_web(v: Any, groups: Groups) -> Iterator[str]:
+    cert = v["prometheus_web_tls_cert_file"]
+    key = v["prometheus_web_tls_key_file"]
+    if (len(cert) > 0) != (len(key) > 0):
+        yield (
+            "prometheus_web_tls_cert_file and prometheus_web_tls_key_file go together (got cert "
+            f"'{cert}', key '{key}'); both empty serve plain HTTP."
+        )
+    if not v.defined("prometheus_web_users"):
+        return  # a vault reference, checked by the role's tasks once the vault is loaded
+    users = v["prometheus_web_users"]
+    if not isinstance(users, Mapping):
+        yield "prometheus_web_users maps each user name to its password (from the vault)."
+        return
+    if len(cert) > 0 and len(users) == 0:
+        yield (
+            "prometheus_web_users is empty: Prometheus and Alertmanager serve TLS with sign-in, "
+            "give at least one user and its password from the vault, e.g. "
+            'prometheus_web_users: {grafana: "{{ vault_prometheus_grafana_password }}"}.'
+        )
+    if len(cert) == 0 and len(users) > 0:
+        yield (
+            "prometheus_web_users needs prometheus_web_tls_cert_file: passwords never travel "
+            "unencrypted."
+        )
+    bad_names = [str(name) for name in users if not _match(_WEB_USER_NAME, str(name))]
+    short = [
+        str(name)
+        for name, password in users.items()
+        if not isinstance(password, str) or len(password) < _WEB_PASSWORD_MIN_LENGTH
+    ]
+    if bad_names or short:
+        yield (
+            "prometheus_web_users: user names are letters, digits and . _ @ - (bad: "
+            f"{bad_names}); passwords are strings of at least {_WEB_PASSWORD_MIN_LENGTH} "
+            f"characters from the vault (too short or not a string: {short})."
+        )
+    internal = v["prometheus_web_internal_user"]
+    if len(internal) > 0 and internal not in users:
+        yield (
+            f"prometheus_web_internal_user '{internal}' is not one of prometheus_web_users "
+            f"({sorted(str(name) for name in users)})."
+        )
+
+
 # nvidia_driver
 
 
@@ -1488,6 +1537,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         prometheus_scrape_overrides,
         prometheus_alertmanager_receivers,
         prometheus_alertmanager_default_receiver,
+        prometheus_web,
     ),
     "nvidia_driver": (
         nvidia_driver_plan,

@@ -19,6 +19,10 @@ GOOD_MONITORING_VARS = {
         {"name": "gpu-team", "url": "http://10.20.0.40:9000/", "matchers": ['severity="critical"']},
     ],
     "prometheus_alertmanager_default_receiver": "oncall",
+    "prometheus_web_users": {
+        "grafana": "a-grafana-password-from-the-vault",
+        "operator": "an-operator-password-from-the-vault",
+    },
 }
 
 
@@ -92,6 +96,34 @@ BAD_MONITORING_INPUT = {
         {"prometheus_alertmanager_receivers": [{"name": "oncall", "url": ""}]},
         ["prometheus_alertmanager_receivers[0]", "url"],
     ),
+    "TLS web without any user": (
+        {"prometheus_web_users": {}},
+        ["prometheus_web_users is empty", "vault"],
+    ),
+    "web users without TLS": (
+        {"prometheus_web_tls_cert_file": "", "prometheus_web_tls_key_file": ""},
+        ["prometheus_web_users needs prometheus_web_tls_cert_file"],
+    ),
+    "web certificate without its key": (
+        {"prometheus_web_tls_key_file": ""},
+        ["prometheus_web_tls_cert_file and prometheus_web_tls_key_file go together"],
+    ),
+    "web password too short": (
+        {"prometheus_web_users": {"operator": "secret"}},
+        ["prometheus_web_users", "at least 16 characters", "operator"],
+    ),
+    "web user name with a colon": (
+        {"prometheus_web_users": {"ops:team": "a-long-enough-password-for-ops"}},
+        ["prometheus_web_users", "ops:team"],
+    ),
+    "web users given as a list": (
+        {"prometheus_web_users": ["operator"]},
+        ["prometheus_web_users"],
+    ),
+    "internal user who is not a web user": (
+        {"prometheus_web_internal_user": "prometheus"},
+        ["prometheus_web_internal_user 'prometheus'", "grafana"],
+    ),
     "default receiver that does not exist": (
         {
             "prometheus_alertmanager_receivers": [{"name": "oncall", "url": "http://a.test/"}],
@@ -123,7 +155,11 @@ BAD_NODE_EXPORTER_INPUT = {
         ["node_exporter_binary_checksums.amd64", "sha256"],
     ),
     "basic auth without TLS": (
-        {"node_exporter_basic_auth_users": {"prometheus": "$2y$10$" + "a" * 53}},
+        {
+            "node_exporter_tls_cert_file": "",
+            "node_exporter_tls_key_file": "",
+            "node_exporter_basic_auth_users": {"prometheus": "$2y$10$" + "a" * 53},
+        },
         ["node_exporter_basic_auth_users", "node_exporter_tls_cert_file"],
     ),
     "listen address without a port": (

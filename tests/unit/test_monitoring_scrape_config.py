@@ -62,6 +62,8 @@ INVENTORY = {
     }
 }
 
+WEB_USERS = {"operator": "an-operator-password-0123", "grafana": "a-grafana-password-0123"}
+
 PLAYBOOK = """
 - name: Render the prometheus role's configurations
   hosts: mon-1
@@ -76,14 +78,23 @@ PLAYBOOK = """
         src: "{role}/templates/{{{{ item }}}}.j2"
         dest: "{{{{ out }}}}/{{{{ item }}}}"
         mode: "0644"
-      loop: [prometheus.yml, alertmanager.yml, prometheus-defaults]
+      loop:
+        - prometheus.yml
+        - alertmanager.yml
+        - prometheus-defaults
+        - alertmanager-defaults
+        - web-config.yml
 """
 
 
 def render(tmp_path: Path, extra_vars: dict | None = None) -> Path:
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(INVENTORY))
     (tmp_path / "render.yml").write_text(PLAYBOOK.format(role=ROLE))
-    variables = {"out": str(tmp_path), "ansible_python_interpreter": sys.executable}
+    variables = {
+        "out": str(tmp_path),
+        "ansible_python_interpreter": sys.executable,
+        "prometheus_web_users": WEB_USERS,
+    }
     variables.update(extra_vars or {})
     result = subprocess.run(
         [
@@ -266,3 +277,64 @@ def test_engines_with_tls_are_scraped_over_https_with_the_site_ca(rendered, tmp_
         del INVENTORY["all"]["children"]["engine_nodes"]["hosts"]["cpu-engine-1"]["engine_tls"]
     assert "__scheme__" not in targets(plain)["10.0.0.13:8000"]
     assert "tls_config" not in plain
+
+
+def test_web_interfaces_serve_tls_with_bcrypt_hashes_of_the_users(rendered):
+    import bcrypt
+
+    web = yaml.safe_load((rendered / "web-config.yml").read_text())
+    assert web["tls_server_config"]["cert_file"] == "/etc/prometheus/tls/server.crt"
+    assert web["tls_server_config"]["min_version"] == "TLS12"
+    hashes = web["basic_auth_users"]
+    assert set(hashes) == set(WEB_USERS)
+    for user, password in WEB_USERS.items():
+        assert hashes[user].startswith("$2b$10$")
+        assert bcrypt.checkpw(password.encode(), hashes[user].encode())
+    assert hashes["operator"] != hashes["grafana"]
+    # promtool check web-config loads the key pair: the monitoring scenario runs it on the host.
+    for defaults in ("prometheus-defaults", "alertmanager-defaults"):
+        assert (
+            "--web.config.file=/etc/prometheus/web-config.yml" in (rendered / defaults).read_text()
+        )
+
+
+def test_web_config_is_the_same_on_every_run(rendered, tmp_path):
+    # A fixed salt per host and user: no change, no restart on a re-run.
+    again = render(tmp_path)
+    assert (again / "web-config.yml").read_text() == (rendered / "web-config.yml").read_text()
+
+
+def test_prometheus_signs_in_to_itself_and_alertmanager_over_tls(rendered):
+    config = yaml.safe_load((rendered / "prometheus.yml").read_text())
+    client = {
+        "tls_config": {"ca_file": "/etc/onprem-llm/pki/ca.crt"},
+        "basic_auth": {"username": "grafana", "password": WEB_USERS["grafana"]},
+    }
+    alertmanager = config["alerting"]["alertmanagers"][0]
+    assert alertmanager["scheme"] == "https"
+    assert {key: alertmanager[key] for key in client} == client
+    for name in ("prometheus", "alertmanager"):
+        job = jobs(rendered)[name]
+        assert job["scheme"] == "https"
+        assert {key: job[key] for key in client} == client
+    # node_exporter serves TLS with the host's site certificate: checked against the site CA.
+    node = jobs(rendered)["node"]
+    assert node["scheme"] == "https"
+    assert node["tls_config"] == {"ca_file": "/etc/onprem-llm/pki/ca.crt"}
+    assert "basic_auth" not in node
+
+
+def test_plain_http_web_has_no_sign_in(tmp_path):
+    out = render(
+        tmp_path,
+        {
+            "prometheus_web_tls_cert_file": "",
+            "prometheus_web_tls_key_file": "",
+            "prometheus_web_users": {},
+            "prometheus_web_internal_user": "",
+        },
+    )
+    config = yaml.safe_load((out / "prometheus.yml").read_text())
+    assert config["alerting"]["alertmanagers"][0]["scheme"] == "http"
+    assert "basic_auth" not in config["alerting"]["alertmanagers"][0]
+    assert "--web.config.file" not in (out / "prometheus-defaults").read_text()

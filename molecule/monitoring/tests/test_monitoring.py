@@ -20,13 +20,18 @@ GPU_NODE = testinfra.get_host("ansible://gpu-1")
 VERIFY_JOURNALS = SCENARIO_DIR.parents[1] / "playbooks" / "verify_journals.yml"
 
 
+# Prometheus serves its API over TLS with sign-in (the scenario's prometheus_web_users).
+PROMETHEUS_API = "https://127.0.0.1:9090/api/v1"
+CURL = "curl -sf --cacert /etc/onprem-llm/pki/ca.crt -u operator:monitoring-test-operator-password"
+
+
 def api(host, path):
-    return json.loads(host.check_output(f"curl -sf 'http://127.0.0.1:9090/api/v1/{path}'"))["data"]
+    return json.loads(host.check_output(f"{CURL} '{PROMETHEUS_API}/{path}'"))["data"]
 
 
 def query(host, expr):
     reply = host.check_output(
-        "curl -sfG http://127.0.0.1:9090/api/v1/query --data-urlencode %s",
+        f"{CURL} -G {PROMETHEUS_API}/query --data-urlencode %s",
         "query=" + expr,
     )
     return json.loads(reply)["data"]["result"]
