@@ -20,6 +20,8 @@ CLOUD = testinfra.get_host("ansible://serving-cloud")
 CA = "/etc/onprem-llm-test-ca.crt"
 # The site's CA on every host (pki role): engines serve HTTPS with certificates it signed.
 SITE_CA = "/etc/onprem-llm/pki/ca.crt"
+# The gateway service's metrics, over TLS with the gateway's site certificate.
+SERVICE_METRICS = f"curl -fsS --cacert {SITE_CA} https://127.0.0.1:8081/metrics"
 KEY_A = "sk-test-team-a-0123456789abcdef0123456789"
 KEY_LIMITED = "sk-test-team-limited-0123456789abcdef01"
 CLOUD_KEY = "sk-test-cloud-key-0123456789abcdef"

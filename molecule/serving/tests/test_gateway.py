@@ -10,6 +10,7 @@ import os
 import re
 
 import pytest
+import testinfra
 from gateway_client import (
     ADMIN,
     BACKEND,
@@ -22,6 +23,8 @@ from gateway_client import (
     KEY_LIMITED,
     MODEL,
     SCENARIO_DIR,
+    SERVICE_METRICS,
+    SITE_CA,
     address,
     assert_openai_error,
     call,
@@ -35,6 +38,7 @@ from scenario_playbooks import assert_check_mode_changes_nothing
 
 testinfra_hosts = ["ansible://serving-client"]
 
+REDIS_HOSTS = [testinfra.get_host(f"ansible://serving-redis{i}") for i in (1, 2, 3)]
 GATEWAY = GATEWAYS[0]
 
 
@@ -219,15 +223,34 @@ def test_the_chain_is_the_leaf_alone_and_answers_carry_hsts_and_a_request_id(hos
 
 def test_exporter_and_stats_only_on_the_internal_listener(host, gateway_address):
     wait_for_engines(len(ENGINE_SERVERS))
-    metrics = GATEWAY.check_output("curl -s http://127.0.0.1:8405/metrics")
+    internal = f"--cacert {SITE_CA} https://127.0.0.1:8405"
+    metrics = GATEWAY.check_output(f"curl -sf {internal}/metrics")
     assert f'haproxy_backend_active_servers{{proxy="{BACKEND}"}} {len(ENGINE_SERVERS)}' in metrics
-    stats = "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8405/stats"
+    stats = f"curl -s -o /dev/null -w '%{{http_code}}' {internal}/stats"
     assert GATEWAY.check_output(stats) == "200"
+    # Only over TLS.
+    plain = "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8405/metrics"
+    assert GATEWAY.run(plain).stdout != "200"
     # Not from other networks.
     status = host.check_output(
-        f"curl -s -o /dev/null -w '%{{http_code}}' http://{gateway_address}:8405/metrics"
+        f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {CA} "
+        f"https://{gateway_address}:8405/metrics"
     )
     assert status == "403"
+
+
+def test_metrics_of_the_gateway_service_and_redis_only_over_tls():
+    def plain_http(host, listener):
+        return host.run(f"curl -s -o /dev/null -w '%{{http_code}}' http://{listener}/metrics")
+
+    for gateway in GATEWAYS:
+        assert "onprem_llm_gateway_requests_total" in gateway.check_output(SERVICE_METRICS)
+        assert plain_http(gateway, "127.0.0.1:8081").stdout != "200"
+    for redis in REDIS_HOSTS:
+        exporter = f"{address(redis)}:9121"
+        metrics = redis.check_output(f"curl -fsS --cacert {SITE_CA} https://{exporter}/metrics")
+        assert re.search(r"(?m)^redis_up 1$", metrics)
+        assert plain_http(redis, exporter).stdout != "200"
 
 
 def test_keys_are_stored_only_as_hashes():

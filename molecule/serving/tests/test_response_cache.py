@@ -18,6 +18,7 @@ from gateway_client import (
     GATEWAYS,
     KEY_A,
     MODEL,
+    SERVICE_METRICS,
     address,
     run_playbook,
     server_states,
@@ -183,7 +184,7 @@ def metric_sum(name, **labels):
     """The sum of one counter over both gateways' services, for series matching labels."""
     total = 0.0
     for gateway in GATEWAYS:
-        text = gateway.check_output("curl -fsS http://127.0.0.1:8081/metrics")
+        text = gateway.check_output(SERVICE_METRICS)
         for line in text.splitlines():
             if not line.startswith(name + "{"):
                 continue

@@ -18,6 +18,7 @@ from gateway_client import (
     KEY_A,
     MODEL,
     NATIVE,
+    SERVICE_METRICS,
     SITE_CA,
     address,
     assert_openai_error,
@@ -225,7 +226,7 @@ def test_spill_over_sends_public_requests_to_the_cloud_and_keeps_restricted_ones
     assert all(r["status"] == 200 and r["route"] == "on-prem" for r in restricted), restricted
     assert len(cloud_records()) - before == spilled
     # The gateway service counted the spilled requests under their route, tenant and model.
-    metrics = GATEWAYS[0].check_output("curl -fsS http://127.0.0.1:8081/metrics")
+    metrics = GATEWAYS[0].check_output(SERVICE_METRICS)
     labels = ('tenant="team-a"', f'model="{MODEL_B}"', f'route="{CLOUD_ROUTE}"')
     counted = [
         float(line.split()[-1])

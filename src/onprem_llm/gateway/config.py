@@ -26,13 +26,24 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ServerTLS:
+    """The certificate and key a TCP listener serves TLS with (PEM files, read again when they
+    change)."""
+
+    certificate: str
+    private_key: str
+
+
+@dataclass(frozen=True)
 class Listen:
-    """A TCP address (host and port) or a Unix socket path (with its file mode)."""
+    """A TCP address (host and port), optionally with TLS, or a Unix socket path (with its file
+    mode)."""
 
     host: str | None = None
     port: int | None = None
     unix: str | None = None
     mode: int = 0o660
+    tls: ServerTLS | None = None
 
     def describe(self) -> str:
         return f"unix:{self.unix}" if self.unix else f"{self.host}:{self.port}"
@@ -214,8 +225,20 @@ def _listen(section: _Section, key: str, *, nullable: bool = False) -> Listen | 
         return Listen(unix=path, mode=mode)
     host = listen.string("host")
     port = listen.integer("port", minimum=1, maximum=65535)
+    tls = None
+    if listen.raw("tls", None) is not None:
+        section = listen.section("tls")
+        files = {}
+        for name in ("certificate", "private_key"):
+            files[name] = section.string(name)
+            if not files[name].startswith("/"):
+                raise ConfigError(
+                    f"{section._name(name)}: expected an absolute path, got {files[name]!r}"
+                )
+        section.done()
+        tls = ServerTLS(**files)
     listen.done()
-    return Listen(host=host, port=port)
+    return Listen(host=host, port=port, tls=tls)
 
 
 def _secret_file(section: _Section, key: str) -> str | None:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from .app import Gateway, metrics_app
 from .config import GatewayConfig, Listen
+from .tls import ReloadingServerContext
 
 log = logging.getLogger("onprem_llm.gateway")
 
@@ -35,6 +36,8 @@ async def _start_site(runner: web.AppRunner, listen: Listen, site_kwargs: dict[s
         await site.start()
         os.chmod(listen.unix, listen.mode)
     else:
+        if listen.tls is not None:
+            site_kwargs = {**site_kwargs, "ssl_context": ReloadingServerContext(listen.tls).context}
         site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True, **site_kwargs)
         await site.start()
 
