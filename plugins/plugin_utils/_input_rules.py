@@ -85,6 +85,61 @@ def _urls(v: Any, names: tuple[str, ...]) -> Iterator[str]:
             yield f"{name} must be an http(s):// or file:// URL, got '{value}'."
 
 
+# Internal links that may carry clear text only when the inventory names them here.
+PLAINTEXT_LINKS_VARIABLE = "onprem_llm_plaintext_links"
+PLAINTEXT_LINKS = (
+    "engines",
+    "node_exporter",
+    "dcgm_exporter",
+    "prometheus_web",
+    "haproxy_internal",
+    "gateway_service_metrics",
+    "redis_exporter",
+)
+# The link each Prometheus target group scrapes.
+_SCRAPE_GROUP_LINKS = {
+    "node": "node_exporter",
+    "dcgm": "dcgm_exporter",
+    "haproxy": "haproxy_internal",
+    "gateway_service": "gateway_service_metrics",
+    "redis": "redis_exporter",
+    "engines": "engines",
+}
+
+
+def _plaintext_accepted(v: Any, link: str) -> bool:
+    if not v.defined(PLAINTEXT_LINKS_VARIABLE):
+        return False
+    links = v[PLAINTEXT_LINKS_VARIABLE]
+    return isinstance(links, (list, tuple)) and link in links
+
+
+def _plaintext_refused(v: Any, link: str, setting: str) -> Iterator[str]:
+    """The error for a link left without TLS and not named in onprem_llm_plaintext_links."""
+    if not _plaintext_accepted(v, link):
+        yield (
+            f"{setting} leaves {link} without TLS: its traffic would cross the internal network "
+            "in clear text. Keep TLS on (the pki role's certificate, the default), or accept "
+            f"clear text for this link by naming it: {PLAINTEXT_LINKS_VARIABLE}: [{link}]."
+        )
+
+
+def plaintext_links(v: Any, groups: Groups) -> Iterator[str]:
+    if not v.defined(PLAINTEXT_LINKS_VARIABLE):
+        return
+    links = v[PLAINTEXT_LINKS_VARIABLE]
+    unknown = (
+        [str(link) for link in links if link not in PLAINTEXT_LINKS]
+        if isinstance(links, (list, tuple))
+        else [str(links)]
+    )
+    if unknown:
+        yield (
+            f"{PLAINTEXT_LINKS_VARIABLE} is a list of links allowed to run without TLS, from "
+            f"{', '.join(PLAINTEXT_LINKS)}; not: {unknown}."
+        )
+
+
 def _mirror_key_message(key: str, url: str, value: Any) -> str:
     return (
         f"{key} must be set when {url} points at a mirror ({value}): packages are only "
@@ -112,6 +167,10 @@ def common_model_store_mode(v: Any, groups: Groups) -> Iterator[str]:
     mode = v["common_model_store_mode"]
     if not _match("^0[0-7]{3}$", mode):
         yield f"common_model_store_mode must be an octal string such as '0755', got '{mode}'."
+
+
+def common_plaintext_links(v: Any, groups: Groups) -> Iterator[str]:
+    yield from plaintext_links(v, groups)
 
 
 def common_firewall(v: Any, groups: Groups) -> Iterator[str]:
@@ -225,6 +284,8 @@ def node_exporter_tls(v: Any, groups: Groups) -> Iterator[str]:
     cert = v["node_exporter_tls_cert_file"]
     key = v["node_exporter_tls_key_file"]
     users = v["node_exporter_basic_auth_users"]
+    if len(cert) == 0:
+        yield from _plaintext_refused(v, "node_exporter", "node_exporter_tls_cert_file: ''")
     if (
         (len(cert) > 0) != (len(key) > 0)
         or (len(users) > 0 and len(cert) == 0)
@@ -317,6 +378,17 @@ def prometheus_alertmanager_default_receiver(v: Any, groups: Groups) -> Iterator
         )
 
 
+def prometheus_plaintext_scrapes(v: Any, groups: Groups) -> Iterator[str]:
+    overrides = v["prometheus_scrape_overrides"] or {}
+    for group, settings in overrides.items():
+        if isinstance(settings, Mapping) and settings.get("scheme") == "http":
+            link = _SCRAPE_GROUP_LINKS.get(group)
+            if link is not None:
+                yield from _plaintext_refused(
+                    v, link, f"prometheus_scrape_overrides.{group}.scheme: http"
+                )
+
+
 _WEB_USER_NAME = r"^[A-Za-z0-9_.@-]+$"
 _WEB_PASSWORD_MIN_LENGTH = 16
 
@@ -324,6 +396,8 @@ _WEB_PASSWORD_MIN_LENGTH = 16
 def prometheus_web(v: Any, groups: Groups) -> Iterator[str]:
     cert = v["prometheus_web_tls_cert_file"]
     key = v["prometheus_web_tls_key_file"]
+    if len(cert) == 0:
+        yield from _plaintext_refused(v, "prometheus_web", "prometheus_web_tls_cert_file: ''")
     if (len(cert) > 0) != (len(key) > 0):
         yield (
             "prometheus_web_tls_cert_file and prometheus_web_tls_key_file go together (got cert "
@@ -593,6 +667,8 @@ def dcgm_exporter_tls(v: Any, groups: Groups) -> Iterator[str]:
     cert = v["dcgm_exporter_tls_cert_file"]
     key = v["dcgm_exporter_tls_key_file"]
     users = v["dcgm_exporter_basic_auth_users"]
+    if len(cert) == 0:
+        yield from _plaintext_refused(v, "dcgm_exporter", "dcgm_exporter_tls_cert_file: ''")
     names = list(users.keys()) if isinstance(users, Mapping) else []
     if not (
         (len(key) > 0 or len(cert) == 0)
@@ -698,11 +774,13 @@ def engine_mode(v: Any, groups: Groups) -> Iterator[str]:
 
 
 def engine_tls(v: Any, groups: Groups) -> Iterator[str]:
+    if not _bool(v["engine_tls"]):
+        yield from _plaintext_refused(v, "engines", "engine_tls: false")
     if _bool(v["engine_tls"]) and v["engine_type"] != "vllm":
         yield (
             f"engine_tls is true but engine_type {v['engine_type']} has no TLS option (TGI's "
-            "launcher and trtllm-serve serve plain HTTP): set engine_tls: false for these hosts, "
-            "knowing that their traffic crosses the internal network in clear text."
+            "launcher and trtllm-serve serve plain HTTP): set engine_tls: false for these hosts "
+            f"and accept their clear text by naming it, {PLAINTEXT_LINKS_VARIABLE}: [engines]."
         )
 
 
@@ -1116,6 +1194,11 @@ _TLS12_CIPHER = (
 )
 
 
+def haproxy_internal_tls(v: Any, groups: Groups) -> Iterator[str]:
+    if not _bool(v["haproxy_stats_tls"]):
+        yield from _plaintext_refused(v, "haproxy_internal", "haproxy_stats_tls: false")
+
+
 def haproxy_tls_profile(v: Any, groups: Groups) -> Iterator[str]:
     curves = [str(curve) for curve in v["haproxy_tls_curves"] or []]
     off_profile = [curve for curve in curves if curve not in _TLS_CURVES]
@@ -1352,6 +1435,11 @@ def redis_network(v: Any, groups: Groups) -> Iterator[str]:
         yield f"{', '.join(relative)} must be absolute paths (the pki role's by default)."
 
 
+def redis_exporter_tls(v: Any, groups: Groups) -> Iterator[str]:
+    if _bool(v["redis_exporter_enabled"]) and not _bool(v["redis_exporter_tls"]):
+        yield from _plaintext_refused(v, "redis_exporter", "redis_exporter_tls: false")
+
+
 def redis_sentinel(v: Any, groups: Groups) -> Iterator[str]:
     if not _bool(v["redis_sentinel_enabled"]):
         return
@@ -1401,6 +1489,13 @@ _GATEWAY_KEY_FIELDS = frozenset(
 
 def _gateway_service_on(v: Any) -> bool:
     return v.defined("gateway_service_enabled") and _bool(v["gateway_service_enabled"])
+
+
+def gateway_service_metrics_tls(v: Any, groups: Groups) -> Iterator[str]:
+    if _gateway_service_on(v) and not _bool(v["gateway_service_metrics_tls"]):
+        yield from _plaintext_refused(
+            v, "gateway_service_metrics", "gateway_service_metrics_tls: false"
+        )
 
 
 def gateway_service_wheel(v: Any, groups: Groups) -> Iterator[str]:
@@ -1528,6 +1623,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         common_model_store_device,
         common_model_store_mode,
         common_firewall,
+        common_plaintext_links,
     ),
     "audit": (audit_journal, audit_auditd),
     "node_exporter": (node_exporter_checksums, node_exporter_listen_address, node_exporter_tls),
@@ -1538,6 +1634,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         prometheus_alertmanager_receivers,
         prometheus_alertmanager_default_receiver,
         prometheus_web,
+        prometheus_plaintext_scrapes,
     ),
     "nvidia_driver": (
         nvidia_driver_plan,
@@ -1599,6 +1696,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         haproxy_balancing,
         haproxy_listeners,
         haproxy_tls_profile,
+        haproxy_internal_tls,
     ),
     "keepalived": (
         keepalived_virtual_ip,
@@ -1614,11 +1712,13 @@ RULES: dict[str, tuple[Rule, ...]] = {
         redis_memory,
         redis_network,
         redis_sentinel,
+        redis_exporter_tls,
     ),
     "gateway_service": (
         gateway_service_wheel,
         gateway_service_redis,
         gateway_service_cache,
         gateway_service_request_audit,
+        gateway_service_metrics_tls,
     ),
 }

@@ -166,7 +166,28 @@ BAD_NODE_EXPORTER_INPUT = {
         {"node_exporter_listen_address": "0.0.0.0"},
         ["node_exporter_listen_address", "ADDRESS:PORT"],
     ),
+    "plain HTTP without naming the link": (
+        {"node_exporter_tls_cert_file": "", "node_exporter_tls_key_file": ""},
+        [
+            "node-1: node_exporter: node_exporter_tls_cert_file: '' leaves node_exporter",
+            "onprem_llm_plaintext_links: [node_exporter]",
+        ],
+    ),
+    "a link name that does not exist": (
+        {"onprem_llm_plaintext_links": ["node-exporter"]},
+        ["onprem_llm_plaintext_links is a list of links", "node-exporter"],
+    ),
 }
+
+
+def test_plain_http_passes_once_its_link_is_named(validate_input):
+    plain = {
+        "node_exporter_tls_cert_file": "",
+        "node_exporter_tls_key_file": "",
+        "onprem_llm_plaintext_links": ["node_exporter"],
+    }
+    result = run_validation(validate_input, GOOD_MONITORING_VARS, plain)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("case", sorted(BAD_NODE_EXPORTER_INPUT))

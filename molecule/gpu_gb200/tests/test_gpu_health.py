@@ -42,7 +42,12 @@ def test_web_config_has_tls_and_the_hashed_user_only(host):
     assert config.mode == 0o640
     assert config.group == "dcgm-exporter"
     text = config.content_string
-    assert 'cert_file: "/etc/dcgm-exporter/tls/stand-in.crt"' in text
+    # The exporter's own copy of the configured certificate, readable by its user.
+    assert 'cert_file: "/etc/dcgm-exporter/pki/server.crt"' in text
+    copy = host.file("/etc/dcgm-exporter/pki/server.crt")
+    assert copy.content == host.file("/etc/dcgm-exporter/tls/stand-in.crt").content
+    key = host.file("/etc/dcgm-exporter/pki/server.key")
+    assert (key.user, key.group, key.mode) == ("root", "dcgm-exporter", 0o640)
     assert "min_version: TLS12" in text
     assert 'prometheus: "$2b$12$8J8Mby1qIbHh4ag7vKeoYOP5yHW2qV52SV5Z2fVhtY.5gIWQx.GA6"' in text
     unit = host.file("/etc/systemd/system/dcgm-exporter.service").content_string

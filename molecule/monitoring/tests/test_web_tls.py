@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import tls_profile
 from scenario_playbooks import run_playbook
 
 testinfra_hosts = ["ansible://monitoring-1"]
@@ -43,6 +44,15 @@ def test_plain_http_gets_no_answer(host, port):
 def test_the_gpu_nodes_exporter_serves_only_tls():
     assert status(GPU_NODE, "http://127.0.0.1:9100/metrics") != "200"
     assert status(GPU_NODE, "https://127.0.0.1:9100/metrics") == "200"
+
+
+@pytest.mark.parametrize("port", [9090, 9093, 9100])
+def test_the_endpoints_meet_mozillas_intermediate_profile(host, port):
+    assert tls_profile.violations(tls_profile.host_runner(host), f"127.0.0.1:{port}") == []
+
+
+def test_the_gpu_nodes_exporter_meets_mozillas_intermediate_profile():
+    assert tls_profile.violations(tls_profile.host_runner(GPU_NODE), "127.0.0.1:9100") == []
 
 
 @pytest.mark.parametrize("port", [9090, 9093])

@@ -11,6 +11,7 @@ import re
 
 import pytest
 import testinfra
+import tls_profile
 from gateway_client import (
     ADMIN,
     BACKEND,
@@ -237,6 +238,12 @@ def test_exporter_and_stats_only_on_the_internal_listener(host, gateway_address)
         f"https://{gateway_address}:8405/metrics"
     )
     assert status == "403"
+
+
+@pytest.mark.parametrize("port", [443, 8405, 8081])
+def test_gateway_endpoints_meet_mozillas_intermediate_profile(port):
+    # The public API, HAProxy's internal listener and the gateway service's metrics.
+    assert tls_profile.violations(tls_profile.host_runner(GATEWAY), f"127.0.0.1:{port}") == []
 
 
 def test_metrics_of_the_gateway_service_and_redis_only_over_tls():

@@ -139,8 +139,9 @@ def test_trtllm_and_tgi_accept_the_roles_flags_and_refuse_vllms(engine_type, lab
     before = CONTAINER.file(dropin).content_string
     settings = {
         "engine_type": engine_type,
-        # Neither has TLS options (the role refuses engine_tls for them).
+        # Neither has TLS options (the role refuses engine_tls for them): clear text, named.
         "engine_tls": False,
+        "onprem_llm_plaintext_links": ["engines"],
         "engine_container_image": image,
         "engine_extra_args": ["--max-num-seqs", "8"],
     }

@@ -13,6 +13,11 @@ from .config import ServerTLS
 
 log = logging.getLogger("onprem_llm.gateway")
 
+INTERMEDIATE_TLS12_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
+
 
 def _stamp(path: str) -> tuple[int, int, int]:
     stat = os.stat(path)
@@ -35,8 +40,12 @@ class ReloadingServerContext:
         return (_stamp(self._files.certificate), _stamp(self._files.private_key))
 
     def _load(self) -> ssl.SSLContext:
+        # Mozilla's "intermediate" profile: TLS 1.2 with forward-secret AEAD suites, or TLS 1.3.
+        # One key-exchange group (this Python sets no list): P-256, which every client has.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(INTERMEDIATE_TLS12_CIPHERS)
+        context.set_ecdh_curve("prime256v1")
         context.load_cert_chain(self._files.certificate, self._files.private_key)
         return context
 
