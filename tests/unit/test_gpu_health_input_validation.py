@@ -62,7 +62,10 @@ BAD_INPUT = {
         ["dcgm_cuda_major", "12, 13"],
     ),
     "exporter TLS certificate without key": (
-        {"dcgm_exporter_tls_cert_file": "/etc/onprem-llm/tls/dcgm.crt"},
+        {
+            "dcgm_exporter_tls_cert_file": "/etc/onprem-llm/tls/dcgm.crt",
+            "dcgm_exporter_tls_key_file": "",
+        },
         ["dcgm_exporter_tls_cert_file and dcgm_exporter_tls_key_file go together"],
     ),
     "basic auth user without password": (
@@ -74,7 +77,12 @@ BAD_INPUT = {
         ["dcgm_exporter_basic_auth_users has a bcrypt hash of its password"],
     ),
     "basic auth without TLS": (
-        {"dcgm_exporter_basic_auth_users": {"prometheus": BCRYPT}},
+        {
+            "dcgm_exporter_tls_cert_file": "",
+            "dcgm_exporter_tls_key_file": "",
+            "onprem_llm_plaintext_links": ["dcgm_exporter"],
+            "dcgm_exporter_basic_auth_users": {"prometheus": BCRYPT},
+        },
         ["dcgm_exporter_basic_auth_users needs them"],
     ),
     "exporter address without port": (
