@@ -195,8 +195,9 @@ def test_spill_over_sends_public_requests_to_the_cloud_and_keeps_restricted_ones
     # Two at a time reach the engine (engine_maxconn), one may wait (spill_over_queue). Sixteen
     # long restricted requests (8 choices of 480 tokens: about a second each on this CPU vLLM)
     # fill both slots and make the rest wait for seconds; public requests sent while the queue
-    # is long then spill over. The queue is read again before each pair, so a slow client or a
-    # fast engine makes the test wait for the next long queue instead of missing it.
+    # is long then spill over. Each pair is sent from its own thread whenever the queue is read
+    # long, so a pair that reached the engines first (and waits its turn) does not hold back the
+    # next one: a fast engine or a slow client costs attempts, not the test.
     blockers: list = []
     blocking = threading.Thread(
         target=lambda: blockers.extend(
@@ -207,14 +208,24 @@ def test_spill_over_sends_public_requests_to_the_cloud_and_keeps_restricted_ones
     )
     blocking.start()
     public: list = []
+    senders: list[threading.Thread] = []
     waited = time.monotonic()
     while blocking.is_alive() and CLOUD_ROUTE not in [r["route"] for r in public]:
         assert time.monotonic() - waited < 120, "the blocking requests never kept a queue"
-        if queued(GATEWAYS[0], BACKEND_B) >= 2:
-            public += burst(host, gateway_address, "public", MODEL_B, 2, gap=0)
+        if len(senders) < 8 and queued(GATEWAYS[0], BACKEND_B) >= 2:
+            sender = threading.Thread(
+                target=lambda: public.extend(
+                    burst(host, gateway_address, "public", MODEL_B, 2, gap=0)
+                )
+            )
+            sender.start()
+            senders.append(sender)
+            time.sleep(0.5)
         else:
             time.sleep(0.1)
     blocking.join(timeout=300)
+    for sender in senders:
+        sender.join(timeout=300)
     assert all(result["status"] == 200 for result in public), public
     routes = [result["route"] for result in public]
     assert routes.count(CLOUD_ROUTE) >= 1, routes
