@@ -1594,6 +1594,28 @@ def gateway_service_request_audit(v: Any, groups: Groups) -> Iterator[str]:
             "the requests that made them."
         )
     tenants = [str(tenant) for tenant in v["gateway_service_request_audit_content_tenants"] or []]
+    content_days = v["gateway_service_request_audit_content_retention_days"]
+    if not _integer(content_days) or _int(content_days) < 1:
+        yield (
+            "gateway_service_request_audit_content_retention_days must be 1 or more days (how "
+            f"long prompt and answer text is kept); got {content_days}."
+        )
+    elif _integer(days) and _int(content_days) > _int(days):
+        yield (
+            f"gateway_service_request_audit_content_retention_days ({content_days}) is longer than "
+            f"gateway_service_request_audit_retention_days ({days}): text would outlive the "
+            "records that say who asked it."
+        )
+    elif (
+        tenants
+        and _integer(v["gateway_service_cache_max_ttl_seconds"])
+        and _int(content_days) * 86400 < _int(v["gateway_service_cache_max_ttl_seconds"])
+    ):
+        yield (
+            f"gateway_service_request_audit_content_retention_days ({content_days}) is shorter "
+            "than gateway_service_cache_max_ttl_seconds: cached answers, which are text too, "
+            "would outlive the text retention."
+        )
     if not tenants:
         return
     if not _bool(v["gateway_service_request_audit"]):

@@ -182,11 +182,15 @@ def erase_tenant(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     plan_progress: bool = False,
+    user: str = "",
 ) -> RunResult:
-    """Remove a tenant's request records from every gateway and its cache entries. Counts are in
-    .data["erase_records"] (per gateway) and .data["cache_purge"]."""
+    """Remove a tenant's request and content records from every gateway and its cache entries;
+    with user, only that user's records (the cache is the tenant's and stays). Counts are in
+    .data["erase_records"] (per gateway) and, for a tenant, .data["cache_purge"]."""
     _check_name("--tenant", tenant, required=True)
-    request = request_for("erase_tenant", project_dir, options, extra_vars={"erase_tenant": tenant})
+    _check_name("--user", user, required=False)
+    extra_vars = {"erase_tenant": tenant} | ({"erase_user": user} if user else {})
+    request = request_for("erase_tenant", project_dir, options, extra_vars=extra_vars)
     return run_playbook(request, progress, cancel, plan_progress)
 
 

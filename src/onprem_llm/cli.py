@@ -364,11 +364,17 @@ def build_parser() -> Parser:
     )
     _run_options(purge, inventory=True)
     erase_help = (
-        "remove a tenant's request records from every gateway and its cached answers, and record"
-        " the erasure (playbooks/erase_tenant.yml)"
+        "remove a tenant's request and content records from every gateway and its cached answers,"
+        " or only one user's records with --user, and record the erasure"
+        " (playbooks/erase_tenant.yml)"
     )
     erase = commands.add_parser("erase", help=erase_help, description=erase_help)
     erase.add_argument("--tenant", required=True, help="the tenant whose data is erased")
+    erase.add_argument(
+        "--user",
+        default="",
+        help="only this user's records (the `user` field of the tenant's requests)",
+    )
     _run_options(erase, inventory=True)
     audit_parser = commands.add_parser("audit", help="the playbook-run audit trail: verify, prune")
     audit_commands = audit_parser.add_subparsers(
@@ -552,25 +558,33 @@ def _cache_purge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # --- erase -------------------------------------------------------------------------------------
 
 
-def render_erase(result: RunResult) -> str:
-    """One line: request records removed on how many gateways, and cache entries deleted."""
+def render_erase(result: RunResult, user: bool = False) -> str:
+    """One line: request and content records removed on how many gateways, and (for a tenant)
+    cache entries deleted."""
     records = result.data.get("erase_records")
     cache = result.data.get("cache_purge")
-    if not isinstance(records, dict) or not isinstance(cache, dict):
+    if not isinstance(records, dict) or not (user or isinstance(cache, dict)):
         return "erase: no count was reported; check the failures above before retrying"
-    removed = sum(int(report.get("records_removed", 0)) for report in records.values())
-    tenant = json.dumps(cache.get("tenant", ""), ensure_ascii=False)
+    reports = list(records.values())
+    removed = sum(int(report.get("records_removed", 0)) for report in reports)
+    content = sum(int(report.get("content_removed", 0)) for report in reports)
+    tenant = json.dumps(reports[0].get("tenant", "") if reports else "", ensure_ascii=False)
     gateways = len(records)
-    return (
-        f"erase: tenant {tenant}: removed {removed} request record{'s' * (removed != 1)} on "
-        f"{gateways} gateway{'s' * (gateways != 1)}, deleted {cache.get('deleted', 0)} cache "
-        f"entr{'ies' if cache.get('deleted', 0) != 1 else 'y'}"
+    line = (
+        f"erase: tenant {tenant}{', one user' if user else ''}: removed {removed} request"
+        f" record{'s' * (removed != 1)} and {content} content record{'s' * (content != 1)} on"
+        f" {gateways} gateway{'s' * (gateways != 1)}"
     )
+    if user:
+        return line + "; cached answers are the tenant's and stay until their TTL"
+    deleted = cache.get("deleted", 0) if isinstance(cache, dict) else 0
+    return line + f", deleted {deleted} cache entr{'ies' if deleted != 1 else 'y'}"
 
 
 def _erase(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    action = functools.partial(api.erase_tenant, tenant=args.tenant)
-    return _run_action(args, action, out, err, render_erase)
+    action = functools.partial(api.erase_tenant, tenant=args.tenant, user=args.user)
+    outcome = functools.partial(render_erase, user=bool(args.user))
+    return _run_action(args, action, out, err, outcome)
 
 
 # --- audit verify ------------------------------------------------------------------------------

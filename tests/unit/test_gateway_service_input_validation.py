@@ -98,9 +98,30 @@ BAD_INPUT = {
     "request records kept shorter than cached answers": (
         {
             "gateway_service_request_audit_retention_days": 1,
+            "gateway_service_request_audit_content_retention_days": 1,
             "gateway_service_cache_max_ttl_seconds": 172800,
         },
         ["gateway_service_request_audit_retention_days (1) is shorter than gateway_service_cache"],
+    ),
+    "text kept for no day": (
+        {"gateway_service_request_audit_content_retention_days": 0},
+        ["gateway_service_request_audit_content_retention_days must be 1 or more days", "got 0"],
+    ),
+    "text kept longer than the records that say who asked": (
+        {
+            "gateway_service_request_audit_retention_days": 30,
+            "gateway_service_request_audit_content_retention_days": 60,
+        },
+        ["gateway_service_request_audit_content_retention_days (60) is longer than"],
+    ),
+    "text kept shorter than cached answers": (
+        {
+            "gateway_service_request_audit_content_retention_days": 1,
+            "gateway_service_cache_max_ttl_seconds": 172800,
+            "gateway_service_request_audit_content_tenants": ["team-a"],
+            "gateway_service_request_audit_pseudonymisation_key": PSEUDONYM_KEY,
+        },
+        ["gateway_service_request_audit_content_retention_days (1) is shorter than gateway_"],
     ),
     "content logging without a pseudonymisation key": (
         {"gateway_service_request_audit_content_tenants": ["team-a"]},

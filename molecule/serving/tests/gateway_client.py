@@ -111,15 +111,23 @@ def call(client, gateway, path, key=KEY_A, body="", data_class=""):
     return result
 
 
-def chat(client, gateway, key=KEY_A, data_class="", max_tokens=8, content="Hello, how are you?"):
-    body = json.dumps(
-        {
-            "model": MODEL,
-            "messages": [{"role": "user", "content": content}],
-            "max_tokens": max_tokens,
-        }
-    )
-    return call(client, gateway, "/v1/chat/completions", key, body, data_class)
+def chat(
+    client,
+    gateway,
+    key=KEY_A,
+    data_class="",
+    max_tokens=8,
+    content="Hello, how are you?",
+    user=None,
+):
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": max_tokens,
+    }
+    if user is not None:
+        body["user"] = user
+    return call(client, gateway, "/v1/chat/completions", key, json.dumps(body), data_class)
 
 
 def assert_openai_error(result, status, code):

@@ -91,17 +91,18 @@ def test_access_log_has_tenant_and_model_but_no_prompt(host, gateway_address):
 
 
 AUDIT_FILE = "/var/log/onprem-llm/requests.jsonl"
+CONTENT_FILE = "/var/log/onprem-llm/content.jsonl"
 KEY_C = "sk-test-team-c-0123456789abcdef0123456789"
 
 
-def audit_record(gateway, request_id):
+def audit_record(gateway, request_id, path=AUDIT_FILE):
     for _ in range(20):
-        lines = gateway.run(f'grep -F \'"request_id":"{request_id}"\' {AUDIT_FILE}').stdout
+        lines = gateway.run(f'grep -F \'"request_id":"{request_id}"\' {path}').stdout
         if lines.strip():
             [line] = lines.splitlines()
             return json.loads(line)
         gateway.check_output("sleep 0.2")
-    raise AssertionError(f"no request record {request_id} in {AUDIT_FILE}")
+    raise AssertionError(f"no request record {request_id} in {path}")
 
 
 def test_an_opted_in_tenants_text_is_kept_with_personal_data_redacted(host, gateway_address):
@@ -110,15 +111,22 @@ def test_an_opted_in_tenants_text_is_kept_with_personal_data_redacted(host, gate
     result = chat(host, gateway_address, key=KEY_C, max_tokens=2, content=content)
     assert result["status"] == 200, result
     record = audit_record(GATEWAY, result["request_id"])
-    assert record["tenant"] == "team-c"
-    assert record["request"] == [
+    assert (record["tenant"], record["content"]) == ("team-c", True) and "request" not in record
+    # The text is in the content file, which has its own (shorter) retention.
+    kept = audit_record(GATEWAY, result["request_id"], CONTENT_FILE)
+    assert kept["tenant"] == "team-c"
+    assert kept["request"] == [
         {"role": "user", "text": f"{marker}: reach me at [email] or [phone]"}
     ]
-    assert record["answer"] == [result["json"]["choices"][0]["message"]["content"]]
-    text = GATEWAY.check_output(f"cat {AUDIT_FILE}")
+    assert kept["answer"] == [result["json"]["choices"][0]["message"]["content"]]
+    text = GATEWAY.check_output(f"cat {AUDIT_FILE} {CONTENT_FILE}")
     assert "jane.doe" not in text and "7946" not in text
-    mode = GATEWAY.check_output(f"stat -c '%a %U' {AUDIT_FILE}")
-    assert mode == "600 onprem-llm-gateway", mode
+    assert marker not in GATEWAY.check_output(f"cat {AUDIT_FILE}")
+    for path in (AUDIT_FILE, CONTENT_FILE):
+        mode = GATEWAY.check_output(f"stat -c '%a %U' {path}")
+        assert mode == "600 onprem-llm-gateway", (path, mode)
+    rotation = GATEWAY.check_output("cat /etc/logrotate.d/onprem-llm-gateway")
+    assert f"{CONTENT_FILE} {{" in rotation and "maxage 30" in rotation, rotation
 
 
 def test_unknown_path_gets_404_json(host, gateway_address):
@@ -144,9 +152,37 @@ def test_tls_1_1_is_refused_by_the_gateway(host, gateway_address):
     )
 
 
-def gateway_records(gateway):
-    text = gateway.run(f"cat {AUDIT_FILE}").stdout
+def gateway_records(gateway, path=AUDIT_FILE):
+    text = gateway.run(f"cat {path}").stdout
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_erasing_a_user_removes_its_records_and_text_and_keeps_the_others(host, gateway_address):
+    erased, kept = f"u-erase-{os.urandom(4).hex()}", f"u-keep-{os.urandom(4).hex()}"
+    ids = {}
+    for user in (erased, kept, erased):
+        result = chat(host, gateway_address, key=KEY_C, max_tokens=2, user=user)
+        assert result["status"] == 200, result
+        ids.setdefault(user, []).append(result["request_id"])
+    for request_id in ids[erased] + ids[kept]:
+        audit_record(GATEWAY, request_id, CONTENT_FILE)  # written before the erasure starts
+    output, ok, _ = run_playbook(
+        "../../playbooks/erase_tenant.yml",
+        "-e",
+        "erase_tenant=team-c",
+        "-e",
+        f"erase_user={erased}",
+    )
+    assert ok, output[-3000:]
+    for path in (AUDIT_FILE, CONTENT_FILE):
+        left = {record.get("request_id") for record in gateway_records(GATEWAY, path)}
+        assert not left & set(ids[erased]), path
+        assert set(ids[kept]) <= left, path
+    event = gateway_records(GATEWAY)[-1]
+    assert (event["event"], event["scope"], event["tenant"]) == ("erasure", "user", "team-c")
+    assert (event["records_removed"], event["content_removed"]) == (2, 2)
+    # The user's identifier is nowhere: records carry its pseudonym only, and the erasure neither.
+    assert erased not in GATEWAY.check_output(f"cat {AUDIT_FILE} {CONTENT_FILE}")
 
 
 def test_erasing_a_tenant_removes_its_records_on_every_gateway(host, gateway_address):

@@ -2,7 +2,7 @@
 
   serve          run the gateway until SIGTERM (systemd unit, unprivileged user)
   purge          delete one tenant's cached answers and print {"deleted": N, "tenant": ..., ...}
-  erase-records  remove one tenant's request audit records (with their content, if any) from this
+  erase-records  remove one tenant's (or user's) request audit records and content records from this
                  gateway's files, record the erasure, and print {"records_removed": N, ...}
 
 Exit status: 0 done, 1 Redis failed during a purge, 2 bad input (arguments or configuration).
@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     erase = commands.add_parser("erase-records", help="remove one tenant's request records")
     erase.add_argument("--config", required=True, metavar="PATH", help="gateway JSON config")
     erase.add_argument("--tenant", required=True, help="tenant whose records go")
+    erase.add_argument(
+        "--user",
+        help="only this user's records (the `user` field of its requests, pseudonymised here)",
+    )
     erase.add_argument("--dry-run", action="store_true", help="count, remove nothing")
     return parser
 
@@ -94,12 +98,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.tenant.strip():
         return _usage_error("--tenant: expected a tenant name")
     if args.command == "erase-records":
-        from .audit import erase_tenant
+        from .audit import AuditError, erase_tenant, pseudonym, read_key
 
+        user = None
+        if args.user is not None:
+            if not args.user.strip():
+                return _usage_error("--user: expected a user identifier")
+            if config.audit.pseudonymisation_key_file is None:
+                return _usage_error(
+                    "--user: records carry no user on this gateway (no pseudonymisation key), "
+                    "so none can be erased by user; erase the tenant instead"
+                )
+            try:
+                user = pseudonym(read_key(config.audit.pseudonymisation_key_file), args.user)
+            except AuditError as exc:
+                return _usage_error(str(exc))
         if config.audit.path is None:
-            print(json.dumps({"tenant": args.tenant, "records_removed": 0, "files": 0}))
+            empty = {"records_removed": 0, "content_removed": 0, "files": 0}
+            print(json.dumps({"tenant": args.tenant, **empty}))
             return 0
-        print(json.dumps(erase_tenant(config.audit.path, args.tenant, dry_run=args.dry_run)))
+        result = erase_tenant(
+            config.audit.path,
+            args.tenant,
+            content_path=config.audit.content_path,
+            user=user,
+            dry_run=args.dry_run,
+        )
+        print(json.dumps(result))
         return 0
     if args.model is not None and not args.model.strip():
         return _usage_error("--model: expected a model name")

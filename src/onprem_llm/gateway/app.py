@@ -273,11 +273,11 @@ class Gateway:
         user = self.audit.user(call.parsed)
         if user is not None:
             record["user"] = user
+        content = None
         if self.audit.keeps_content(call.tenant):
-            record["request"] = request_content(call.parsed)
             # A stream's text is spread over its events: only JSON answers are kept.
-            record["answer"] = answer_content(answer)
-        self.audit.write(record)
+            content = {"request": request_content(call.parsed), "answer": answer_content(answer)}
+        self.audit.write(record, content)
 
     def _refuse(self, call: _Call, status: int, message: str, code: str) -> web.Response:
         self._account(call, m.BYPASS, None, "refused", status)

@@ -4,8 +4,9 @@ A record says who asked (tenant, hashed key id, pseudonymised user), what (path,
 class), where it went (route: on-prem, cloud:<provider>, cache) and how it ended (cache result,
 status, tokens, duration), under HAProxy's request id so that it joins HAProxy's access log.
 Prompt and answer text are never in it, unless the tenant opted in to content logging; then the
-text is kept with obvious personal data redacted (e-mail addresses, phone numbers, IBANs, card
-numbers), and user identifiers are replaced by an HMAC with the site's key.
+text goes to a second file (its own retention, usually shorter), one content record per request
+under the same request id, with obvious personal data redacted (e-mail addresses, phone numbers,
+IBANs, card numbers), and user identifiers are replaced by an HMAC with the site's key.
 
 Each record is one os.write() on a file opened with O_APPEND: lines from several processes never
 interleave, nothing waits in a buffer when the service is killed, and a request pays one system
@@ -153,9 +154,10 @@ class AuditError(Exception):
 
 @dataclass(frozen=True)
 class AuditConfig:
-    """Where records go and which tenants' text is kept."""
+    """Where records and content records go, and which tenants' text is kept."""
 
     path: str | None = None
+    content_path: str | None = None
     content_tenants: frozenset[str] = field(default_factory=frozenset)
     pseudonymisation_key_file: str | None = None
 
@@ -184,16 +186,15 @@ class RequestAudit:
         self._wall = wall
         key_file = config.pseudonymisation_key_file
         self._key = read_key(key_file) if key_file else b""
-        self._fd: int | None = None
-        if config.path:
-            self._fd = os.open(config.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd = _open_append(config.path)
+        self._content_fd = _open_append(config.content_path) if config.content_tenants else None
 
     @property
     def enabled(self) -> bool:
         return self._fd is not None
 
     def keeps_content(self, tenant: str) -> bool:
-        return self._fd is not None and tenant in self.config.content_tenants
+        return self._content_fd is not None and tenant in self.config.content_tenants
 
     def user(self, body: Any) -> str | None:
         """The pseudonym of the request's `user` field, when there is one and a key."""
@@ -204,15 +205,31 @@ class RequestAudit:
             return None
         return pseudonym(self._key, user)
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: dict[str, Any], content: dict[str, Any] | None = None) -> None:
+        """Append the request's record and, for a tenant that opted in, its content record
+        (request id, tenant, user and the redacted text) to the content file."""
         if self._fd is None:
             return
-        _append(self._fd, {"time": _iso(self._wall()), **record})
+        stamp = _iso(self._wall())
+        if content is not None and self._content_fd is not None:
+            keys = {name: record[name] for name in _CONTENT_KEYS if name in record}
+            _append(self._content_fd, {"time": stamp, **keys, **content})
+            record = {**record, "content": True}
+        _append(self._fd, {"time": stamp, **record})
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in (self._fd, self._content_fd):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._content_fd = None
+
+
+# What a content record repeats of its request record: enough to join them and to erase by.
+_CONTENT_KEYS = ("request_id", "tenant", "user")
+
+
+def _open_append(path: str | None) -> int | None:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600) if path else None
 
 
 def _iso(seconds: float) -> str:
@@ -231,29 +248,34 @@ def _append(fd: int, record: dict[str, Any]) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _of_tenant(line: bytes, tenant: str) -> bool:
+def _erased(line: bytes, tenant: str, user: str | None) -> bool:
+    """Whether a line is a record of the tenant (of its user, when one is named). Erasure
+    records stay: they are the trail of the erasures themselves."""
     try:
         record = json.loads(line)
     except ValueError:
         return False
-    return isinstance(record, dict) and record.get("tenant") == tenant and "event" not in record
+    return (
+        isinstance(record, dict)
+        and record.get("tenant") == tenant
+        and "event" not in record
+        and (user is None or record.get("user") == user)
+    )
 
 
-def _filter(lines: list[bytes], tenant: str) -> tuple[list[bytes], int]:
-    kept = [line for line in lines if not _of_tenant(line, tenant)]
+def _filter(lines: list[bytes], tenant: str, user: str | None) -> tuple[list[bytes], int]:
+    kept = [line for line in lines if not _erased(line, tenant, user)]
     return kept, len(lines) - len(kept)
 
 
-def erase_tenant(path: str, tenant: str, *, dry_run: bool = False) -> dict[str, Any]:
-    """Remove a tenant's request records from the audit file and its rotated copies (plain or
-    gzip), then record the erasure itself. The live file is rewritten in place under an exclusive
-    lock, so that the service's appends neither get lost nor land in a replaced file."""
+def _erase_rotated(path: str, tenant: str, user: str | None, dry_run: bool) -> tuple[int, int]:
+    """Rotated copies of one file (requests.jsonl-20261204, requests.jsonl-20261203.gz, ...):
+    each rewritten beside itself and renamed over it. Returns (records removed, files)."""
     removed = files = 0
-    # Rotated copies: requests.jsonl-20261204, requests.jsonl-20261203.gz, ...
     for name in sorted(glob.glob(glob.escape(path) + "?*")):
         opener = gzip.open if name.endswith(".gz") else open
         with opener(name, "rb") as handle:
-            kept, count = _filter(handle.read().splitlines(keepends=True), tenant)
+            kept, count = _filter(handle.read().splitlines(keepends=True), tenant, user)
         if count and not dry_run:
             directory = os.path.dirname(name)
             fd, temporary = tempfile.mkstemp(dir=directory, prefix=".erase-")
@@ -266,21 +288,62 @@ def erase_tenant(path: str, tenant: str, *, dry_run: bool = False) -> dict[str, 
             os.replace(temporary, name)
         removed += count
         files += bool(count)
-    if os.path.exists(path):
-        fd = os.open(path, os.O_RDWR | os.O_APPEND)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                kept, count = _filter(handle.read().splitlines(keepends=True), tenant)
-            if count and not dry_run:
-                os.ftruncate(fd, 0)
-                os.write(fd, b"".join(kept))
-            fcntl.flock(fd, fcntl.LOCK_UN)
+    return removed, files
+
+
+def _erase_live(fd: int, tenant: str, user: str | None, dry_run: bool) -> int:
+    """The live file, rewritten in place under an exclusive lock, so that the service's appends
+    neither get lost nor land in a replaced file. The caller holds the lock."""
+    with os.fdopen(os.dup(fd), "rb") as handle:
+        kept, count = _filter(handle.read().splitlines(keepends=True), tenant, user)
+    if count and not dry_run:
+        os.ftruncate(fd, 0)
+        os.write(fd, b"".join(kept))
+    return count
+
+
+def erase_tenant(
+    path: str,
+    tenant: str,
+    *,
+    content_path: str | None = None,
+    user: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Remove a tenant's request records (only those of one user, given as its pseudonym) from
+    the audit file, the content file and their rotated copies (plain or gzip), then record the
+    erasure itself in the audit file: tenant, scope (tenant or user) and counts; never the user's
+    pseudonym, which would link the erased user's other traces."""
+    removed = files = content_removed = 0
+    for name in filter(None, (content_path, path)):
+        count, touched = _erase_rotated(name, tenant, user, dry_run)
+        live = name == path
+        if os.path.exists(name):
+            fd = os.open(name, os.O_RDWR | os.O_APPEND)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                in_live = _erase_live(fd, tenant, user, dry_run)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+            count += in_live
+            touched += bool(in_live)
+        if live:
             removed += count
-            files += bool(count)
-            result = {"tenant": tenant, "records_removed": removed, "files": files}
-            if not dry_run:
-                _append(fd, {"time": _iso(time.time()), "event": "erasure", **result})
+        else:
+            content_removed += count
+        files += touched
+    result: dict[str, Any] = {
+        "tenant": tenant,
+        "scope": "tenant" if user is None else "user",
+        "records_removed": removed,
+        "content_removed": content_removed,
+        "files": files,
+    }
+    if not dry_run and os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            _append(fd, {"time": _iso(time.time()), "event": "erasure", **result})
         finally:
             os.close(fd)
-    return {"tenant": tenant, "records_removed": removed, "files": files, "dry_run": dry_run}
+    return {**result, "dry_run": dry_run}

@@ -346,30 +346,40 @@ def _models(section: _Section) -> dict[str, str]:
     return models
 
 
-def _audit(section: _Section) -> AuditConfig:
-    path = section.raw("path", None)
+def _audit_path(section: _Section, key: str) -> str | None:
+    path = section.raw(key, None)
     if path is not None and (not isinstance(path, str) or not path.startswith("/")):
-        raise ConfigError(
-            f"{section._name('path')}: expected an absolute path or null, got {path!r}"
-        )
-    key_file = section.raw("pseudonymisation_key_file", None)
-    if key_file is not None and (not isinstance(key_file, str) or not key_file.startswith("/")):
-        raise ConfigError(
-            f"{section._name('pseudonymisation_key_file')}: expected an absolute path or null, "
-            f"got {key_file!r}"
-        )
+        raise ConfigError(f"{section._name(key)}: expected an absolute path or null, got {path!r}")
+    return path
+
+
+def _audit(section: _Section) -> AuditConfig:
+    path = _audit_path(section, "path")
+    content_path = _audit_path(section, "content_path")
+    key_file = _audit_path(section, "pseudonymisation_key_file")
     tenants = frozenset(section.strings("content_tenants", ()))
     if tenants and key_file is None:
         raise ConfigError(
             f"{section._name('pseudonymisation_key_file')}: required when "
             f"{section._name('content_tenants')} is not empty (user identifiers are pseudonymised)"
         )
-    if tenants and path is None:
+    if tenants and (path is None or content_path is None):
         raise ConfigError(
-            f"{section._name('content_tenants')}: content logging needs {section._name('path')}"
+            f"{section._name('content_tenants')}: content logging needs {section._name('path')} "
+            f"and {section._name('content_path')}"
+        )
+    if content_path is not None and content_path == path:
+        raise ConfigError(
+            f"{section._name('content_path')}: must differ from {section._name('path')} (content "
+            "is kept for its own retention)"
         )
     section.done()
-    return AuditConfig(path=path, content_tenants=tenants, pseudonymisation_key_file=key_file)
+    return AuditConfig(
+        path=path,
+        content_path=content_path,
+        content_tenants=tenants,
+        pseudonymisation_key_file=key_file,
+    )
 
 
 def parse_config(data: Any) -> GatewayConfig:

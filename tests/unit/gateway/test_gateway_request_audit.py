@@ -142,8 +142,10 @@ async def test_content_of_an_opted_in_tenant_is_kept_redacted(
     make_gateway: Any, tmp_path: Path, key_file: Path
 ) -> None:
     log = tmp_path / "requests.jsonl"
+    content_log = tmp_path / "content.jsonl"
     audit = {
         "path": str(log),
+        "content_path": str(content_log),
         "content_tenants": [TENANT],
         "pseudonymisation_key_file": str(key_file),
     }
@@ -154,15 +156,23 @@ async def test_content_of_an_opted_in_tenant_is_kept_redacted(
     await gw.post(CHAT, question, headers=HAPROXY_HEADERS)  # the hit keeps its answer too
     await gw.post(CHAT, question, tenant="other", headers=HAPROXY_HEADERS)
     miss, hit, other = records(log)
-    for record in (miss, hit):
+    # The text is in the content file only, one record per request of the opted-in tenant, joined
+    # to its request record by the request id (and kept for its own, shorter retention).
+    assert (miss["content"], hit["content"]) == (True, True) and "content" not in other
+    assert not any("request" in record or "answer" in record for record in (miss, hit, other))
+    kept = records(content_log)
+    assert len(kept) == 2
+    for record in kept:
+        assert record["request_id"] == miss["request_id"] and record["tenant"] == TENANT
         assert record["request"] == [
             {"role": "user", "text": "Is the merger with Initech on for March? Mail [email]"}
         ]
         assert record["answer"] == ["Hello from the engine"]
         assert record["user"] == pseudonym(KEY, "u-17")
-    assert "request" not in other and "answer" not in other
     assert other["user"] == pseudonym(KEY, "u-17")
-    assert "jane.doe" not in log.read_text() and "u-17" not in log.read_text()
+    for written in (log, content_log):
+        assert "jane.doe" not in written.read_text() and "u-17" not in written.read_text()
+        assert written.stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.asyncio
@@ -179,6 +189,16 @@ def test_content_logging_needs_a_key_and_a_path(config_for: Any) -> None:
         config_for(audit={"path": "/var/log/x.jsonl", "content_tenants": ["acme"]})
     with pytest.raises(ConfigError, match=r"audit.content_tenants: content logging needs"):
         config_for(audit={"content_tenants": ["acme"], "pseudonymisation_key_file": "/k"})
+    with pytest.raises(ConfigError, match=r"audit.content_tenants: content logging needs"):
+        config_for(
+            audit={
+                "path": "/var/log/r.jsonl",
+                "content_tenants": ["acme"],
+                "pseudonymisation_key_file": "/k",
+            }
+        )
+    with pytest.raises(ConfigError, match=r"audit.content_path: must differ from audit.path"):
+        config_for(audit={"path": "/var/log/r.jsonl", "content_path": "/var/log/r.jsonl"})
     with pytest.raises(ConfigError, match=r"audit.path: expected an absolute path"):
         config_for(audit={"path": "requests.jsonl"})
 
@@ -240,16 +260,45 @@ def test_erasure_removes_one_tenants_records_everywhere_and_records_itself(
     assert "team-c" in rotated.read_text()
 
     result = erase_tenant(str(live), "team-c")
-    assert (result["records_removed"], result["files"]) == (4, 3)
+    assert (result["records_removed"], result["content_removed"], result["files"]) == (4, 0, 3)
     audit.write({"tenant": "team-a", "after": True})  # the service's open file still works
     tenants = [r.get("tenant") for r in records(live)]
     assert tenants == ["team-a", "team-a", "team-c", "team-a"]  # the third: the erasure event
     event = records(live)[2]
-    assert (event["event"], event["records_removed"], event["files"]) == ("erasure", 4, 3)
+    assert (event["event"], event["scope"], event["records_removed"]) == ("erasure", "tenant", 4)
     assert rotated.read_text() == '{"tenant":"team-b","x":2}\nnot json\n'
     with gzip.open(old, "rt") as handle:
         assert handle.read() == '{"tenant":"team-a","x":4}\n'
     assert untouched.stat().st_mtime_ns == before
     # A second erasure finds nothing more (the event record is not the tenant's data).
     assert erase_tenant(str(live), "team-c")["records_removed"] == 0
+    audit.close()
+
+
+def test_erasing_a_user_removes_only_its_records_and_content(tmp_path: Path) -> None:
+    live, content = tmp_path / "requests.jsonl", tmp_path / "content.jsonl"
+    config = AuditConfig(
+        path=str(live), content_path=str(content), content_tenants=frozenset({"t"})
+    )
+    audit = RequestAudit(config)
+    alice, bob = pseudonym(KEY, "alice"), pseudonym(KEY, "bob")
+    for number, (tenant, user) in enumerate(
+        [("t", alice), ("t", bob), ("u", alice), ("t", alice), ("t", None)]
+    ):
+        record = {"request_id": f"r{number}", "tenant": tenant} | ({"user": user} if user else {})
+        audit.write(record, {"request": [{"role": "user", "text": f"q{number}"}], "answer": []})
+    rotated = tmp_path / "content.jsonl-20261203"
+    rotated.write_text(json.dumps({"request_id": "old", "tenant": "t", "user": alice}) + "\n")
+
+    result = erase_tenant(str(live), "t", content_path=str(content), user=alice)
+    assert (result["records_removed"], result["content_removed"]) == (2, 3)
+    assert [r["request_id"] for r in records(live)[:3]] == ["r1", "r2", "r4"]
+    assert [r["request_id"] for r in records(content)] == ["r1", "r2", "r4"]
+    assert rotated.read_text() == ""
+    event = records(live)[-1]
+    # The erasure says a user was erased, never which: the pseudonym would link its other traces.
+    assert (event["event"], event["tenant"], event["scope"]) == ("erasure", "t", "user")
+    # Alice's records of another tenant are that tenant's and stay.
+    left = records(live) + records(content)
+    assert [r["request_id"] for r in left if r.get("user") == alice] == ["r2", "r2"]
     audit.close()
