@@ -68,8 +68,7 @@ def test_no_secret_in_any_log_or_journal(name):
 @pytest.mark.parametrize("name", HOSTS)
 def test_files_holding_a_secret_are_closed_to_other_users(name):
     host = testinfra.get_host(f"ansible://{name}")
-    listing = host.run(
-        f"grep -rlF --exclude-dir=vllm-wheelhouse {_pattern_args()} {STORES} 2>/dev/null | xargs -r stat -c '%a %U:%G %n'"
-    ).stdout
+    found = f"grep -rlF --exclude-dir=vllm-wheelhouse {_pattern_args()} {STORES} 2>/dev/null"
+    listing = host.run(f"{found} | xargs -r stat -c '%a %U:%G %n'").stdout
     open_to_others = [line for line in listing.splitlines() if int(line.split()[0], 8) & 0o007]
     assert not open_to_others, f"{name}: {open_to_others}"
