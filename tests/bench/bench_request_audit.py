@@ -118,7 +118,8 @@ async def run(requests: int, rounds: int) -> dict[str, Any]:
         "off": {},
         "records": {"path": str(workdir / "records.jsonl")},
         "content": {
-            "path": str(workdir / "content.jsonl"),
+            "path": str(workdir / "with-content.jsonl"),
+            "content_path": str(workdir / "content.jsonl"),
             "content_tenants": [TENANT],
             "pseudonymisation_key_file": str(key_file),
         },
