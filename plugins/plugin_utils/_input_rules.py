@@ -776,6 +776,8 @@ def engine_mode(v: Any, groups: Groups) -> Iterator[str]:
 def engine_tls(v: Any, groups: Groups) -> Iterator[str]:
     if not _bool(v["engine_tls"]):
         yield from _plaintext_refused(v, "engines", "engine_tls: false")
+    else:
+        yield from _tls_profile(v, "engine")
     if _bool(v["engine_tls"]) and v["engine_type"] != "vllm":
         yield (
             f"engine_tls is true but engine_type {v['engine_type']} has no TLS option (TGI's "
@@ -1199,22 +1201,27 @@ def haproxy_internal_tls(v: Any, groups: Groups) -> Iterator[str]:
         yield from _plaintext_refused(v, "haproxy_internal", "haproxy_stats_tls: false")
 
 
-def haproxy_tls_profile(v: Any, groups: Groups) -> Iterator[str]:
-    curves = [str(curve) for curve in v["haproxy_tls_curves"] or []]
+def _tls_profile(v: Any, prefix: str) -> Iterator[str]:
+    """<prefix>_tls_curves and <prefix>_tls_ciphers within Mozilla's intermediate profile."""
+    curves = [str(curve) for curve in v[f"{prefix}_tls_curves"] or []]
     off_profile = [curve for curve in curves if curve not in _TLS_CURVES]
     if not curves or off_profile:
         yield (
-            f"haproxy_tls_curves must be some of {', '.join(_TLS_CURVES)} (Mozilla intermediate); "
-            f"not allowed: {off_profile or 'an empty list'}."
+            f"{prefix}_tls_curves must be some of {', '.join(_TLS_CURVES)} (Mozilla "
+            f"intermediate); not allowed: {off_profile or 'an empty list'}."
         )
-    ciphers = [cipher for cipher in str(v["haproxy_tls_ciphers"] or "").split(":") if cipher]
+    ciphers = [cipher for cipher in str(v[f"{prefix}_tls_ciphers"] or "").split(":") if cipher]
     weak = [cipher for cipher in ciphers if not _match(_TLS12_CIPHER, cipher)]
     if not ciphers or weak:
         yield (
-            "haproxy_tls_ciphers must list TLS 1.2 suites with forward secrecy and AEAD "
+            f"{prefix}_tls_ciphers must list TLS 1.2 suites with forward secrecy and AEAD "
             "(ECDHE or DHE key exchange, GCM or CHACHA20-POLY1305), no CBC or RSA key exchange; "
             f"not allowed: {weak or 'an empty list'}."
         )
+
+
+def haproxy_tls_profile(v: Any, groups: Groups) -> Iterator[str]:
+    yield from _tls_profile(v, "haproxy")
     if not _integer(v["haproxy_hsts_max_age"]) or _int(v["haproxy_hsts_max_age"]) < 0:
         age = v["haproxy_hsts_max_age"]
         yield f"haproxy_hsts_max_age must be 0 (off) or more seconds; got {age}."
@@ -1433,6 +1440,10 @@ def redis_network(v: Any, groups: Groups) -> Iterator[str]:
     relative = [name for name in paths if not os.path.isabs(str(v[name]))]
     if relative:
         yield f"{', '.join(relative)} must be absolute paths (the pki role's by default)."
+
+
+def redis_tls_profile(v: Any, groups: Groups) -> Iterator[str]:
+    yield from _tls_profile(v, "redis")
 
 
 def redis_exporter_tls(v: Any, groups: Groups) -> Iterator[str]:
@@ -1734,6 +1745,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         redis_memory,
         redis_network,
         redis_sentinel,
+        redis_tls_profile,
         redis_exporter_tls,
     ),
     "gateway_service": (

@@ -190,6 +190,14 @@ BAD_INPUT = {
         },
         ["engine_models[0].source must be", "every download needs its sha256"],
     ),
+    "an engine group outside the intermediate profile": (
+        {"engine_tls_curves": ["P-521"]},
+        ["engine_tls_curves must be some of X25519, P-256, P-384", "['P-521']"],
+    ),
+    "an engine suite with RSA key exchange": (
+        {"engine_tls_ciphers": "AES128-GCM-SHA256"},
+        ["engine_tls_ciphers must list TLS 1.2 suites", "['AES128-GCM-SHA256']"],
+    ),
 }
 
 

@@ -163,6 +163,15 @@ BAD_INPUT = {
         {"redis_tls_private_key": "server.key"},
         "redis_tls_private_key must be absolute paths",
     ),
+    "a group outside the intermediate profile": (
+        {"redis_tls_curves": ["X25519", "X448"]},
+        "redis_tls_curves must be some of X25519, P-256, P-384 (Mozilla intermediate); not "
+        "allowed: ['X448']",
+    ),
+    "a CBC suite": (
+        {"redis_tls_ciphers": "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-SHA"},
+        "redis_tls_ciphers must list TLS 1.2 suites with forward secrecy and AEAD",
+    ),
 }
 
 

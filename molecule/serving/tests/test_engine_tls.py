@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+import tls_profile
 from gateway_client import (
     CONTAINER,
     ENGINES,
@@ -54,6 +56,14 @@ def test_engines_serve_https_with_the_site_certificate_and_not_plain_http():
     key = NATIVE[0].file("/etc/onprem-llm/engine-tls/server.key")
     assert (key.user, key.group, key.mode) == ("root", "onprem-llm-engine", 0o640)
     assert CONTAINER.file("/etc/onprem-llm/engine-tls/server.key").mode == 0o640
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=name)
+def test_engines_meet_mozillas_intermediate_profile(engine):
+    # vLLM natively and the stand-in image in a container: the suites from --ssl-ciphers, the
+    # groups from the OpenSSL settings in the instance's OPENSSL_CONF.
+    endpoint = f"{address(engine)}:8000"
+    assert tls_profile.violations(tls_profile.host_runner(engine), endpoint) == []
 
 
 def test_the_gateways_verify_each_engine_by_its_name():

@@ -282,6 +282,14 @@ def test_gateway_endpoints_meet_mozillas_intermediate_profile(port):
     assert tls_profile.violations(tls_profile.host_runner(GATEWAY), f"127.0.0.1:{port}") == []
 
 
+@pytest.mark.parametrize("port", [6379, 26379])
+def test_redis_and_sentinel_meet_mozillas_intermediate_profile(port):
+    # Their suites and groups come from OpenSSL's configuration (OPENSSL_CONF in their units).
+    redis = REDIS_HOSTS[0]
+    endpoint = f"{address(redis)}:{port}"
+    assert tls_profile.violations(tls_profile.host_runner(redis), endpoint) == []
+
+
 def test_metrics_of_the_gateway_service_and_redis_only_over_tls():
     def plain_http(host, listener):
         return host.run(f"curl -s -o /dev/null -w '%{{http_code}}' http://{listener}/metrics")

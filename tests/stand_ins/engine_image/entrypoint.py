@@ -66,6 +66,7 @@ if engine == "vllm":
     # vLLM's own TLS: the stand-in serves HTTPS with the same files.
     parser.add_argument("--ssl-keyfile", default="")
     parser.add_argument("--ssl-certfile", default="")
+    parser.add_argument("--ssl-ciphers", default="")
 elif engine == "trtllm":
     parser.add_argument("model")
     parser.add_argument("--host", default="localhost")
@@ -82,6 +83,8 @@ if getattr(options, "ssl_keyfile", "") and getattr(options, "ssl_certfile", ""):
         if not os.path.isfile(path):  # vLLM (uvicorn) fails to start the same way
             sys.exit(f"stand-in engine: [Errno 2] No such file or directory: {path!r}")
     tls = ["--tls-cert", options.ssl_certfile, "--tls-key", options.ssl_keyfile]
+    if options.ssl_ciphers:
+        tls += ["--tls-ciphers", options.ssl_ciphers]
 os.execv(
     sys.executable,
     [

@@ -118,11 +118,15 @@ def main() -> None:
     parser.add_argument("--api-key", default="")
     parser.add_argument("--tls-cert", default="")
     parser.add_argument("--tls-key", default="")
+    # TLS 1.2 suites, as uvicorn's ssl_ciphers (vLLM's --ssl-ciphers); groups follow OPENSSL_CONF.
+    parser.add_argument("--tls-ciphers", default="")
     options = parser.parse_args()
     server = ThreadingHTTPServer((options.address, options.port), make_handler(options))
     if options.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(options.tls_cert, options.tls_key)
+        if options.tls_ciphers:
+            context.set_ciphers(options.tls_ciphers)
         server.socket = context.wrap_socket(server.socket, server_side=True)
     server.serve_forever()
 

@@ -1,0 +1,57 @@
+"""onprem.llm.openssl_tls_config: an OpenSSL configuration (OPENSSL_CONF) that holds a service to
+the site's TLS profile, for services whose own settings cannot choose the key exchange groups
+(Python's ssl module before 3.13, Redis)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+# TLS 1.3 suites are all AEAD: Mozilla's intermediate profile allows the three OpenSSL offers.
+_TLS13_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _names(option: str, value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        raise AnsibleFilterError(f"openssl_tls_config: {option} must be a non-empty list")
+    names = [str(item) for item in value]
+    bad = [name for name in names if not _NAME.match(name)]
+    if bad:
+        raise AnsibleFilterError(f"openssl_tls_config: {option} has names OpenSSL lacks: {bad}")
+    return names
+
+
+def openssl_tls_config(groups: Sequence[str], ciphers: str) -> str:
+    """The configuration text: TLS 1.2 at least, the TLS 1.2 suites of `ciphers` (an OpenSSL
+    cipher list), the TLS 1.3 AEAD suites, and the key exchange `groups`, for every TLS context
+    the process creates."""
+    suites = _names("ciphers", [cipher for cipher in str(ciphers).split(":") if cipher])
+    return "\n".join(
+        [
+            "openssl_conf = onprem_llm_init",
+            "",
+            "[onprem_llm_init]",
+            "ssl_conf = onprem_llm_ssl",
+            "",
+            "[onprem_llm_ssl]",
+            "system_default = onprem_llm_tls",
+            "",
+            "[onprem_llm_tls]",
+            "MinProtocol = TLSv1.2",
+            f"CipherString = {':'.join(suites)}",
+            f"Ciphersuites = {_TLS13_SUITES}",
+            f"Groups = {':'.join(_names('groups', groups))}",
+            "",
+        ]
+    )
+
+
+class FilterModule:
+    """TLS filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"openssl_tls_config": openssl_tls_config}
