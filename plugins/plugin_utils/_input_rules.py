@@ -215,6 +215,23 @@ def audit_journal(v: Any, groups: Groups) -> Iterator[str]:
         )
 
 
+# The log host group's default: without it the monitoring group receives, or nothing is shipped.
+_AUDIT_DEFAULT_LOG_GROUP = "logs"
+
+
+def audit_log_hosts(v: Any, groups: Groups) -> Iterator[str]:
+    group = str(v["audit_log_host_group"] or "")
+    if not _bool(v["audit_log_shipping"]) or group == _AUDIT_DEFAULT_LOG_GROUP:
+        return
+    if not groups.get(group):
+        yield (
+            f"audit_log_host_group names the group '{group}', which has no hosts in the "
+            "inventory, so no host's log would be shipped: add the log hosts to it, leave the "
+            f"default ('{_AUDIT_DEFAULT_LOG_GROUP}', else the monitoring group), or set "
+            "audit_log_shipping: false."
+        )
+
+
 _AUDIT_KEY = r"^[A-Za-z0-9_-]{1,31}$"
 
 
@@ -1658,7 +1675,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         common_firewall,
         common_plaintext_links,
     ),
-    "audit": (audit_journal, audit_auditd),
+    "audit": (audit_journal, audit_log_hosts, audit_auditd),
     "node_exporter": (node_exporter_checksums, node_exporter_listen_address, node_exporter_tls),
     "prometheus": (
         prometheus_durations,

@@ -72,6 +72,10 @@ BAD_INPUT = {
         {"audit_auditd_immutable": True},
         ["audit_auditd_immutable locks the audit rules until the next reboot"],
     ),
+    "a log host group the inventory lacks": (
+        {"audit_log_host_group": "loghosts"},
+        ["audit_log_host_group names the group 'loghosts', which has no hosts in the inventory"],
+    ),
     "a full-disk action auditd does not know": (
         {"audit_auditd_disk_full_action": "panic"},
         ["audit_auditd_disk_full_action"],
