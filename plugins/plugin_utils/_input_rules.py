@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -1035,6 +1035,43 @@ def haproxy_rate_limit_tenants(v: Any, groups: Groups) -> Iterator[str]:
         )
 
 
+_CERTIFICATE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+
+
+def haproxy_client_certificates(v: Any, groups: Groups) -> Iterator[str]:
+    tenants = v["haproxy_client_certificate_tenants"]
+    if not isinstance(tenants, Mapping):
+        yield (
+            "haproxy_client_certificate_tenants must map tenants to lists of client certificate "
+            f"names (subject CN); got {type(tenants).__name__}."
+        )
+        return
+    for tenant, names in tenants.items():
+        where = f"haproxy_client_certificate_tenants['{tenant}']"
+        if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+            yield f"{where} must be a non-empty list of client certificate names (subject CN)."
+            continue
+        bad = [name for name in names if not _match(_CERTIFICATE_NAME, name)]
+        if bad:
+            yield (
+                f"{where} has names that are no certificate subject CN of letters, digits and "
+                f"._@- (at most 64): {bad}."
+            )
+    keys = v["haproxy_api_keys"] if v.defined("haproxy_api_keys") else {}
+    known = keys.keys() if isinstance(keys, Mapping) else ()
+    unknown = sorted(str(tenant) for tenant in tenants if tenant not in known)
+    if unknown:
+        yield (
+            "haproxy_client_certificate_tenants names tenants without an API key in "
+            f"haproxy_api_keys: {', '.join(unknown)}."
+        )
+    if tenants and not str(v["haproxy_client_ca_file"] or "").startswith("/"):
+        yield (
+            "haproxy_client_ca_file must be the absolute path of the CA that signs the tenants' "
+            f"client certificates on the gateway; got '{v['haproxy_client_ca_file']}'."
+        )
+
+
 _HAPROXY_DURATIONS = (
     "haproxy_timeout_connect",
     "haproxy_timeout_client",
@@ -1738,6 +1775,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         haproxy_api_keys,
         haproxy_rate_limits,
         haproxy_rate_limit_tenants,
+        haproxy_client_certificates,
         haproxy_durations,
         haproxy_header_names,
         haproxy_replaced_variables,

@@ -251,6 +251,25 @@ BAD_INPUT = {
         {"haproxy_hsts_max_age": -1},
         ["haproxy_hsts_max_age must be 0 (off) or more seconds; got -1"],
     ),
+    "client certificates for a tenant without a key": (
+        {"haproxy_client_certificate_tenants": {"team-x": ["batch.team-x.example"]}},
+        ["haproxy_client_certificate_tenants names tenants without an API key", "team-x"],
+    ),
+    "a client certificate name with a space": (
+        {"haproxy_client_certificate_tenants": {"team-a": ["Batch Job"]}},
+        ["haproxy_client_certificate_tenants['team-a'] has names that are no certificate", "Batch"],
+    ),
+    "a tenant with no client certificate name": (
+        {"haproxy_client_certificate_tenants": {"team-a": []}},
+        ["haproxy_client_certificate_tenants['team-a'] must be a non-empty list"],
+    ),
+    "a relative client CA": (
+        {
+            "haproxy_client_certificate_tenants": {"team-a": ["batch.team-a.example"]},
+            "haproxy_client_ca_file": "ca.crt",
+        },
+        ["haproxy_client_ca_file must be the absolute path of the CA"],
+    ),
 }
 
 
