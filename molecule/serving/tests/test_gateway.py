@@ -123,7 +123,8 @@ def test_an_opted_in_tenants_text_is_kept_with_personal_data_redacted(host, gate
     # only; this request's own records for any of its digits.
     text = GATEWAY.check_output(f"cat {AUDIT_FILE} {CONTENT_FILE}")
     assert "jane.doe" not in text and "7946 0958" not in text
-    assert "7946" not in json.dumps(kept["request"]) and "jane" not in json.dumps([record, kept])
+    asked = json.dumps([record, kept["request"]])  # not the answer: the model's own words
+    assert "7946" not in asked and "jane" not in asked
     assert marker not in GATEWAY.check_output(f"cat {AUDIT_FILE}")
     for path in (AUDIT_FILE, CONTENT_FILE):
         mode = GATEWAY.check_output(f"stat -c '%a %U' {path}")
