@@ -1,13 +1,17 @@
-"""Rolling restart under load: playbooks/rolling_restart.yml restarts every engine instance, one at
-a time behind the gateways, while the client keeps a few requests in flight through the gateway.
-No request may fail; every instance must have restarted; every server is UP at the end.
+"""Rolling restarts under load. An engine setting changed in the inventory and applied by the
+scenario's converge (site.yml's plays): the engine role leaves the serving instances running and
+marks them, and rolling_restart.yml, imported after the gateways, restarts them one at a time
+behind the gateways while the client keeps a few requests in flight. No request may fail; every
+instance must have restarted, one after the other, with the new setting; every server is UP at
+the end. And rolling_restart.yml run by hand: a failed restart stops the run.
 
 Hosts, the gateway address (the VIP when the scenario has one) and a test key are read from the
-scenario's inventory; the playbook runs with that inventory, as an operator would run it.
+scenario's inventory; the playbooks run with that inventory, as an operator would run them.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -16,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+import scenario_playbooks
 import testinfra
 import yaml
 
@@ -23,6 +28,10 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 INVENTORY = Path(os.environ.get("MOLECULE_INVENTORY_FILE", "/nonexistent"))
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"))
 UNITS = "onprem-llm-engine@*.service"
+UNIT_ZERO = "onprem-llm-engine@0.service"
+# Where the engine role marks instances that wait for the rolling restart.
+PENDING_DIR = "/run/onprem-llm/engine-restart-pending"
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
 # Bounds of the load: concurrent requests, and at most this many requests or seconds.
 CONCURRENCY = 3
 MAX_REQUESTS = 20000
@@ -158,7 +167,46 @@ def server_states() -> dict[str, str]:
     return states
 
 
-def test_rolling_restart_under_load_loses_no_request(host):
+# The setting the test changes: an environment variable of every instance of the model.
+CHANGED_VARIABLE = "ONPREM_LLM_TEST_ROLLING_SETTING"
+
+
+def change_engine_setting(value: str) -> None:
+    """Add CHANGED_VARIABLE to engine_extra_env in the host_vars of every restarted engine host,
+    keeping the value each has from the inventory, as an operator edits theirs."""
+    for name in ENGINE_HOSTS:
+        current = subprocess.run(
+            ["ansible-inventory", "-i", str(INVENTORY.parent), "--host", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        environment = json.loads(current.stdout).get("engine_extra_env") or {}
+        path = INVENTORY.parent / "host_vars" / name
+        settings = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+        settings["engine_extra_env"] = {**environment, CHANGED_VARIABLE: value}
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(yaml.safe_dump(settings))
+
+
+def restart_times() -> dict[str, tuple[int, int]]:
+    """Each instance unit's last stop and start, on the monotonic clock the test hosts share."""
+    times = {}
+    for name in ENGINE_HOSTS:
+        engine = testinfra.get_host(f"ansible://{name}")
+        units = engine.check_output(
+            f"systemctl list-units --plain --no-legend --state=active '{UNITS}'"
+        )
+        for unit in (line.split()[0] for line in units.splitlines() if line.strip()):
+            stopped, started = engine.check_output(
+                "systemctl show --value"
+                f" -p InactiveEnterTimestampMonotonic -p ActiveEnterTimestampMonotonic {unit}"
+            ).split()
+            times[f"{name}/{unit}"] = (int(stopped), int(started))
+    return times
+
+
+def test_a_changed_engine_setting_restarts_each_instance_in_turn_under_load(host):
     assert server_states() and all(s.startswith("UP") for s in server_states().values())
     before = invocations()
     assert before, f"no active {UNITS} on {ENGINE_HOSTS}"
@@ -167,6 +215,8 @@ def test_rolling_restart_under_load_loses_no_request(host):
     )
     stop = "/tmp/rolling-restart-load.stop"
     host.check_output(f"rm -f {stop}")
+    value = f"changed-{time.time_ns()}"
+    change_engine_setting(value)
 
     load_output: list[str] = []
     load = threading.Thread(
@@ -197,17 +247,19 @@ def test_rolling_restart_under_load_loses_no_request(host):
     load.start()
     time.sleep(5)  # requests in flight before the first drain
     started = time.time()
-    playbook = run_playbook()
+    output, converged, _ = scenario_playbooks.run_playbook(
+        SCENARIO_DIR / "converge.yml", "--limit", ENGINE_GROUP, timeout=MAX_SECONDS
+    )
     duration = time.time() - started
     time.sleep(3)  # requests in flight after the last instance came back
     host.check_output(f"touch {stop}")
     load.join(timeout=300)
 
-    assert playbook.returncode == 0, playbook.stdout[-6000:] + playbook.stderr[-3000:]
+    assert converged, output[-8000:]
     summary = json.loads(load_output[0])
     after = invocations()
     report = {
-        "rolling_restart_seconds": round(duration, 1),
+        "converge_with_rolling_restart_seconds": round(duration, 1),
         "instances": len(before),
         "requests_ok": summary["ok"],
         "requests_failed": summary["failed"],
@@ -221,6 +273,22 @@ def test_rolling_restart_under_load_loses_no_request(host):
     # Every instance was restarted, and is running again under the same unit.
     assert set(after) == set(before)
     assert [unit for unit in before if before[unit] == after[unit]] == []
+    # One at a time: each instance stopped only after the one before it had started again.
+    order = sorted(restart_times().items(), key=lambda item: item[1][0])
+    overlapping = [
+        (earlier[0], later[0])
+        for earlier, later in itertools.pairwise(order)
+        if later[1][0] < earlier[1][1]
+    ]
+    assert overlapping == [], order
+    # Each native instance runs the new setting; nothing is left waiting for a restart.
+    for name in ENGINE_HOSTS:
+        engine = testinfra.get_host(f"ansible://{name}")
+        assert engine.check_output(f"ls -A {PENDING_DIR} 2>/dev/null || true") == ""
+        if name in _hosts("native_engines"):
+            pid = engine.check_output(f"systemctl show -p MainPID --value {UNIT_ZERO}")
+            environment = engine.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+            assert f"{CHANGED_VARIABLE}={value}" in environment.splitlines()
     # Every gateway sees every server UP again (none left drained).
     states = server_states()
     assert states and all(state.startswith("UP") for state in states.values()), states
