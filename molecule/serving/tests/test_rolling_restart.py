@@ -143,19 +143,28 @@ if MISSING and os.environ.get("CI", "").lower() == "true":
 pytestmark = pytest.mark.skipif(MISSING, reason="the scenario has no gateways or engine hosts")
 
 
-def invocations() -> dict[str, str]:
-    """Each engine instance unit and the id of its current run (new on every start)."""
-    ids = {}
+def unit_properties(*names: str) -> dict[str, dict[str, str]]:
+    """Each active engine instance unit ("host/unit") and the systemd properties asked for, by
+    name (systemctl prints them in its own order, not in the order asked)."""
+    found = {}
     for name in ENGINE_HOSTS:
         engine = testinfra.get_host(f"ansible://{name}")
         units = engine.check_output(
             f"systemctl list-units --plain --no-legend --state=active '{UNITS}'"
         )
         for unit in (line.split()[0] for line in units.splitlines() if line.strip()):
-            ids[f"{name}/{unit}"] = engine.check_output(
-                f"systemctl show -p InvocationID --value {unit}"
+            shown = engine.check_output(
+                f"systemctl show {' '.join('-p ' + n for n in names)} {unit}"
             )
-    return ids
+            found[f"{name}/{unit}"] = dict(
+                line.split("=", 1) for line in shown.splitlines() if "=" in line
+            )
+    return found
+
+
+def invocations() -> dict[str, str]:
+    """Each engine instance unit and the id of its current run (new on every start)."""
+    return {unit: shown["InvocationID"] for unit, shown in unit_properties("InvocationID").items()}
 
 
 def server_states() -> dict[str, str]:
@@ -194,19 +203,11 @@ def change_engine_setting(value: str) -> None:
 
 def restart_times() -> dict[str, tuple[int, int]]:
     """Each instance unit's last stop and start, on the monotonic clock the test hosts share."""
-    times = {}
-    for name in ENGINE_HOSTS:
-        engine = testinfra.get_host(f"ansible://{name}")
-        units = engine.check_output(
-            f"systemctl list-units --plain --no-legend --state=active '{UNITS}'"
-        )
-        for unit in (line.split()[0] for line in units.splitlines() if line.strip()):
-            stopped, started = engine.check_output(
-                "systemctl show --value"
-                f" -p InactiveEnterTimestampMonotonic -p ActiveEnterTimestampMonotonic {unit}"
-            ).split()
-            times[f"{name}/{unit}"] = (int(stopped), int(started))
-    return times
+    stop, start = "InactiveEnterTimestampMonotonic", "ActiveEnterTimestampMonotonic"
+    return {
+        unit: (int(shown[stop]), int(shown[start]))
+        for unit, shown in unit_properties(stop, start).items()
+    }
 
 
 def test_a_changed_engine_setting_restarts_each_instance_in_turn_under_load(host):
