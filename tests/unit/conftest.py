@@ -4,6 +4,7 @@ collections/ansible_collections/onprem/llm is a committed link to the repository
 same path ansible-playbook uses when run from a checkout.
 """
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -103,3 +104,44 @@ def _assert_rejected(
 def assert_rejected() -> Callable[[subprocess.CompletedProcess[str], list[str], str], str]:
     """Bad input: a failed validation run whose output names the variable and what was wrong."""
     return _assert_rejected
+
+
+@pytest.fixture(scope="session")
+def tls_violations() -> Callable[[str], list[str]]:
+    """The check the scenarios run on every TLS endpoint (molecule/tls_profile.py): what an
+    endpoint (host:port) does against Mozilla's intermediate profile, one line per finding."""
+    spec = importlib.util.spec_from_file_location(
+        "tls_profile", REPO_ROOT / "molecule" / "tls_profile.py"
+    )
+    assert spec and spec.loader
+    tls_profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tls_profile)
+
+    def run(command: str) -> tuple[int, str]:
+        result = subprocess.run(
+            command, shell=True, capture_output=True, text=True, timeout=30, check=False
+        )
+        return result.returncode, result.stdout + result.stderr
+
+    return lambda endpoint: tls_profile.violations(run, endpoint)
+
+
+@pytest.fixture(scope="session")
+def tls_key_pair(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, Path]]:
+    """A self-signed certificate (CN localhost) and its EC key on the named curve, made once."""
+    made: dict[str, tuple[Path, Path]] = {}
+
+    def make(curve: str) -> tuple[Path, Path]:
+        if curve not in made:
+            directory = tmp_path_factory.mktemp(f"tls-{curve}")
+            key, certificate = directory / "server.key", directory / "server.crt"
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 f"ec_paramgen_curve:{curve}", "-nodes", "-keyout", str(key),
+                 "-out", str(certificate), "-days", "2", "-subj", "/CN=localhost"],
+                check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+            made[curve] = (certificate, key)
+        return made[curve]
+
+    return make

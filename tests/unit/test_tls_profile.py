@@ -4,7 +4,6 @@ metrics listener."""
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import ssl
 import subprocess
@@ -17,22 +16,7 @@ import pytest
 from onprem_llm.gateway.config import ServerTLS
 from onprem_llm.gateway.tls import ReloadingServerContext
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "tls_profile", REPO_ROOT / "molecule" / "tls_profile.py"
-)
-assert _spec and _spec.loader
-tls_profile = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tls_profile)
-
 AEAD = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"
-
-
-def run(command: str) -> tuple[int, str]:
-    result = subprocess.run(
-        command, shell=True, capture_output=True, text=True, timeout=30, check=False
-    )
-    return result.returncode, result.stdout + result.stderr
 
 
 def free_port() -> int:
@@ -42,16 +26,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def key_pair(tmp_path_factory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("tls")
-    key, certificate = directory / "server.key", directory / "server.crt"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(certificate), "-days", "2",
-         "-subj", "/CN=localhost"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return certificate, key
+def key_pair(tls_key_pair) -> tuple[Path, Path]:
+    return tls_key_pair("prime256v1")
 
 
 def s_server(key_pair: tuple[Path, Path], *options: str) -> tuple[subprocess.Popen, str]:
@@ -70,10 +46,10 @@ def s_server(key_pair: tuple[Path, Path], *options: str) -> tuple[subprocess.Pop
     return server, f"127.0.0.1:{port}"
 
 
-def test_a_permissive_server_is_caught(key_pair):
+def test_a_permissive_server_is_caught(key_pair, tls_violations):
     server, endpoint = s_server(key_pair, "-cipher", "DEFAULT@SECLEVEL=0")
     try:
-        found = tls_profile.violations(run, endpoint)
+        found = tls_violations(endpoint)
     finally:
         server.terminate()
     assert found == [
@@ -84,23 +60,23 @@ def test_a_permissive_server_is_caught(key_pair):
     ]
 
 
-def test_a_server_without_tls13_is_caught(key_pair):
+def test_a_server_without_tls13_is_caught(key_pair, tls_violations):
     server, endpoint = s_server(key_pair, "-no_tls1_3", "-cipher", AEAD, "-groups", "X25519:P-256")
     try:
-        assert tls_profile.violations(run, endpoint) == [f"{endpoint}: TLS 1.3 refused"]
+        assert tls_violations(endpoint) == [f"{endpoint}: TLS 1.3 refused"]
     finally:
         server.terminate()
 
 
-def test_an_intermediate_server_passes(key_pair):
+def test_an_intermediate_server_passes(key_pair, tls_violations):
     server, endpoint = s_server(key_pair, "-cipher", AEAD, "-groups", "X25519:P-256:P-384")
     try:
-        assert tls_profile.violations(run, endpoint) == []
+        assert tls_violations(endpoint) == []
     finally:
         server.terminate()
 
 
-def test_the_gateway_service_metrics_listener_passes(key_pair):
+def test_the_gateway_service_metrics_listener_passes(key_pair, tls_violations):
     context = ReloadingServerContext(ServerTLS(str(key_pair[0]), str(key_pair[1]))).context
     listener = socket.create_server(("127.0.0.1", 0))
     endpoint = f"127.0.0.1:{listener.getsockname()[1]}"
@@ -122,7 +98,7 @@ def test_the_gateway_service_metrics_listener_passes(key_pair):
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        assert tls_profile.violations(run, endpoint) == []
+        assert tls_violations(endpoint) == []
     finally:
         stop.set()
         thread.join(timeout=5)

@@ -5,7 +5,6 @@ check; without it, the same server accepts X448 and P-521."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import subprocess
@@ -23,12 +22,6 @@ openssl_tls_config = FilterModule().filters()["openssl_tls_config"]
 REPO_ROOT = Path(__file__).resolve().parents[4]
 ENGINE = yaml.safe_load((REPO_ROOT / "roles/engine/defaults/main.yml").read_text())
 REDIS = yaml.safe_load((REPO_ROOT / "roles/redis/defaults/main.yml").read_text())
-_spec = importlib.util.spec_from_file_location(
-    "tls_profile", REPO_ROOT / "molecule" / "tls_profile.py"
-)
-assert _spec and _spec.loader
-tls_profile = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tls_profile)
 
 # A TLS server built as uvicorn builds it: its own context, then set_ciphers(ssl_ciphers).
 SERVER = """
@@ -47,24 +40,9 @@ while True:
 """
 
 
-def run(command: str) -> tuple[int, str]:
-    result = subprocess.run(
-        command, shell=True, capture_output=True, text=True, timeout=30, check=False
-    )
-    return result.returncode, result.stdout + result.stderr
-
-
 @pytest.fixture(scope="module")
-def key_pair(tmp_path_factory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("tls")
-    key, certificate = directory / "server.key", directory / "server.crt"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp384r1",
-         "-nodes", "-keyout", str(key), "-out", str(certificate), "-days", "2",
-         "-subj", "/CN=localhost"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return certificate, key
+def key_pair(tls_key_pair) -> tuple[Path, Path]:
+    return tls_key_pair("secp384r1")
 
 
 def python_server(key_pair, ciphers: str, config: Path | None) -> tuple[subprocess.Popen, str]:
@@ -87,22 +65,24 @@ def python_server(key_pair, ciphers: str, config: Path | None) -> tuple[subproce
 
 
 @pytest.mark.parametrize("role", [ENGINE, REDIS], ids=["engine", "redis"])
-def test_the_roles_defaults_hold_a_python_server_to_the_profile(key_pair, tmp_path, role):
+def test_the_roles_defaults_hold_a_python_server_to_the_profile(
+    key_pair, tls_violations, tmp_path, role
+):
     prefix = "engine" if role is ENGINE else "redis"
     ciphers = role[f"{prefix}_tls_ciphers"]
     config = tmp_path / "openssl.cnf"
     config.write_text(openssl_tls_config(role[f"{prefix}_tls_curves"], ciphers))
     server, endpoint = python_server(key_pair, ciphers, config)
     try:
-        assert tls_profile.violations(run, endpoint) == []
+        assert tls_violations(endpoint) == []
     finally:
         server.terminate()
 
 
-def test_without_the_configuration_the_groups_are_openssls_defaults(key_pair):
+def test_without_the_configuration_the_groups_are_openssls_defaults(key_pair, tls_violations):
     server, endpoint = python_server(key_pair, ENGINE["engine_tls_ciphers"], None)
     try:
-        assert tls_profile.violations(run, endpoint) == [
+        assert tls_violations(endpoint) == [
             f"{endpoint}: X448 group accepted",
             f"{endpoint}: P-521 group accepted",
         ]
