@@ -145,3 +145,52 @@ def tls_key_pair(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tu
         return made[curve]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def run_role_play(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run tasks on localhost with a role's defaults and internal variables loaded, as the role
+    sees them: run(role, name, tasks, play_vars={}, inventory="localhost,", env={}). Fails the
+    test when ansible-playbook fails."""
+
+    def run(
+        role: str,
+        name: str,
+        tasks: list[dict],
+        play_vars: dict | None = None,
+        inventory: str = "localhost,",
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        role_dir = REPO_ROOT / "roles" / role
+        playbook = tmp_path_factory.mktemp("play") / "play.yml"
+        play = {
+            "name": name,
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars_files": [
+                str(role_dir / "defaults" / "main.yml"),
+                str(role_dir / "vars" / "main.yml"),
+            ],
+            "vars": play_vars or {},
+            "tasks": tasks,
+        }
+        playbook.write_text(yaml.safe_dump([play]))
+        result = subprocess.run(
+            ["ansible-playbook", "-i", inventory, "-c", "local",
+             "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={
+                **os.environ,
+                "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT),
+                "ANSIBLE_NOCOLOR": "1",
+                **(env or {}),
+            },
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    return run

@@ -6,16 +6,11 @@ test_a_changed_engine_setting_restarts_each_instance_in_turn_under_load."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ROLE = REPO_ROOT / "roles" / "engine"
 INSTANCES = [
     {"index": 0, "name": "gpu-1-0", "unit": "onprem-llm-engine@0.service"},
     {"index": 1, "name": "gpu-1-1", "unit": "onprem-llm-engine@1.service"},
@@ -34,7 +29,9 @@ def _registered(changed_indexes: list[int]) -> dict:
     }
 
 
-def evaluate(tmp_path: Path, cases: dict[str, dict], gateways: list[str]) -> dict[str, dict]:
+def evaluate(
+    run_role_play, tmp_path: Path, cases: dict[str, dict], gateways: list[str]
+) -> dict[str, dict]:
     """Each case's variables (as task variables) and the role's expressions evaluated with them."""
     inventory = {"all": {"hosts": {"localhost": {}}, "children": {"gateways": {"hosts": {}}}}}
     for gateway in gateways:
@@ -58,47 +55,17 @@ def evaluate(tmp_path: Path, cases: dict[str, dict], gateways: list[str]) -> dic
         }
         for name, case in cases.items()
     ]
-    playbook = tmp_path / "evaluate.yml"
-    playbook.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": "Evaluate the engine role's restart expressions",
-                    "hosts": "localhost",
-                    "gather_facts": False,
-                    "vars_files": [
-                        str(ROLE / "defaults" / "main.yml"),
-                        str(ROLE / "vars" / "main.yml"),
-                    ],
-                    "vars": {"engine_instances": INSTANCES},
-                    "tasks": tasks,
-                }
-            ]
-        )
-    )
-    result = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            str(tmp_path / "inventory.yml"),
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(playbook),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = run_role_play(
+        "engine",
+        "Evaluate the engine role's restart expressions",
+        tasks,
+        play_vars={"engine_instances": INSTANCES},
+        inventory=str(tmp_path / "inventory.yml"),
         env={
-            **os.environ,
-            "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
-            "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         },
     )
-    assert result.returncode == 0, result.stdout + result.stderr
     report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
     return {
         task["task"]["name"]: task["hosts"]["localhost"]["msg"]
@@ -111,7 +78,7 @@ def _names(instances: list[dict]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def with_gateways(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+def with_gateways(run_role_play, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     states = {"stdout_lines": ["active", "inactive", "activating"]}
     cases = {
         "one instance's settings changed, it serves": {
@@ -141,7 +108,7 @@ def with_gateways(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
             ],
         },
     }
-    return evaluate(tmp_path_factory.mktemp("restarts"), cases, ["gw-1", "gw-2"])
+    return evaluate(run_role_play, tmp_path_factory.mktemp("restarts"), cases, ["gw-1", "gw-2"])
 
 
 def test_a_serving_instance_whose_settings_changed_waits_for_the_rolling_restart(with_gateways):
@@ -178,12 +145,12 @@ def test_marks_name_the_planned_instances_waiting(with_gateways):
     assert result["_engine_restart_now"] == []
 
 
-def test_without_gateways_every_restart_is_immediate(tmp_path: Path):
+def test_without_gateways_every_restart_is_immediate(run_role_play, tmp_path: Path):
     cases = {
         "no gateways": {
             "vars": {"__engine_restart_all": True, "__engine_restart_states": {"skipped": True}}
         }
     }
-    result = evaluate(tmp_path, cases, [])["no gateways"]
+    result = evaluate(run_role_play, tmp_path, cases, [])["no gateways"]
     assert result["_engine_restart_deferred"] is False
     assert _names(result["_engine_restart_now"]) == _names(INSTANCES)

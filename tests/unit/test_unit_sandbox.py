@@ -5,14 +5,11 @@ again by the scenarios (molecule/unit_sandbox.py)."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.onprem.llm.plugins.filter.systemd import systemd_sandbox
 
@@ -34,7 +31,7 @@ def exposure(systemd_analyze: str, unit: Path) -> tuple[float, str]:
 
 
 @pytest.fixture(scope="module")
-def engine_units(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def engine_units(run_role_play, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The engine's unit, rendered by ansible-playbook from the role's templates and defaults."""
     out = tmp_path_factory.mktemp("units")
     variants = {
@@ -56,44 +53,7 @@ def engine_units(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         }
         for name, settings in variants.items()
     ]
-    playbook = out / "render.yml"
-    playbook.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": "Render the engine's units",
-                    "hosts": "localhost",
-                    "gather_facts": False,
-                    "vars_files": [
-                        str(role / "defaults" / "main.yml"),
-                        str(role / "vars" / "main.yml"),
-                    ],
-                    "tasks": tasks,
-                }
-            ]
-        )
-    )
-    result = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(playbook),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={
-            **os.environ,
-            "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
-            "ANSIBLE_NOCOLOR": "1",
-        },
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_role_play("engine", "Render the engine's units", tasks)
     return {name: (out / f"{name}.service").read_text() for name in variants}
 
 
