@@ -29,6 +29,5 @@ class FilterModule:
             "nvidia_cuda_package_check": _wrap(userspace.cuda_package_version),
             "nvidia_container_toolkit_plan": _wrap(userspace.container_toolkit_plan),
             "nvidia_cdi_supported": _wrap(userspace.cdi_supported),
-            "docker_daemon_config": _wrap(userspace.docker_daemon_config),
             "sha256_checksum_check": _wrap(userspace.archive_checksum),
         }

@@ -68,7 +68,6 @@ def container_toolkit_plan(
         "version": full,
         "packages": dict.fromkeys(CONTAINER_TOOLKIT_PACKAGES, full),
         "apt": [f"{name}={full}" for name in CONTAINER_TOOLKIT_PACKAGES],
-        "dnf": [f"{name}-{full}" for name in CONTAINER_TOOLKIT_PACKAGES],
         "held": sorted(CONTAINER_TOOLKIT_PACKAGES),
         "cdi_mode": "refresh" if refresh else "static",
     }
@@ -93,36 +92,6 @@ def cdi_supported(engine: str, engine_version: Any) -> bool:
     if engine == "docker":
         return version[0] >= DOCKER_CDI_FROM
     return version[:2] >= PODMAN_CDI_FROM
-
-
-def docker_daemon_config(
-    existing: Any,
-    runtime_path: str = "nvidia-container-runtime",
-    default_runtime: bool = False,
-    cdi: bool = False,
-) -> dict[str, Any]:
-    """daemon.json with the nvidia runtime merged in: every key the site set is kept.
-
-    Only the nvidia runtime entry is owned here; default-runtime is set only when asked and
-    features.cdi only when the engine supports CDI. A default-runtime the site set is kept.
-    """
-    if existing in (None, ""):
-        existing = {}
-    if not isinstance(existing, dict):
-        raise StackInputError(
-            f"/etc/docker/daemon.json must hold a JSON object, got {type(existing).__name__}"
-        )
-    merged = dict(existing)
-    runtimes = dict(merged.get("runtimes") or {})
-    runtimes["nvidia"] = {"path": runtime_path, "args": []}
-    merged["runtimes"] = runtimes
-    if default_runtime:
-        merged["default-runtime"] = "nvidia"
-    if cdi:
-        features = dict(merged.get("features") or {})
-        features["cdi"] = True
-        merged["features"] = features
-    return merged
 
 
 def archive_checksum(checksum: Any, variable: str) -> str:

@@ -53,15 +53,13 @@ def repo_arch(machine: str) -> str:
 
 
 def repo_distro(distribution: str, version: str) -> str:
-    """CUDA repository directory name for an OS release, e.g. ubuntu2404, debian12, rhel9."""
+    """CUDA repository directory name for an OS release, e.g. ubuntu2404, debian12."""
     major = str(version).split(".")[0]
     name = distribution.lower()
     if name == "ubuntu":
         return "ubuntu" + str(version).replace(".", "")[:4]
     if name == "debian":
         return f"debian{major}"
-    if name in {"redhat", "rocky", "almalinux", "centos", "oraclelinux"}:
-        return f"rhel{major}"
     raise StackInputError(f"{distribution} {version} has no NVIDIA CUDA repository")
 
 
@@ -143,9 +141,8 @@ def driver_plan(
     return {
         "packages": packages,
         "held": sorted(name for name, pin in packages.items() if pin),
-        # apt and dnf requests: name=VERSION-* and name-VERSION*
+        # apt requests: name=VERSION-*
         "apt": [f"{name}={pin}" if pin else name for name, pin in packages.items()],
-        "dnf": [f"{name}-{pin[:-2]}*" if pin else name for name, pin in packages.items()],
         "services": services,
         "modprobe": {key: value for key, value in modprobe.items() if value},
         "modules_load": modules_load,

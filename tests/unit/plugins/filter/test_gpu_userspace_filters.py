@@ -22,13 +22,6 @@ def test_bad_toolkit_version_is_a_filter_error():
         FILTERS["nvidia_container_toolkit_plan"]("1.17")
 
 
-def test_daemon_config_filter_merges():
-    merged = FILTERS["docker_daemon_config"]({"log-driver": "journald"}, cdi=False)
-    assert merged["log-driver"] == "journald"
-    assert "nvidia" in merged["runtimes"]
-    assert "features" not in merged
-
-
 def test_cuda_package_check_filter_names_the_variable():
     with pytest.raises(AnsibleFilterError, match="cuda_toolkit_package_version"):
         FILTERS["nvidia_cuda_package_check"]("13.0", "13.0")

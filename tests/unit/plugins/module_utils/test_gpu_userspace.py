@@ -34,7 +34,7 @@ def test_container_toolkit_packages_move_together():
         "libnvidia-container1": "1.17.8-1",
     }
     assert "libnvidia-container1=1.17.8-1" in plan["apt"]
-    assert "libnvidia-container-tools-1.17.8-1" in plan["dnf"]
+    assert "dnf" not in plan
     assert plan["held"] == sorted(plan["packages"])
     assert plan["cdi_mode"] == "static"
 
@@ -91,49 +91,6 @@ def test_cdi_support_of_an_unknown_engine_names_the_variable():
         StackInputError, match="container_runtime_engine must be one of docker, podman"
     ):
         userspace.cdi_supported("cri-o", "1.30")
-
-
-def test_daemon_json_keeps_the_site_keys():
-    existing = {
-        "log-driver": "journald",
-        "runtimes": {"crun": {"path": "/usr/bin/crun"}},
-        "features": {"buildkit": True},
-        "default-runtime": "crun",
-    }
-    merged = userspace.docker_daemon_config(existing, "/usr/bin/nvidia-container-runtime")
-    assert merged["log-driver"] == "journald"
-    assert merged["runtimes"] == {
-        "crun": {"path": "/usr/bin/crun"},
-        "nvidia": {"path": "/usr/bin/nvidia-container-runtime", "args": []},
-    }
-    assert merged["features"] == {"buildkit": True}
-    assert merged["default-runtime"] == "crun"
-    assert existing["runtimes"] == {"crun": {"path": "/usr/bin/crun"}}, "input left untouched"
-
-
-def test_daemon_json_default_runtime_and_cdi_only_when_asked():
-    merged = userspace.docker_daemon_config(
-        {"features": {"buildkit": True}}, default_runtime=True, cdi=True
-    )
-    assert merged["default-runtime"] == "nvidia"
-    assert merged["features"] == {"buildkit": True, "cdi": True}
-
-
-def test_daemon_json_merge_is_stable():
-    once = userspace.docker_daemon_config({"log-driver": "journald"}, cdi=True)
-    assert userspace.docker_daemon_config(once, cdi=True) == once
-
-
-@pytest.mark.parametrize("existing", [None, ""])
-def test_daemon_json_from_nothing(existing):
-    assert userspace.docker_daemon_config(existing) == {
-        "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}
-    }
-
-
-def test_daemon_json_that_is_not_an_object_fails():
-    with pytest.raises(StackInputError, match="must hold a JSON object"):
-        userspace.docker_daemon_config(["log-driver"])
 
 
 def test_archive_checksum_must_be_sha256():

@@ -29,13 +29,16 @@ def test_cuda_repo_url_for_a_grace_tray_on_ubuntu_2404():
     [
         ("Ubuntu", "22.04", "ubuntu2204"),
         ("Debian", "12", "debian12"),
-        ("Rocky", "9.4", "rhel9"),
-        ("RedHat", "9.5", "rhel9"),
-        ("AlmaLinux", "9.3", "rhel9"),
+        ("Ubuntu", "24.04", "ubuntu2404"),
     ],
 )
 def test_repo_distro_names(distribution, version, expected):
     assert stack.repo_distro(distribution, version) == expected
+
+
+def test_repo_distro_refuses_the_rhel_family():
+    with pytest.raises(stack.StackInputError, match=r"Rocky 9\.4 has no NVIDIA CUDA repository"):
+        stack.repo_distro("Rocky", "9.4")
 
 
 def test_file_mirror_keeps_the_layout():
@@ -93,7 +96,7 @@ def test_b200_plan_adds_nvlsm_nvsdm_and_ib_modules():
     assert plan["packages"]["infiniband-diags"] == ""
     assert "infiniband-diags" not in plan["held"]
     assert plan["modules_load"] == ["mlx5_core", "ib_umad"]
-    assert "nvlsm-2025.06.6*" in plan["dnf"]
+    assert "nvlsm=2025.06.6-*" in plan["apt"]
 
 
 def test_the_168gb_b200_board_gets_the_b200_stack():
