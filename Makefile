@@ -58,7 +58,7 @@ vllm-assets: deps
 # The onprem_llm wheel the gateway_service role installs on gateways (the cache service).
 GATEWAY_WHEEL_DIR := .cache/dist
 gateway-wheel: deps
-	@if [[ -z "$$(find $(GATEWAY_WHEEL_DIR) -name 'onprem_llm-*.whl' -newer pyproject.toml 2>/dev/null)" \
+	@if [[ -z "$$(find $(GATEWAY_WHEEL_DIR) -name 'onprem_llm-*.whl' -newer pyproject.toml -newer galaxy.yml 2>/dev/null)" \
 	      || -n "$$(find src -name '*.py' -newer "$$(ls -t $(GATEWAY_WHEEL_DIR)/onprem_llm-*.whl | head -1)")" ]]; then \
 	  rm -rf $(GATEWAY_WHEEL_DIR) && pip wheel --quiet --no-deps --wheel-dir $(GATEWAY_WHEEL_DIR) . ; fi
 

@@ -7,9 +7,14 @@ service on gateways) do not need ansible-runner installed.
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 from typing import Any
 
-__version__ = "0.1.0"
+# The distribution's version, which setup.py takes from the collection's galaxy.yml.
+try:
+    __version__ = metadata.version("onprem-llm")
+except metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 _EXPORTS = {
     "RunOptions": "onprem_llm.api",

@@ -44,7 +44,8 @@ if [[ ! -f $runtime_conf ]]; then
   printf '# crun fails on cgroups v1 hybrid hosts; runc works.\n[engine]\nruntime = "runc"\n' >"$runtime_conf"
 fi
 
-stamp="$venv/.onprem-llm-$(sha256sum "$repo/pyproject.toml" | cut -c1-16)"
+# galaxy.yml: the package takes its version from it.
+stamp="$venv/.onprem-llm-$(cat "$repo/pyproject.toml" "$repo/galaxy.yml" | sha256sum | cut -c1-16)"
 if [[ ! -f $stamp ]]; then
   echo "installing the Python toolchain into $venv (about a minute)"
   # A venv left half-made by an interrupted run is made again.

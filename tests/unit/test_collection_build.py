@@ -27,7 +27,7 @@ def test_build_install_and_role_docs(tmp_path):
         tmp_path,
         env,
     )
-    tarball = tmp_path / "onprem-llm-0.1.0.tar.gz"
+    (tarball,) = tmp_path.glob("onprem-llm-*.tar.gz")
     with tarfile.open(tarball) as archive:
         names = archive.getnames()
     assert "roles/common/meta/argument_specs.yml" in names

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import onprem_llm
 from onprem_llm.cli import main
 from onprem_llm.lab import LAB_LABEL, LabError, lab_status, parse_podman_ps
 from onprem_llm.results import ExitCode
@@ -38,7 +39,7 @@ def test_help_lists_commands_and_exit_codes(capsys: pytest.CaptureFixture[str]) 
 def test_console_script_entry_point_runs() -> None:
     command = [sys.executable, "-m", "onprem_llm", "--version"]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "onprem-llm 0.1.0"
+    assert result.stdout.strip() == f"onprem-llm {onprem_llm.__version__}"
 
 
 def test_usage_errors_exit_5_not_2(capsys: pytest.CaptureFixture[str]) -> None:
