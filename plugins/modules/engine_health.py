@@ -170,10 +170,10 @@ journal:
 import ssl
 import time
 import urllib.error
-import urllib.request
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import Request
 from ansible_collections.onprem.llm.plugins.module_utils._engine_health import (
     HEALTHY,
     SHOW_PROPERTIES,
@@ -188,29 +188,27 @@ from ansible_collections.onprem.llm.plugins.module_utils._engine_health import (
 # Seams for unit tests: a fake clock whose sleep advances it, a fake HTTP answer.
 monotonic = time.monotonic
 sleep = time.sleep
-# The engine is on this host: a proxy from the environment could only get in the way.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def urlopen(request: urllib.request.Request, timeout: float, opener: Any = None) -> Any:
-    return (opener or _OPENER).open(request, timeout=timeout)
+def urlopen(url: str, headers: dict[str, str], timeout: float, context: Any = None) -> Any:
+    # The engine is on this host: a proxy from the environment could only get in the way.
+    return Request().open(
+        "GET", url, headers=headers, use_proxy=False, timeout=timeout, context=context
+    )
 
 
-def opener_for(ca_path: str | None) -> Any:
-    """The opener for an engine with its own CA: the chain must verify, the name is not checked."""
+def tls_context(ca_path: str | None) -> ssl.SSLContext | None:
+    """For an engine with its own CA: the chain must verify, the name is not checked."""
     if not ca_path:
         return None
     context = ssl.create_default_context(cafile=ca_path)
     context.check_hostname = False
-    return urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
-    )
+    return context
 
 
-def probe(url: str, headers: dict[str, str], timeout: float, opener: Any = None) -> Probe:
-    request = urllib.request.Request(url, headers=headers, method="GET")
+def probe(url: str, headers: dict[str, str], timeout: float, context: Any = None) -> Probe:
     try:
-        with urlopen(request, timeout, opener) as response:
+        with urlopen(url, headers, timeout, context) as response:
             return Probe(status=response.status)
     except urllib.error.HTTPError as err:
         err.close()
@@ -268,10 +266,10 @@ def wait_until_healthy(module: AnsibleModule) -> None:
         max_restarts=params["max_restarts"],
         status_code=params["status_code"],
     )
-    opener = opener_for(params["ca_path"])
+    context = tls_context(params["ca_path"])
     start = monotonic()
     while True:
-        answer = probe(url, headers, params["request_timeout"], opener)
+        answer = probe(url, headers, params["request_timeout"], context)
         # Read after the request: success needs the unit still up once the answer came.
         state = read_unit(module, systemctl, unit)
         elapsed = monotonic() - start
