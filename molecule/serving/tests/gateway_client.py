@@ -32,67 +32,8 @@ UNIT = "onprem-llm-engine@0.service"
 CLOUD_RECORD = "/var/lib/cloud-api-stand-in.jsonl"
 ADMIN = "unix-connect:/run/haproxy/admin.sock"
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
-
-# Runs on the client: one request with urllib over HTTPS, prints status, body and Retry-After.
-REQUEST = r"""
-import json, ssl, sys, urllib.request, urllib.error
-url, key, data_class, body = sys.argv[1:5]
-request = urllib.request.Request(url, data=body.encode() if body else None)
-request.add_header("Content-Type", "application/json")
-if key:
-    request.add_header("Authorization", "Bearer " + key)
-if data_class:
-    request.add_header("X-Data-Class", data_class)
-context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
-try:
-    with urllib.request.urlopen(request, context=context, timeout=60) as reply:
-        print(json.dumps({"status": reply.status, "body": reply.read().decode(),
-                          "route": reply.headers.get("X-Route"),
-                          "request_id": reply.headers.get("X-Request-ID")}))
-except urllib.error.HTTPError as error:
-    print(json.dumps({"status": error.code, "body": error.read().decode(),
-                      "retry_after": error.headers.get("Retry-After"),
-                      "route": error.headers.get("X-Route"),
-                      "request_id": error.headers.get("X-Request-ID")}))
-"""
-
-# Runs on the client: N sequential chat requests; one line per request: status and who answered.
-SEQUENTIAL = r"""
-import json, ssl, sys, time, urllib.request, urllib.error
-url, key, count, model = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
-body = {"model": model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
-for _ in range(count):
-    request = urllib.request.Request(url, data=json.dumps(body).encode())
-    request.add_header("Content-Type", "application/json")
-    request.add_header("Authorization", "Bearer " + key)
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=60) as reply:
-            answer = json.loads(reply.read())
-            who = answer.get("stand_in") or answer.get("system_fingerprint") or "?"
-            print(reply.status, who, flush=True)
-    except urllib.error.HTTPError as error:
-        print(error.code, error.read().decode()[:200].replace(chr(10), " "), flush=True)
-    except Exception as error:
-        print("000", type(error).__name__, flush=True)
-    time.sleep(0.1)
-"""
-
-# Runs on the client: TLS handshake with one protocol version and ALPN; prints the outcome.
-HANDSHAKE = r"""
-import socket, ssl, sys
-address, version = sys.argv[1], sys.argv[2]
-context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
-context.set_ciphers("DEFAULT:@SECLEVEL=0")
-context.minimum_version = context.maximum_version = getattr(ssl.TLSVersion, version)
-context.set_alpn_protocols(["h2", "http/1.1"])
-try:
-    with context.wrap_socket(socket.create_connection((address, 443), 5),
-                             server_hostname=address) as tls:
-        print("accepted", tls.version(), tls.selected_alpn_protocol())
-except ssl.SSLError as error:
-    print("refused", error.reason)
-"""
+# The scripts of molecule/serving/clients, which prepare.yml copies to the client host.
+CLIENT_DIR = "/opt/onprem-llm-test-clients"
 
 
 def address(host):
@@ -101,7 +42,7 @@ def address(host):
 
 def call(client, gateway, path, key=KEY_A, body="", data_class=""):
     out = client.check_output(
-        f"python3 -c '{REQUEST}' https://{gateway}{path} '{key}' '{data_class}' '{body}'"
+        f"python3 {CLIENT_DIR}/request.py https://{gateway}{path} '{key}' '{data_class}' '{body}'"
     )
     result = json.loads(out)
     try:

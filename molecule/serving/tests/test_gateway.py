@@ -16,10 +16,10 @@ from gateway_client import (
     ADMIN,
     BACKEND,
     CA,
+    CLIENT_DIR,
     CLOUD_KEY,
     ENGINE_SERVERS,
     GATEWAYS,
-    HANDSHAKE,
     KEY_A,
     KEY_LIMITED,
     MODEL,
@@ -138,7 +138,9 @@ def test_unknown_path_gets_404_json(host, gateway_address):
 
 
 def test_http2_is_negotiated(host, gateway_address):
-    assert host.check_output(f"python3 -c '{HANDSHAKE}' {gateway_address} TLSv1_2").endswith("h2")
+    assert host.check_output(
+        f"python3 {CLIENT_DIR}/tls_handshake.py {gateway_address} TLSv1_2"
+    ).endswith("h2")
     version = host.check_output(
         f"curl -s -o /dev/null -w '%{{http_version}}' --cacert {CA} "
         f"-H 'Authorization: Bearer {KEY_A}' https://{gateway_address}/v1/models"
@@ -147,13 +149,13 @@ def test_http2_is_negotiated(host, gateway_address):
 
 
 def test_tls_1_1_is_refused_by_the_gateway(host, gateway_address):
-    outcome = host.check_output(f"python3 -c '{HANDSHAKE}' {gateway_address} TLSv1_1")
+    outcome = host.check_output(f"python3 {CLIENT_DIR}/tls_handshake.py {gateway_address} TLSv1_1")
     # The server answers with a protocol_version alert: the refusal is the gateway's.
     assert outcome.startswith("refused"), outcome
     assert "PROTOCOL_VERSION" in outcome.upper(), outcome
-    assert host.check_output(f"python3 -c '{HANDSHAKE}' {gateway_address} TLSv1_3").startswith(
-        "accepted TLSv1.3"
-    )
+    assert host.check_output(
+        f"python3 {CLIENT_DIR}/tls_handshake.py {gateway_address} TLSv1_3"
+    ).startswith("accepted TLSv1.3")
 
 
 def gateway_records(gateway, path=AUDIT_FILE):

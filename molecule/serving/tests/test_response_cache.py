@@ -15,6 +15,7 @@ import uuid
 import pytest
 import testinfra
 from gateway_client import (
+    CLIENT_DIR,
     GATEWAYS,
     KEY_A,
     MODEL,
@@ -34,85 +35,6 @@ REDIS_NAMES = [f"serving-redis{i}" for i in (1, 2, 3)]
 SERVICE = "onprem-llm-gateway.service"
 MASTER = "onprem-llm-cache"
 EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")
-
-# Runs on the client: one request; prints status, the cache headers and the body, or for a
-# stream each server-sent event as received.
-CACHE_REQUEST = r"""
-import json, ssl, sys, urllib.request, urllib.error
-url, key, body, extra = sys.argv[1:5]
-request = urllib.request.Request(url, data=body.encode())
-request.add_header("Content-Type", "application/json")
-request.add_header("Authorization", "Bearer " + key)
-for name, value in json.loads(extra).items():
-    request.add_header(name, value)
-context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
-try:
-    reply = urllib.request.urlopen(request, context=context, timeout=120)
-except urllib.error.HTTPError as error:
-    reply = error
-headers = {name.lower(): value for name, value in reply.headers.items()}
-out = {"status": reply.status if hasattr(reply, "status") else reply.code, "headers": headers}
-if headers.get("content-type", "").startswith("text/event-stream"):
-    events, event = [], b""
-    for line in reply:
-        event += line
-        if line in (b"\n", b"\r\n"):
-            events.append(event.decode())
-            event = b""
-    out["events"] = events
-else:
-    out["body"] = reply.read().decode()
-print(json.dumps(out))
-"""
-
-# Runs on the client: workers send a mix of repeated (cached), new deterministic and sampled
-# chat completions until the stop file appears; prints how many succeeded and the failures.
-LOAD = r"""
-import json, os, random, ssl, sys, threading, time, urllib.request, urllib.error
-base, key, workers, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
-headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
-lock = threading.Lock()
-result = {"ok": 0, "failed": 0, "errors": [], "cache": {}}
-started = time.time()
-def body(number):
-    kind = number % 3
-    content = ["load repeat %d" % (number % 5), "load new " + os.urandom(6).hex(),
-               "load sampled"][kind]
-    request = {"model": "tiny-llama", "max_tokens": 4,
-               "messages": [{"role": "user", "content": content}]}
-    request["temperature"] = 0.7 if kind == 2 else 0
-    return json.dumps(request).encode()
-def worker(index):
-    number = index
-    while not os.path.exists(stop) and time.time() - started < 600:
-        number += workers
-        request = urllib.request.Request(base + "/v1/chat/completions", data=body(number),
-                                         headers=headers)
-        try:
-            with urllib.request.urlopen(request, context=context, timeout=120) as reply:
-                json.load(reply)["choices"][0]
-                # No Cache-Status: HAProxy went to the engines itself (service down).
-                parts = (reply.headers.get("Cache-Status") or "direct").split(";")
-                status = parts[1].strip() if len(parts) > 1 else parts[0]
-            with lock:
-                result["ok"] += 1
-                result["cache"][status] = result["cache"].get(status, 0) + 1
-        except Exception as error:
-            with lock:
-                result["failed"] += 1
-                if len(result["errors"]) < 20:
-                    detail = error.read().decode()[:200] if hasattr(error, "read") else ""
-                    result["errors"].append(f"{time.time() - started:.1f}s {error!r} {detail}")
-        time.sleep(0.1)
-threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join()
-result["seconds"] = round(time.time() - started, 1)
-print(json.dumps(result))
-"""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -136,7 +58,7 @@ def base():
 
 def ask(host, base, body, key=KEY_A, headers=None, path="/v1/chat/completions"):
     out = host.check_output(
-        f"python3 -c '{CACHE_REQUEST}' {base}{path} '{key}' "
+        f"python3 {CLIENT_DIR}/cache_request.py {base}{path} '{key}' "
         f"'{json.dumps(body)}' '{json.dumps(headers or {})}'"
     )
     result = json.loads(out)
@@ -230,8 +152,7 @@ def under_load(host, base, action, workers=3, settle=3):
                     "exec",
                     client,
                     "python3",
-                    "-c",
-                    LOAD,
+                    f"{CLIENT_DIR}/cache_load.py",
                     base,
                     KEY_LOAD,
                     str(workers),
@@ -335,7 +256,7 @@ def test_errors_are_never_stored(host, base):
 
 def test_bad_json_gets_an_openai_400_without_reaching_an_engine(host, base):
     out = host.check_output(
-        f"python3 -c '{CACHE_REQUEST}' {base}/v1/chat/completions '{KEY_A}' "
+        f"python3 {CLIENT_DIR}/cache_request.py {base}/v1/chat/completions '{KEY_A}' "
         "'{\"model\": \"tiny-llama\", ' '{}'"
     )
     result = json.loads(out)

@@ -23,6 +23,7 @@ import pytest
 import scenario_playbooks
 import testinfra
 import yaml
+from gateway_client import CLIENT_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 INVENTORY = Path(os.environ.get("MOLECULE_INVENTORY_FILE", "/nonexistent"))
@@ -69,70 +70,6 @@ KEY = next(iter((GATEWAY_VARS.get("haproxy_api_keys") or {"-": ""}).values()))
 
 testinfra_hosts = [f"ansible://{CLIENT}"]
 
-# Runs on the client: CONCURRENCY workers send chat completions through the gateway (HTTPS,
-# CA-verified) until the stop file appears or the bounds are reached; prints a JSON summary.
-LOAD = r"""
-import json, os, ssl, sys, threading, time, urllib.request, urllib.error
-base, key, workers, max_requests, max_seconds, stop, pause = sys.argv[1:8]
-pause = float(pause)
-workers, max_requests, max_seconds = int(workers), int(max_requests), float(max_seconds)
-context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
-headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
-with urllib.request.urlopen(urllib.request.Request(base + "/v1/models", headers=headers),
-                            context=context, timeout=30) as reply:
-    # The first model engines serve (the list also holds cloud-only models).
-    model = next(m["id"] for m in json.load(reply)["data"] if m["owned_by"] != "cloud")
-body = json.dumps({"model": model, "max_tokens": 4,
-                   "messages": [{"role": "user", "content": "hello"}]}).encode()
-lock = threading.Lock()
-result = {"ok": 0, "failed": 0, "errors": [], "servers": {}}
-started = time.time()
-def worker():
-    while not os.path.exists(stop) and time.time() - started < max_seconds:
-        with lock:
-            if result["ok"] + result["failed"] >= max_requests:
-                return
-        request = urllib.request.Request(base + "/v1/chat/completions", data=body, headers=headers)
-        try:
-            with urllib.request.urlopen(request, context=context, timeout=120) as reply:
-                json.load(reply)["choices"][0]
-            with lock:
-                result["ok"] += 1
-        except Exception as error:
-            with lock:
-                result["failed"] += 1
-                if len(result["errors"]) < 20:
-                    detail = error.read().decode()[:200] if hasattr(error, "read") else ""
-                    result["errors"].append(f"{time.time() - started:.1f}s {error!r} {detail}")
-        time.sleep(pause)
-threads = [threading.Thread(target=worker) for _ in range(workers)]
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join()
-result["seconds"] = round(time.time() - started, 1)
-print(json.dumps(result))
-"""
-
-# Runs on the client: one chat completion through the gateway; prints the status.
-ONE_REQUEST = r"""
-import json, ssl, sys, urllib.request, urllib.error
-base, key = sys.argv[1:3]
-context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
-headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
-with urllib.request.urlopen(urllib.request.Request(base + "/v1/models", headers=headers),
-                            context=context, timeout=30) as reply:
-    # The first model engines serve (the list also holds cloud-only models).
-    model = next(m["id"] for m in json.load(reply)["data"] if m["owned_by"] != "cloud")
-messages = [{"role": "user", "content": "hi"}]
-body = json.dumps({"model": model, "max_tokens": 2, "messages": messages})
-request = urllib.request.Request(base + "/v1/chat/completions", data=body.encode(), headers=headers)
-try:
-    with urllib.request.urlopen(request, context=context, timeout=60) as reply:
-        print(reply.status)
-except urllib.error.HTTPError as error:
-    print(error.code)
-"""
 
 MISSING = not GATEWAYS or not ENGINE_HOSTS
 if MISSING and os.environ.get("CI", "").lower() == "true":
@@ -231,8 +168,7 @@ def test_a_changed_engine_setting_restarts_each_instance_in_turn_under_load(host
                     "exec",
                     CLIENT,
                     "python3",
-                    "-c",
-                    LOAD,
+                    f"{CLIENT_DIR}/rolling_load.py",
                     f"https://{address}",
                     KEY,
                     str(CONCURRENCY),
@@ -389,7 +325,7 @@ def test_a_failed_restart_stops_the_run_and_leaves_that_instance_drained(host):
         assert "Set the servers ready on every gateway" not in result.stdout
         # Left drained on every gateway; the others still answer through the gateway.
         assert admin_drained(server) == {name: True for name in GATEWAYS}
-        out = host.check_output(f"python3 -c '{ONE_REQUEST}' https://{address} '{KEY}'")
+        out = host.check_output(f"python3 {CLIENT_DIR}/one_request.py https://{address} '{KEY}'")
         assert out.strip() == "200"
     finally:
         engine.check_output(f"rm -rf {dropin} && systemctl daemon-reload")

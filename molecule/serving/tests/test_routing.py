@@ -14,6 +14,7 @@ import pytest
 import testinfra
 from gateway_client import (
     ADMIN,
+    CLIENT_DIR,
     GATEWAYS,
     KEY_A,
     MODEL,
@@ -40,36 +41,6 @@ BACKEND_B = "model_tiny-llama-b"
 KEY_B = "sk-test-team-b-0123456789abcdef0123456789"
 KEY_C = "sk-test-team-c-0123456789abcdef0123456789"
 ROUTED = "onprem_llm_gateway_routed_requests_total"
-
-# Runs on the client: COUNT long requests, one every GAP seconds, all in flight together; one
-# JSON line each: status and X-Route.
-BURST = r"""
-import json, ssl, sys, time, urllib.request, urllib.error
-from concurrent.futures import ThreadPoolExecutor
-url, key, data_class, model, count, gap, max_tokens, choices = sys.argv[1:9]
-context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
-body = json.dumps({"model": model, "max_tokens": int(max_tokens), "ignore_eos": True,
-                   "n": int(choices),
-                   "messages": [{"role": "user", "content": "Count slowly from one to ten."}]})
-def send(number):
-    time.sleep(number * float(gap))
-    request = urllib.request.Request(url, data=body.encode())
-    request.add_header("Content-Type", "application/json")
-    request.add_header("Authorization", "Bearer " + key)
-    request.add_header("Cache-Control", "no-store")
-    request.add_header("X-Data-Class", data_class)
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=120) as reply:
-            reply.read()
-            return {"status": reply.status, "route": reply.headers.get("X-Route")}
-    except urllib.error.HTTPError as error:
-        return {"status": error.code, "route": error.headers.get("X-Route")}
-    except Exception as error:
-        return {"status": 0, "route": type(error).__name__}
-with ThreadPoolExecutor(int(count)) as pool:
-    for result in pool.map(send, range(int(count))):
-        print(json.dumps(result))
-"""
 
 
 def vllm_successes(engine, model, port=8000):
@@ -111,7 +82,7 @@ def wait_until_up(gateway, backend, seconds):
 
 def burst(client, gateway, data_class, model, count, gap=0.2, max_tokens=64, choices=1):
     out = client.check_output(
-        f"python3 -c '{BURST}' https://{gateway}/v1/chat/completions {KEY_A} "
+        f"python3 {CLIENT_DIR}/burst.py https://{gateway}/v1/chat/completions {KEY_A} "
         f"{data_class} {model} {count} {gap} {max_tokens} {choices}"
     )
     return [json.loads(line) for line in out.splitlines()]

@@ -12,6 +12,7 @@ import time
 
 import pytest
 from gateway_client import (
+    CLIENT_DIR,
     CONTAINER,
     ENGINE_SERVERS,
     ENGINES,
@@ -21,7 +22,6 @@ from gateway_client import (
     MODEL,
     NATIVE,
     SCENARIO_DIR,
-    SEQUENTIAL,
     SITE_CA,
     UNIT,
     address,
@@ -233,8 +233,8 @@ def test_stopping_one_engine_loses_no_request(host, gateway_addresses):
 
     def run_requests():
         outcome["lines"] = host.check_output(
-            f"python3 -c '{SEQUENTIAL}' https://{gateway_addresses[0]}/v1/chat/completions "
-            f"{KEY_A} 40 {MODEL}"
+            f"python3 {CLIENT_DIR}/sequential.py "
+            f"https://{gateway_addresses[0]}/v1/chat/completions {KEY_A} 40 {MODEL}"
         ).splitlines()
 
     worker = threading.Thread(target=run_requests)

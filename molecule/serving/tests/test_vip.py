@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
+from gateway_client import CLIENT_DIR
 
 INVENTORY = Path(os.environ.get("MOLECULE_INVENTORY_FILE", "/nonexistent"))
 
@@ -42,25 +43,6 @@ if MISSING and os.environ.get("CI", "").lower() == "true":
     )
 pytestmark = pytest.mark.skipif(MISSING, reason="the scenario has no virtual IP over two gateways")
 
-# Runs on the client: N sequential GET /v1/models through the VIP over HTTPS (CA-verified, so the
-# certificate must name the VIP); prints one status per line, 0 for a connection error.
-REQUESTS = r"""
-import ssl, sys, time, urllib.request, urllib.error
-url, key, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-context = ssl.create_default_context(cafile="/etc/onprem-llm-test-ca.crt")
-for _ in range(count):
-    request = urllib.request.Request(url, headers={"Authorization": "Bearer " + key})
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=5) as reply:
-            reply.read()
-            print(reply.status, flush=True)
-    except urllib.error.HTTPError as error:
-        print(error.code, flush=True)
-    except OSError as error:
-        print(0, type(error).__name__, flush=True)
-    time.sleep(0.2)
-"""
-
 
 def gateway(name):
     return testinfra.get_host(f"ansible://{name}")
@@ -83,7 +65,9 @@ def wait_for_holder(expected, timeout=40):
 
 
 def statuses(host, count):
-    out = host.check_output(f"python3 -c '{REQUESTS}' https://{VIP}/v1/models '{KEY}' {count}")
+    out = host.check_output(
+        f"python3 {CLIENT_DIR}/vip_requests.py https://{VIP}/v1/models '{KEY}' {count}"
+    )
     return [line.split()[0] for line in out.splitlines()]
 
 
