@@ -5,12 +5,14 @@ same path ansible-playbook uses when run from a checkout.
 """
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -192,5 +194,27 @@ def run_role_play(
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
         return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def role_debug_messages(
+    run_role_play: Callable[..., subprocess.CompletedProcess[str]],
+) -> Callable[..., dict[str, Any]]:
+    """run_role_play for debug tasks that evaluate a role's expressions: returns each task's
+    msg by task name (the JSON callback's report)."""
+
+    def run(role: str, name: str, tasks: list[dict], **kwargs: Any) -> dict[str, Any]:
+        env = {
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        }
+        result = run_role_play(role, name, tasks, env=env, **kwargs)
+        report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
+        return {
+            task["task"]["name"]: task["hosts"]["localhost"]["msg"]
+            for task in report["plays"][0]["tasks"]
+        }
 
     return run

@@ -40,7 +40,7 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def merged(run_role_play) -> dict[str, dict]:
+def merged(role_debug_messages) -> dict[str, dict]:
     tasks = []
     for name, case in CASES.items():
         registered = {"skipped": True}
@@ -65,20 +65,7 @@ def merged(run_role_play) -> dict[str, dict]:
                 },
             }
         )
-    result = run_role_play(
-        "container_runtime",
-        "Evaluate the docker daemon.json merge",
-        tasks,
-        env={
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        },
-    )
-    report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
-    return {
-        task["task"]["name"]: task["hosts"]["localhost"]["msg"]
-        for task in report["plays"][0]["tasks"]
-    }
+    return role_debug_messages("container_runtime", "Evaluate the docker daemon.json merge", tasks)
 
 
 def test_the_site_keys_stay_and_the_nvidia_runtime_is_added(merged):

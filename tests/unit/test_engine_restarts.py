@@ -5,7 +5,6 @@ test_a_changed_engine_setting_restarts_each_instance_in_turn_under_load."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ def _registered(changed_indexes: list[int]) -> dict:
 
 
 def evaluate(
-    run_role_play, tmp_path: Path, cases: dict[str, dict], gateways: list[str]
+    role_debug_messages, tmp_path: Path, cases: dict[str, dict], gateways: list[str]
 ) -> dict[str, dict]:
     """Each case's variables (as task variables) and the role's expressions evaluated with them."""
     inventory = {"all": {"hosts": {"localhost": {}}, "children": {"gateways": {"hosts": {}}}}}
@@ -55,22 +54,13 @@ def evaluate(
         }
         for name, case in cases.items()
     ]
-    result = run_role_play(
+    return role_debug_messages(
         "engine",
         "Evaluate the engine role's restart expressions",
         tasks,
         play_vars={"engine_instances": INSTANCES},
         inventory=str(tmp_path / "inventory.yml"),
-        env={
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        },
     )
-    report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
-    return {
-        task["task"]["name"]: task["hosts"]["localhost"]["msg"]
-        for task in report["plays"][0]["tasks"]
-    }
 
 
 def _names(instances: list[dict]) -> list[str]:
@@ -78,7 +68,7 @@ def _names(instances: list[dict]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def with_gateways(run_role_play, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+def with_gateways(role_debug_messages, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     states = {"stdout_lines": ["active", "inactive", "activating"]}
     cases = {
         "one instance's settings changed, it serves": {
@@ -108,7 +98,9 @@ def with_gateways(run_role_play, tmp_path_factory: pytest.TempPathFactory) -> di
             ],
         },
     }
-    return evaluate(run_role_play, tmp_path_factory.mktemp("restarts"), cases, ["gw-1", "gw-2"])
+    return evaluate(
+        role_debug_messages, tmp_path_factory.mktemp("restarts"), cases, ["gw-1", "gw-2"]
+    )
 
 
 def test_a_serving_instance_whose_settings_changed_waits_for_the_rolling_restart(with_gateways):
@@ -145,12 +137,12 @@ def test_marks_name_the_planned_instances_waiting(with_gateways):
     assert result["_engine_restart_now"] == []
 
 
-def test_without_gateways_every_restart_is_immediate(run_role_play, tmp_path: Path):
+def test_without_gateways_every_restart_is_immediate(role_debug_messages, tmp_path: Path):
     cases = {
         "no gateways": {
             "vars": {"__engine_restart_all": True, "__engine_restart_states": {"skipped": True}}
         }
     }
-    result = evaluate(run_role_play, tmp_path, cases, [])["no gateways"]
+    result = evaluate(role_debug_messages, tmp_path, cases, [])["no gateways"]
     assert result["_engine_restart_deferred"] is False
     assert _names(result["_engine_restart_now"]) == _names(INSTANCES)

@@ -13,18 +13,8 @@ SCENARIO_DIR = Path(__file__).resolve().parents[1]
 
 CLIENT = testinfra.get_host("ansible://common-client")
 
-# Connect from the client: "open" when the port answers, "refused" on a reset, "dropped" when
-# nothing comes back before the timeout.
-PROBE = """
-import socket, sys
-s = socket.socket(); s.settimeout(3)
-try:
-    s.connect((sys.argv[1], int(sys.argv[2]))); print("open")
-except socket.timeout:
-    print("dropped")
-except ConnectionRefusedError:
-    print("refused")
-"""
+# molecule/common/clients/tcp_probe.py, which prepare.yml copies to the client.
+PROBE = "python3 /opt/onprem-llm-test-clients/tcp_probe.py"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +23,7 @@ def node_address(host):
 
 
 def probe_from_client(address, port):
-    return CLIENT.check_output(f"python3 -c '{PROBE}' {address} {port}")
+    return CLIENT.check_output(f"{PROBE} {address} {port}")
 
 
 def test_check_mode_on_the_converged_hosts_changes_nothing():
@@ -121,7 +111,7 @@ def test_unattended_upgrades_skip_pinned_packages(host):
 
 def test_probe_tells_refused_from_dropped():
     # A closed port answers with a reset, so "dropped" above means the firewall stayed silent.
-    assert CLIENT.check_output(f"python3 -c '{PROBE}' 127.0.0.1 9999") == "refused"
+    assert CLIENT.check_output(f"{PROBE} 127.0.0.1 9999") == "refused"
 
 
 def test_emptied_package_lists_were_refreshed_for_the_install(host):
