@@ -35,6 +35,8 @@ lint:
 	yamllint --strict .
 	ruff check .
 	ruff format --check .
+	# Strict typing of the package and of the collection's shared code ([tool.mypy]).
+	mypy -p onprem_llm -p ansible_collections.onprem.llm.plugins.module_utils
 	# A private HOME: a copy of this collection installed under ~/.ansible would shadow the checkout.
 	HOME=$(CURDIR)/.cache/lint-home ansible-lint --profile production
 

@@ -138,12 +138,13 @@ def check_gpu_facts(settings: Mapping[str, Any], gpu_host: Any, source: str) -> 
     if memory_gb is None and gpu_host.get("gpu_memory_mib") is not None:
         memory_gb = float(gpu_host["gpu_memory_mib"]) * 1024 * 1024 / 1e9
     mib = [gpu.get("memory_total_mib") for gpu in readable[:declared]]
-    if memory_gb and all(isinstance(value, (int, float)) for value in mib) and mib:
-        smallest_gb = min(mib) * 1024 * 1024 / 1e9
+    sizes = [value for value in mib if isinstance(value, (int, float))]
+    if memory_gb and sizes and len(sizes) == len(mib):
+        smallest_gb = min(sizes) * 1024 * 1024 / 1e9
         if smallest_gb < float(memory_gb) * _MEMORY_TOLERANCE:
             raise EngineInputError(
                 f"{source}: {float(memory_gb):g} GB per GPU declared, the host's smallest GPU "
-                f"has {min(mib)} MiB = {smallest_gb:.1f} GB (onprem_gpu)"
+                f"has {min(sizes)} MiB = {smallest_gb:.1f} GB (onprem_gpu)"
             )
 
 
@@ -247,7 +248,9 @@ def _entry_variable(prefix: str, name: str) -> str:
     return single.get(name, "engine_" + name)
 
 
-def _entry_gpus(prefix: str, entry: Mapping[str, Any], gpu_host: Any, taken: dict[int, str]):
+def _entry_gpus(
+    prefix: str, entry: Mapping[str, Any], gpu_host: Any, taken: dict[int, str]
+) -> list[int]:
     """The host GPUs an engine_models entry asks for, checked against the host and the others."""
     where = prefix + "gpus"
     gpus = entry.get("gpus")
@@ -466,6 +469,5 @@ def backends(
                 result.append(instance)
             else:
                 keys = ("name", "host", "address", "port", "model", "model_settings", "weight")
-                keys += ("tls",)
-                result.append({key: instance[key] for key in keys if key in instance})
+                result.append({key: instance[key] for key in (*keys, "tls") if key in instance})
     return result

@@ -29,6 +29,7 @@ or the onprem_gpu fact of the gpu_facts module as it is.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -542,12 +543,13 @@ def place(model: ModelSpec, host: HostSpec, options: PlacementOptions | None = N
     options = options or PlacementOptions()
     memory = estimate_memory(model)
     usable = host.gpu_memory_gb * options.gpu_memory_utilization
-    base = {
-        "model": model.name,
-        "memory": memory,
-        "usable_per_gpu_gb": usable,
-        "max_model_len": model.context_length,
-    }
+    base = functools.partial(
+        Placement,
+        model=model.name,
+        memory=memory,
+        usable_per_gpu_gb=usable,
+        max_model_len=model.context_length,
+    )
     need = memory.describe(model.weight_format)
     limit = (
         f"{usable:.1f} GB usable per GPU ({host.gpu_memory_gb:.1f} GB x gpu_memory_utilization"
@@ -562,7 +564,7 @@ def place(model: ModelSpec, host: HostSpec, options: PlacementOptions | None = N
                 f"{model.name} does not fit at tensor_parallel_size {tp}: it needs {need},"
                 f" {memory.per_gpu_gb(tp, model.kv_shards(tp)):.1f} GB per GPU, above the {limit}"
             )
-            return Placement(fits=False, reason=reason, **base)
+            return base(fits=False, reason=reason)
     else:
         candidates = tensor_parallel_sizes(host.domain_on_host, divides=host.gpu_count)
         candidates = [tp for tp in candidates if model.tp_allowed(tp)] or [1]
@@ -581,7 +583,7 @@ def place(model: ModelSpec, host: HostSpec, options: PlacementOptions | None = N
                     f"; the NVLink domain spans {host.nvlink_domain_size} GPUs across hosts, so a"
                     " multi-node instance could hold it, which per-host placement does not plan"
                 )
-            return Placement(fits=False, reason=reason, **base)
+            return base(fits=False, reason=reason)
         tp = found
 
     gpu_sets = _gpu_sets(host, tp)
@@ -598,13 +600,12 @@ def place(model: ModelSpec, host: HostSpec, options: PlacementOptions | None = N
     instances = tuple(Instance(index=i, gpus=gpu_sets[i], port=ports[i]) for i in range(count))
     used = {gpu for instance in instances for gpu in instance.gpus}
     idle = tuple(gpu for gpu in range(host.gpu_count) if gpu not in used)
-    return Placement(
+    return base(
         fits=True,
         tensor_parallel_size=tp,
         instances=instances,
         idle_gpus=idle,
         per_gpu_gb=memory.per_gpu_gb(tp, model.kv_shards(tp)),
-        **base,
     )
 
 

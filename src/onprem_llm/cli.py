@@ -38,7 +38,7 @@ from onprem_llm.decision import OPS_LEVELS, SOVEREIGNTY_LEVELS, Factors
 from onprem_llm.planner import NoFitError, PlanInputs, make_plan, render_plan, write_chart
 from onprem_llm.progress import MODES, make_progress
 from onprem_llm.results import ExitCode, RunResult
-from onprem_llm.runner import DEFAULT_ROTATE_ARTIFACTS, UsageError
+from onprem_llm.runner import DEFAULT_ROTATE_ARTIFACTS, RunOptions, UsageError
 from onprem_llm.secrets import VAULT_PASSWORD_ENV, SecretError, VaultPassword
 from onprem_llm.sizing import Architecture, Workload
 from onprem_llm.tables import render_table
@@ -157,7 +157,9 @@ def _request_volume(text: str) -> float | int:
     return value
 
 
-def _ranged(low: float, high: float, *, integer: bool = False, low_open: bool = False):
+def _ranged(
+    low: float, high: float, *, integer: bool = False, low_open: bool = False
+) -> Callable[[str], float | int]:
     """An argparse type: a finite number in range; argparse names the flag in the error."""
 
     def parse(text: str) -> float | int:
@@ -423,8 +425,8 @@ def _vault(args: argparse.Namespace) -> VaultPassword | None:
     return None
 
 
-def _options(args: argparse.Namespace) -> api.RunOptions:
-    return api.RunOptions(
+def _options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(
         inventory=tuple(getattr(args, "inventory", None) or ()),
         limit=args.limit,
         tags=args.tags,
@@ -494,7 +496,7 @@ def render_run(result: RunResult, with_changes: bool = False) -> str:
 
 def _progress_mode(args: argparse.Namespace, stream: TextIO) -> str:
     if args.progress != "auto":
-        return args.progress
+        return str(args.progress)
     if stream.isatty():
         return "bar"
     return "none" if args.json else "lines"
@@ -650,7 +652,7 @@ def _flag(field: str) -> str:
 
 def _plan_inputs(args: argparse.Namespace) -> PlanInputs:
     preset = MODELS.get(args.model) if args.model else None
-    params_b = args.params_b if args.params_b is not None else (preset and preset.params_b)
+    params_b = args.params_b if args.params_b is not None else (preset.params_b if preset else None)
     if params_b is None:
         raise PlacementInputError("params_b", "give --params-b or --model")
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onprem_llm.api import RunOptions, request_for
+from onprem_llm.api import request_for
 from onprem_llm.progress import Progress
 from onprem_llm.results import ExitCode, RunResult
-from onprem_llm.runner import run_playbook
+from onprem_llm.runner import RunOptions, run_playbook
 
 # playbooks/lab/start_hosts.yml labels every lab container with it.
 LAB_LABEL = "onprem-llm.role=lab"

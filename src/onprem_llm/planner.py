@@ -346,7 +346,7 @@ def render_plan(plan: Plan) -> str:
         "Sizing (placement per node as the engine_plan filter computes it; throughput model in"
         " docs/planner.md)",
     ]
-    rows = []
+    rows: list[list[object]] = []
     for s in plan.sizings:
         cost = plan.costs_by_platform.get(s.platform.key)
         if not s.fits or s.layout is None or s.throughput is None:

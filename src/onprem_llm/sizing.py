@@ -202,8 +202,8 @@ def weights_read_gb(model: ModelSpec, arch: Architecture, batch: float) -> float
     total = model.params_b * bytes_per_param(model.weight_format)
     active = min(1.0, arch.active_params_b / model.params_b)
     if active >= 1.0:
-        return total
-    return total * (1.0 - (1.0 - active) ** max(batch, 1.0))
+        return float(total)
+    return float(total * (1.0 - (1.0 - active) ** max(batch, 1.0)))
 
 
 def _allreduce_s(
@@ -215,10 +215,12 @@ def _allreduce_s(
     message = tokens * arch.hidden_size * 2  # 16-bit activations
     one_way = platform.nvlink_gb_s * 1e9 / 2
     ring = 2 * (layout.tp - 1) / layout.tp * message / one_way
-    return arch.layers / layout.pp * 2 * (eff.allreduce_latency_s + ring)
+    return float(arch.layers / layout.pp * 2 * (eff.allreduce_latency_s + ring))
 
 
-def _hop_s(platform: Platform, layout: Layout, arch: Architecture, tokens: float, eff: Efficiency):
+def _hop_s(
+    platform: Platform, layout: Layout, arch: Architecture, tokens: float, eff: Efficiency
+) -> float:
     if layout.pp == 1:
         return 0.0
     return eff.pipeline_hop_s + tokens * arch.hidden_size * 2 / (platform.scale_out_gb_s * 1e9)
@@ -248,7 +250,7 @@ def decode_step_s(
     # GEMMs are bound by the weights they stream or by their FLOPs; attention kernels then
     # read the KV cache. The two run one after the other, so their times add.
     stage = max(weights, compute) + kv + _allreduce_s(platform, layout, arch, micro, eff)
-    return pp * (stage + _hop_s(platform, layout, arch, micro, eff))
+    return float(pp * (stage + _hop_s(platform, layout, arch, micro, eff)))
 
 
 def prefill_flops(arch: Architecture, prompt_tokens: int) -> float:
@@ -292,7 +294,7 @@ def kv_sequences(
         return 0
     if per_sequence <= 0:
         return 10**6
-    return math.floor(room / per_sequence + 1e-9)
+    return math.floor(float(room) / float(per_sequence) + 1e-9)
 
 
 def operating_point(
@@ -355,7 +357,9 @@ def operating_point(
 # --- layouts per platform ----------------------------------------------------------------------
 
 
-def _node_layout(model: ModelSpec, platform: Platform, gpu_memory_utilization: float):
+def _node_layout(
+    model: ModelSpec, platform: Platform, gpu_memory_utilization: float
+) -> tuple[Layout | None, str | None]:
     """Within one node: the engine_plan filter's own placement."""
     node = HostSpec(platform.gpus_per_node, platform.gpu_memory_gb, platform.nvlink_domain_gpus)
     placement = place(model, node, PlacementOptions(gpu_memory_utilization=gpu_memory_utilization))
@@ -393,7 +397,7 @@ def _fits(model: ModelSpec, layout: Layout, usable: float) -> bool:
     memory = estimate_memory(model)
     # Pipeline stages split layers, so weights, headroom and KV cache all split pp ways more.
     per_gpu = memory.per_gpu_gb(layout.tp, model.kv_shards(layout.tp)) / layout.pp
-    return per_gpu <= usable + 1e-9
+    return bool(per_gpu <= usable + 1e-9)
 
 
 def size_platform(

@@ -142,7 +142,7 @@ class _Section:
         if not isinstance(value, str) or not value:
             expected = "a non-empty string" + (" or null" if nullable else "")
             raise ConfigError(f"{self._name(key)}: expected {expected}, got {value!r}")
-        return value
+        return str(value)
 
     def boolean(self, key: str, default: Any = ...) -> bool:
         value = self.raw(key, default)
@@ -162,7 +162,7 @@ class _Section:
         ):
             bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
             raise ConfigError(f"{self._name(key)}: expected an integer {bound}, got {value!r}")
-        return value
+        return int(value)
 
     def number(self, key: str, default: Any = ..., *, minimum: float = 0.0) -> float:
         value = self.raw(key, default)
@@ -180,7 +180,7 @@ class _Section:
         if value not in choices:
             expected = " or ".join(repr(c) for c in choices)
             raise ConfigError(f"{self._name(key)}: expected {expected}, got {value!r}")
-        return value
+        return str(value)
 
     def strings(self, key: str, default: Any = ...) -> tuple[str, ...]:
         value = self.raw(key, default)
@@ -249,7 +249,8 @@ def _secret_file(section: _Section, key: str) -> str | None:
         return Path(path).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         name = f"{section._path}.{key}"
-        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror or exc}") from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"{name}: cannot read {path}: {reason}") from None
 
 
 def _redis(section: _Section, cache_enabled: bool) -> RedisConfig:

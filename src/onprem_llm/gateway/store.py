@@ -26,7 +26,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import Connection, SSLConnection
@@ -127,6 +127,7 @@ class Entry:
             and (usage is None or isinstance(usage, dict))
         ):
             raise EntryError("bad fields")
+        created, expires = cast(float, created), cast(float, expires)
         if stream:
             events, usage_events = value.get("events"), value.get("usage_events")
             if not (
@@ -209,7 +210,7 @@ class _TLSConnection(SSLConnection):
 
 class _SentinelTLSConnection(SentinelManagedSSLConnection):
     def __init__(self, *, tls_context: ssl.SSLContext, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self.ssl_context.context = tls_context
 
 
@@ -231,7 +232,7 @@ def build_client(cfg: RedisConfig, *, socket_timeout: float | None = None) -> Re
         # Consulted by redis-py only when it builds its own context, which it no longer does.
         kwargs["ssl_cert_reqs"] = "required"
         kwargs["ssl_check_hostname"] = True
-    primary = {"db": cfg.db, "username": cfg.username, "password": cfg.password}
+    primary: dict[str, Any] = {"db": cfg.db, "username": cfg.username, "password": cfg.password}
     if cfg.mode == "standalone":
         host = cfg.hosts[0]
         pool = ConnectionPool(
@@ -257,7 +258,7 @@ def build_client(cfg: RedisConfig, *, socket_timeout: float | None = None) -> Re
         for host in cfg.hosts
     ]
     connection_class = _SentinelTLSConnection if context is not None else SentinelManagedConnection
-    client = sentinel.master_for(
+    client: Redis = sentinel.master_for(
         cfg.sentinel_master, connection_class=connection_class, **primary, **kwargs
     )
     client._onprem_llm_sentinel = sentinel  # type: ignore[attr-defined]
@@ -420,7 +421,7 @@ class CacheStore:
                 pipe = self.client.pipeline(transaction=False)
                 pipe.set(name, payload, ex=self._ttl)
                 pipe.delete(lease)
-                return pipe.execute()
+                return cast(Awaitable[Any], pipe.execute())
 
             operation = "store"
         elif payload is not None:
@@ -429,7 +430,7 @@ class CacheStore:
         elif token is not None:
 
             def command() -> Awaitable[Any]:
-                return self.client.delete(lease)
+                return cast(Awaitable[Any], self.client.delete(lease))
 
             operation = "lease"
         else:
