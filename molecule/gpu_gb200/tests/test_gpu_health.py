@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from gpu_checks import NODE_GATES, assert_gates_passed
 
 testinfra_hosts = ["ansible://gpu-gb200"]
 
@@ -77,16 +78,7 @@ def test_validation_report_passes_imex_and_the_fabric_health(host):
     assert report["profile"] == "gb200_nvl72"
     assert report["passed"] is True, report["failures"]
     gates = report["gates"]
-    passed = [
-        "driver_versions",
-        "gpu_count",
-        "gpu_model",
-        "persistence_mode",
-        "ecc",
-        "row_remapping",
-    ]
-    for gate in [*passed, "imex", "container_cdi"]:
-        assert gates[gate]["status"] == "passed", (gate, gates[gate])
+    assert_gates_passed(gates, [*NODE_GATES, "imex", "container_cdi"])
     assert gates["imex"]["reason"] == "IMEX domain UP with 2 READY nodes"
     assert gates["fabric"] == {
         "status": "passed",

@@ -3,6 +3,11 @@
 import json
 
 import pytest
+from gpu_checks import (
+    assert_cdi_devices_listed,
+    assert_cdi_spec_names_every_gpu,
+    import_shell_image,
+)
 
 testinfra_hosts = ["ansible://gpu-gb200"]
 
@@ -68,32 +73,18 @@ def test_cdi_refresh_units_enabled_and_watching(host):
 
 def test_refreshed_cdi_spec_names_every_gpu_of_the_tray(host):
     text = host.file(SPEC).content_string
-    assert "kind: nvidia.com/gpu" in text
-    for index in range(GPUS):
-        assert f'- name: "{index}"' in text
-        assert f"path: /dev/nvidia{index}" in text
-    assert f"path: /dev/nvidia{GPUS}" not in text
-    assert "- name: all" in text
+    assert_cdi_spec_names_every_gpu(text, GPUS)
     # One spec only, so that device names are not ambiguous.
     assert not host.file("/etc/cdi/nvidia.yaml").exists
 
 
 def test_podman_resolves_the_cdi_devices(host):
-    listed = host.check_output("nvidia-ctk cdi list")
-    assert "nvidia.com/gpu=all" in listed
-    assert f"nvidia.com/gpu={GPUS - 1}" in listed
+    assert_cdi_devices_listed(host, GPUS)
 
 
 @pytest.fixture(scope="module")
 def shell_image(host):
-    """A tiny image made on the host (no registry): dash and the C library."""
-    files = (
-        "bin lib lib64 usr/bin/dash usr/lib64/ld-linux-x86-64.so.2 "
-        "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 usr/lib/x86_64-linux-gnu/libc.so.6"
-    )
-    made = host.run(f"tar -C / -c {files} | podman import - {IMAGE}")
-    assert made.rc == 0, made.stderr
-    return IMAGE
+    return import_shell_image(host, "podman", IMAGE)
 
 
 def test_a_container_sees_every_gpu_through_cdi(host, shell_image):

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from gpu_checks import HGX_DRIVER_PACKAGES
 from scenario_playbooks import assert_check_mode_changes_nothing
 
 testinfra_hosts = ["ansible://gpu-h200"]
@@ -10,13 +11,7 @@ testinfra_hosts = ["ansible://gpu-h200"]
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
 
 VERSION = "580.126.09"
-PINNED = [
-    "nvidia-driver-580-open",
-    "nvidia-fabricmanager",
-    "libnvidia-nscq",
-    "nvidia-modprobe",
-    "nvidia-persistenced",
-]
+PINNED = HGX_DRIVER_PACKAGES
 
 
 def test_check_mode_on_the_converged_hosts_changes_nothing():

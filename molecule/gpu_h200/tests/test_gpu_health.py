@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from gpu_checks import NODE_GATES, assert_gates_passed
 from unit_sandbox import assert_sandboxed
 
 testinfra_hosts = ["ansible://gpu-h200"]
@@ -131,16 +132,7 @@ def test_validation_report_passes_every_gate(host):
     assert report["profile"] == "h200_hgx"
     assert report["passed"] is True, report["failures"]
     gates = report["gates"]
-    for gate in [
-        "driver_versions",
-        "gpu_count",
-        "gpu_model",
-        "persistence_mode",
-        "ecc",
-        "row_remapping",
-        "fabric",
-    ]:
-        assert gates[gate]["status"] == "passed", (gate, gates[gate])
+    assert_gates_passed(gates, [*NODE_GATES, "fabric"])
     assert (
         gates["driver_versions"]["reason"]
         == "kernel module and userspace driver are both 580.126.09"

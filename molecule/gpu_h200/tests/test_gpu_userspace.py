@@ -7,6 +7,11 @@ static CDI spec of toolkit 1.17 is written for other consumers (podman, containe
 import json
 
 import pytest
+from gpu_checks import (
+    assert_cdi_devices_listed,
+    assert_cdi_spec_names_every_gpu,
+    import_shell_image,
+)
 
 testinfra_hosts = ["ansible://gpu-h200"]
 
@@ -128,12 +133,7 @@ def test_static_cdi_spec_names_every_gpu(host):
     spec = host.file("/etc/cdi/nvidia.yaml")
     assert spec.exists
     text = spec.content_string
-    assert "kind: nvidia.com/gpu" in text
-    for index in range(GPUS):
-        assert f'- name: "{index}"' in text
-        assert f"path: /dev/nvidia{index}" in text
-    assert f"path: /dev/nvidia{GPUS}" not in text
-    assert "- name: all" in text
+    assert_cdi_spec_names_every_gpu(text, GPUS)
     assert "path: /dev/nvidiactl" in text
     # Generated for the installed driver, and not again while it stays.
     recorded = host.file("/var/lib/onprem-llm/container_runtime/cdi-driver-version")
@@ -142,21 +142,12 @@ def test_static_cdi_spec_names_every_gpu(host):
 
 
 def test_cdi_devices_listed(host):
-    listed = host.check_output("nvidia-ctk cdi list")
-    assert "nvidia.com/gpu=all" in listed
-    assert f"nvidia.com/gpu={GPUS - 1}" in listed
+    assert_cdi_devices_listed(host, GPUS)
 
 
 @pytest.fixture(scope="module")
 def shell_image(host):
-    """A tiny image made on the host (no registry): dash and the C library."""
-    files = (
-        "bin lib lib64 usr/bin/dash usr/lib64/ld-linux-x86-64.so.2 "
-        "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 usr/lib/x86_64-linux-gnu/libc.so.6"
-    )
-    made = host.run(f"tar -C / -c {files} | docker import - {IMAGE}")
-    assert made.rc == 0, made.stderr
-    return IMAGE
+    return import_shell_image(host, "docker", IMAGE)
 
 
 def test_a_container_runs(host, shell_image):
