@@ -37,6 +37,7 @@ lint:
 	ruff format --check .
 	# Strict typing of the package and of the collection's shared code ([tool.mypy]).
 	mypy -p onprem_llm -p ansible_collections.onprem.llm.plugins.module_utils
+	antsibull-changelog lint
 	# A private HOME: a copy of this collection installed under ~/.ansible would shadow the checkout.
 	HOME=$(CURDIR)/.cache/lint-home ansible-lint --profile production
 
