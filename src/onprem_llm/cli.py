@@ -36,7 +36,7 @@ from onprem_llm.collection_utils._placement import (
 from onprem_llm.costs import CostInputs
 from onprem_llm.decision import OPS_LEVELS, SOVEREIGNTY_LEVELS, Factors
 from onprem_llm.planner import NoFitError, PlanInputs, make_plan, render_plan, write_chart
-from onprem_llm.progress import MODES, make_progress
+from onprem_llm.progress import MODES, interactive, make_progress
 from onprem_llm.results import ExitCode, RunResult
 from onprem_llm.runner import DEFAULT_ROTATE_ARTIFACTS, RunOptions, UsageError
 from onprem_llm.secrets import VAULT_PASSWORD_ENV, SecretError, VaultPassword
@@ -497,7 +497,7 @@ def render_run(result: RunResult, with_changes: bool = False) -> str:
 def _progress_mode(args: argparse.Namespace, stream: TextIO) -> str:
     if args.progress != "auto":
         return str(args.progress)
-    if stream.isatty():
+    if interactive(stream):
         return "bar"
     return "none" if args.json else "lines"
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
+import os
+import time
 from typing import Protocol, TextIO
 
 from onprem_llm.events import EventTracker, Update
@@ -58,60 +59,83 @@ class LineProgress:
 
 
 class BarProgress:
-    """For terminals: one redrawn line with a bar, counters, the task and the last host.
-    Failures are printed above it so they stay on screen."""
+    """For terminals: rich's bar with counters, the task and the last host, redrawn from the
+    events (no refresh thread). Failures and diffs are printed above it so they stay on screen.
+    rich is imported only here: runs off a terminal do not pay for it."""
 
-    BAR_WIDTH = 24
+    REDRAWS_PER_SECOND = 10
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO, force_terminal: bool | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn
+        from rich.progress import Progress as RichProgress
+
+        self.console = Console(
+            file=stream, force_terminal=force_terminal, highlight=False, markup=False, emoji=False
+        )
+        self.bar = RichProgress(
+            BarColumn(bar_width=24),
+            TaskProgressColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TextColumn("{task.description}", markup=False),
+            console=self.console,
+            auto_refresh=False,
+            transient=True,
+        )
+        self.task_id = self.bar.add_task("", total=None, counts="")
         self.total: int | None = None
         self.last = ""
+        self.drawn = 0.0
 
     def start(self, total: int | None) -> None:
         self.total = total
-
-    def render(self, tracker: EventTracker) -> str:
-        done = tracker.results
-        total = max(self.total or 0, done)
-        if total:
-            filled = round(self.BAR_WIDTH * done / total)
-            bar = f"[{'#' * filled}{'.' * (self.BAR_WIDTH - filled)}] {100 * done // total:3d}%"
-        else:
-            bar = f"[{'.' * self.BAR_WIDTH}]   ?%"
-        counts = tracker.counts
-        text = (
-            f"{bar} {done}/{total or '?'}  ok {counts['ok']} changed {counts['changed']}"
-            f" failed {counts['failed']} unreachable {counts['unreachable']}  "
-        )
-        # Shorten the task name, not the host, when the line is wider than the terminal.
-        width = shutil.get_terminal_size((100, 20)).columns - 1
-        host = f" @ {self.last}" if self.last else ""
-        room = width - len(text) - len(host)
-        task = tracker.task if len(tracker.task) <= room else tracker.task[: max(room - 1, 0)] + "~"
-        return (text + task + host)[:width]
+        self.bar.update(self.task_id, total=total)
+        self.bar.start()
 
     def update(self, update: Update, tracker: EventTracker) -> None:
         if update.kind == "result":
             self.last = update.host
         if update.message:
-            self.stream.write(f"\r\x1b[K{update.outcome.upper()} {update.host}")
-            self.stream.write(f" [{update.task}]: {update.message}\n")
+            self.console.print(
+                f"{update.outcome.upper()} {update.host} [{update.task}]: {update.message}"
+            )
         if update.diff:
-            self.stream.write(f"\r\x1b[K{update.outcome} {update.host} [{update.task}]:\n")
-            self.stream.write(_indent(update.diff) + "\n")
-        self.stream.write("\r\x1b[K" + self.render(tracker))
-        self.stream.flush()
+            self.console.print(f"{update.outcome} {update.host} [{update.task}]:")
+            self.console.print(_indent(update.diff))
+        counts = tracker.counts
+        done = tracker.results
+        self.bar.update(
+            self.task_id,
+            completed=done,
+            total=max(self.total or 0, done) or None,
+            counts=(
+                f"ok {counts['ok']} changed {counts['changed']} failed {counts['failed']}"
+                f" unreachable {counts['unreachable']}"
+            ),
+            description=tracker.task + (f" @ {self.last}" if self.last else ""),
+        )
+        # Redrawing costs far more than an event: at most REDRAWS_PER_SECOND, as a terminal
+        # shows, so a site of a thousand hosts does not spend its run drawing the bar.
+        now = time.monotonic()
+        if now - self.drawn >= 1 / self.REDRAWS_PER_SECOND or update.kind != "result":
+            self.drawn = now
+            self.bar.refresh()
 
     def finish(self) -> None:
-        self.stream.write("\r\x1b[K")
-        self.stream.flush()
+        self.bar.refresh()  # the last counts, which a skipped redraw may have left out
+        self.bar.stop()
+
+
+def interactive(stream: TextIO) -> bool:
+    """A terminal that can redraw a line: not a pipe or file, and not TERM=dumb."""
+    return stream.isatty() and os.environ.get("TERM", "") != "dumb"
 
 
 def make_progress(mode: str, stream: TextIO) -> Progress:
     """auto: a bar on a terminal, lines otherwise."""
     if mode == "auto":
-        mode = "bar" if stream.isatty() else "lines"
+        mode = "bar" if interactive(stream) else "lines"
     if mode == "bar":
         return BarProgress(stream)
     if mode == "lines":

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import re
+
+import pytest
 
 from onprem_llm.events import EventTracker, count_planned_results, failure_message, render_diff
 from onprem_llm.progress import BarProgress, LineProgress, NullProgress, make_progress
@@ -121,7 +124,7 @@ def test_planned_results_from_the_task_listing() -> None:
 
 def test_line_and_bar_progress() -> None:
     lines, bar = io.StringIO(), io.StringIO()
-    line_progress, bar_progress = LineProgress(lines), BarProgress(bar)
+    line_progress, bar_progress = LineProgress(lines), BarProgress(bar, force_terminal=True)
     bar_progress.start(10)
     tracker = EventTracker()
     for e in STREAM:
@@ -137,10 +140,21 @@ def test_line_and_bar_progress() -> None:
         "    ok          gpu2",
     ]
     assert "    FAILED      gpu1: modprobe: FATAL" in lines.getvalue()
-    drawn = bar.getvalue()
-    assert "[############............]  50% 5/10" in drawn
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", bar.getvalue())
+    assert re.search(r" 50% +5/10 ok 1 changed 1 failed 1 unreachable 1 ", drawn), drawn
     assert "FAILED gpu1 [Load the module]: modprobe: FATAL\n" in drawn
-    assert drawn.endswith("\r\x1b[K")
+    assert "Load the module @ gpu3" in drawn  # the task and the last host
+
+
+def test_the_bar_is_for_terminals_that_redraw(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert isinstance(make_progress("auto", Terminal()), BarProgress)
+    monkeypatch.setenv("TERM", "dumb")
+    assert isinstance(make_progress("auto", Terminal()), LineProgress)
 
 
 def test_auto_progress_picks_lines_off_a_terminal() -> None:
