@@ -16,25 +16,10 @@ def gpu_gates(facts: dict[str, Any], profile: str, **observations: Any) -> dict[
         raise AnsibleFilterError(str(error)) from None
 
 
-def gpu_gates_check_skip(skip: Any, variable: str = "gpu_validate_skip_gates") -> list[str]:
-    """The skip list, failing on a name that is not a gate."""
-    try:
-        return gates.check_skip(skip, variable)
-    except gates.GateInputError as error:
-        raise AnsibleFilterError(str(error)) from None
-
-
-def gpu_profile_check(facts: dict[str, Any], inventory_profile: str) -> dict[str, Any]:
-    """Whether the inventory's profile fits the GPUs read, with advice naming the real cause."""
-    return gates.profile_check(facts or {}, str(inventory_profile or ""))
-
-
 class FilterModule:
     """GPU acceptance gate filters."""
 
     def filters(self) -> dict[str, Any]:
         return {
             "gpu_gates": gpu_gates,
-            "gpu_gates_check_skip": gpu_gates_check_skip,
-            "gpu_profile_check": gpu_profile_check,
         }

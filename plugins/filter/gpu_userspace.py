@@ -26,8 +26,6 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {
-            "nvidia_cuda_package_check": _wrap(userspace.cuda_package_version),
             "nvidia_container_toolkit_plan": _wrap(userspace.container_toolkit_plan),
             "nvidia_cdi_supported": _wrap(userspace.cdi_supported),
-            "sha256_checksum_check": _wrap(userspace.archive_checksum),
         }

@@ -38,6 +38,5 @@ class FilterModule:
             "nvidia_driver_plan": _wrap(nvidia_driver_plan),
             "nvidia_cuda_repo_url": _wrap(nvidia_cuda_repo_url),
             "nvidia_cuda_check": _wrap(stack.check_cuda),
-            "nvidia_nccl_check": _wrap(stack.check_nccl),
             "nvidia_imex_nodes": _wrap(stack.imex_nodes),
         }

@@ -20,8 +20,3 @@ def test_every_filter_is_documented():
 def test_bad_toolkit_version_is_a_filter_error():
     with pytest.raises(AnsibleFilterError, match="container_runtime_nvidia_toolkit_version"):
         FILTERS["nvidia_container_toolkit_plan"]("1.17")
-
-
-def test_cuda_package_check_filter_names_the_variable():
-    with pytest.raises(AnsibleFilterError, match="cuda_toolkit_package_version"):
-        FILTERS["nvidia_cuda_package_check"]("13.0", "13.0")

@@ -378,6 +378,5 @@ def test_filters_wrap_the_functions_and_raise_filter_errors() -> None:
     filters = FilterModule().filters()
     report = filters["gpu_gates"](facts("gb200_tray"), "", expected_gpu_count=4)
     assert report["profile"] == "gb200_nvl72"
-    assert filters["gpu_gates_check_skip"](["imex"]) == ["imex"]
     with pytest.raises(AnsibleFilterError, match="gpu_validate_skip_gates"):
-        filters["gpu_gates_check_skip"](["nope"])
+        filters["gpu_gates"](facts("h200_hgx"), "h200_hgx", skip=["nope"])
