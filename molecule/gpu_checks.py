@@ -45,7 +45,8 @@ def import_shell_image(host: Any, engine: str, image: str) -> str:
     return image
 
 
-# Gates of every GPU node's acceptance report (gpu_validate role).
+# Gates every GPU stand-in passes: an expectation of the tests, written here once for the
+# scenarios (the report's gate order is plugins/module_utils/_gpu_gates.py's GATES).
 NODE_GATES = [
     "driver_versions",
     "gpu_count",
