@@ -1,10 +1,11 @@
 """Validate the inventory input of every host of the play in one controller-side pass.
 
-Run once (run_once: true) it checks, for each host of the play, every role that applies to the
-host by its groups (plugin_utils/_input_variables.ROLE_GROUPS): the role's meta/argument_specs.yml
-and its rules (plugin_utils/_input_rules.py). A host's variables are those the role would see:
-its defaults, then the host's inventory variables, then its vars, each rendered for that host
-only when a check reads it. Every error of every host is reported in one failure.
+Run once (run_once: true) it checks, for each host of the play, every role that playbooks/site.yml
+applies to the host (read by plugin_utils/_input_variables, so the two cannot disagree): the
+role's meta/argument_specs.yml and its rules (plugin_utils/_input_rules.py). A host's variables
+are those the role would see: its defaults, then the host's inventory variables, then its vars,
+each rendered for that host only when a check reads it. Every error of every host is reported
+in one failure.
 
 With roles it checks the current host for those roles only, from the task's variables: the
 form each role's tasks/preflight.yml uses when the role runs on its own.
@@ -18,6 +19,7 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible.template import trust_as_template
 from ansible.vars.hostvars import HostVars
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_check import (
     RoleSpec,
@@ -28,7 +30,6 @@ from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import
     ROLES,
     HostVariables,
     VariableError,
-    has_template,
     layered,
     roles_for_host,
 )
@@ -177,16 +178,16 @@ class ActionModule(ActionBase):
             return inventory[host]
 
         def roles_of(host: str) -> list[str]:
-            variables = host_inventory(host)
-            address = variables.get("keepalived_virtual_ipaddress", "")
-            if has_template(address):
+            def applies(when: str) -> bool:
+                variables = host_inventory(host)
+                templar = self._templar.copy_with_new_env(available_variables=variables)
                 try:
-                    address = renderer.for_variables(variables)(
-                        "keepalived_virtual_ipaddress", address
-                    )
-                except VariableError:
-                    address = "undefined"  # keepalived's check names it
-            return roles_for_host(host, groups, address)
+                    # site.yml's own conditions: trusted, as Ansible trusts the playbook.
+                    return bool(templar.evaluate_conditional(trust_as_template(when)))
+                except AnsibleError:
+                    return True  # the role's own checks name what is wrong
+
+            return roles_for_host(host, groups, applies)
 
         def variables_of(host: str, name: str) -> HostVariables:
             spec = role(name)

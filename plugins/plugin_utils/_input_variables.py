@@ -10,29 +10,49 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
-# Roles whose input is validated, in the order of the site, and the inventory group a host must
-# be in to get each (None: every host). keepalived runs on gateways that set a virtual IP.
-ROLE_GROUPS: tuple[tuple[str, str | None], ...] = (
-    ("common", None),
-    ("pki", None),
-    ("audit", None),
-    ("node_exporter", None),
-    ("prometheus", "monitoring"),
-    ("nvidia_driver", "gpu_nodes"),
-    ("cuda_toolkit", "gpu_nodes"),
-    ("nccl", "gpu_nodes"),
-    ("container_runtime", "gpu_nodes"),
-    ("dcgm", "gpu_nodes"),
-    ("gpu_validate", "gpu_nodes"),
-    ("engine", "engine_nodes"),
-    ("haproxy", "gateways"),
-    ("keepalived", "gateways"),
-    ("redis", "redis"),
-    ("gateway_service", "gateways"),
-)
-ROLES = tuple(role for role, _group in ROLE_GROUPS)
+import yaml
+
+# site.yml is the one group -> role map: validation reads it, so the input checked for a host is
+# that of exactly the roles site.yml applies to it.
+SITE_PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "site.yml"
+# Imported playbooks that apply no role of their own input (validation itself; restarts by
+# rolling_restart.yml, which run roles site.yml has already validated).
+_NOT_ROLE_PLAYS = ("validate_input.yml", "engine_pending_restarts.yml")
+
+
+class SiteRole(NamedTuple):
+    """A role as site.yml applies it: by group (None: every host), under a condition or not."""
+
+    name: str
+    group: str | None
+    when: str | None
+
+
+def site_roles(playbook: Path = SITE_PLAYBOOK) -> tuple[SiteRole, ...]:
+    """The roles of every play of a playbook, in order, following import_playbook."""
+    roles: list[SiteRole] = []
+    for play in yaml.safe_load(playbook.read_text()):
+        imported = play.get("ansible.builtin.import_playbook")
+        if imported is not None:
+            if imported not in _NOT_ROLE_PLAYS:
+                roles.extend(site_roles(playbook.parent / imported))
+            continue
+        group = None if play["hosts"] == "all" else play["hosts"]
+        for entry in play.get("roles", ()):
+            entry = entry if isinstance(entry, dict) else {"role": entry}
+            when = entry.get("when")
+            roles.append(
+                SiteRole(entry["role"].removeprefix("onprem.llm."), group, when and str(when))
+            )
+    return tuple(roles)
+
+
+SITE_ROLES = site_roles()
+ROLES = tuple(role.name for role in SITE_ROLES)
+
 
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -53,16 +73,19 @@ class VariableError(KeyError):
 
 
 def roles_for_host(
-    host: str, groups: Mapping[str, Iterable[str]], virtual_ipaddress: Any = ""
+    host: str,
+    groups: Mapping[str, Iterable[str]],
+    applies: Callable[[str], bool] = lambda _when: True,
 ) -> list[str]:
-    """The roles whose input applies to a host, by its inventory groups."""
+    """The roles site.yml applies to a host: by its inventory groups, and for a role with a
+    condition, by applies(condition) (the caller evaluates it with the host's variables)."""
     roles = []
-    for role, group in ROLE_GROUPS:
-        if group is not None and host not in (groups.get(group) or ()):
+    for role in SITE_ROLES:
+        if role.group is not None and host not in (groups.get(role.group) or ()):
             continue
-        if role == "keepalived" and not virtual_ipaddress:
+        if role.when is not None and not applies(role.when):
             continue
-        roles.append(role)
+        roles.append(role.name)
     return roles
 
 

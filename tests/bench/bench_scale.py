@@ -83,12 +83,11 @@ def inventory(nodes: int) -> dict:
     """hosts.yml for nodes GPU nodes: about half in GB200 NVL72 racks, the rest HGX H200."""
     trays = nodes // 2
     h200 = nodes - trays
+    h200_hosts = {f"h200-node-{i + 1:04d}": {"ansible_host": _address(i, 1)} for i in range(h200)}
+    # As in prod: the last H200 node serves the embedding model the tenants are given.
+    embedding = dict([h200_hosts.popitem()])
     gpu_children: dict = {
-        "hgx_h200": {
-            "hosts": {
-                f"h200-node-{i + 1:04d}": {"ansible_host": _address(i, 1)} for i in range(h200)
-            }
-        }
+        "hgx_h200": {"hosts": h200_hosts, "children": {"embedding_nodes": {"hosts": embedding}}}
     }
     racks: dict = {}
     for tray in range(trays):
@@ -122,6 +121,9 @@ def write_site(directory: Path, nodes: int) -> Path:
     shutil.copy(
         site / "group_vars" / "all" / "vault.yml.example", site / "group_vars" / "all" / "vault.yml"
     )
+    # prod's gateway_service_wheel: the file must exist on the controller, its content is not read.
+    (site / "files").mkdir()
+    (site / "files" / "onprem_llm-0.1.0-py3-none-any.whl").write_bytes(b"")
     hosts, racks = inventory(nodes)
     (site / "hosts.yml").write_text(yaml.safe_dump(hosts, sort_keys=False))
     for rack in racks:

@@ -45,46 +45,51 @@ class Render:
         return self.results[value]
 
 
-@pytest.mark.parametrize(
-    ("host", "virtual_ip", "expected"),
-    [
-        ("mon-1", "", ["common", "pki", "audit", "node_exporter", "prometheus"]),
-        (
-            "node-1",
-            "",
-            [
-                "common",
-                "pki",
-                "audit",
-                "node_exporter",
-                "nvidia_driver",
-                "cuda_toolkit",
-                "nccl",
-                "container_runtime",
-                "dcgm",
-                "gpu_validate",
-                "engine",
-            ],
+BASELINE = ["common", "pki", "node_exporter"]
+GPU_STACK = ["nvidia_driver", "cuda_toolkit", "nccl", "container_runtime", "dcgm", "gpu_validate"]
+
+
+def conditions(**variables: object):
+    """applies(when) for site.yml's role conditions, evaluated with these host variables."""
+    results = {
+        "gateway_service_enabled | default(false) | bool": bool(
+            variables.get("gateway_service_enabled", False)
         ),
-        ("gw-1", "", ["common", "pki", "audit", "node_exporter", "haproxy", "gateway_service"]),
+        "keepalived_virtual_ipaddress | default('') | length > 0": bool(
+            variables.get("keepalived_virtual_ipaddress", "")
+        ),
+    }
+    return results.__getitem__
+
+
+@pytest.mark.parametrize(
+    ("host", "variables", "expected"),
+    [
+        ("mon-1", {}, [*BASELINE, "prometheus", "audit"]),
+        ("node-1", {}, [*BASELINE, *GPU_STACK, "engine", "audit"]),
+        ("gw-1", {}, [*BASELINE, "haproxy", "audit"]),
         (
             "gw-1",
-            "10.20.0.10/24",
-            ["common", "pki", "audit", "node_exporter", "haproxy", "keepalived", "gateway_service"],
+            {"gateway_service_enabled": True},
+            [*BASELINE, "haproxy", "gateway_service", "audit"],
+        ),
+        (
+            "gw-1",
+            {"gateway_service_enabled": True, "keepalived_virtual_ipaddress": "10.20.0.10/24"},
+            [*BASELINE, "haproxy", "gateway_service", "keepalived", "audit"],
         ),
     ],
 )
-def test_roles_follow_the_host_groups(host, virtual_ip, expected):
-    assert roles_for_host(host, GROUPS, virtual_ip) == expected
+def test_roles_follow_the_host_groups_and_site_yml_conditions(host, variables, expected):
+    assert roles_for_host(host, GROUPS, conditions(**variables)) == expected
+
+
+def test_a_role_whose_condition_cannot_be_evaluated_is_validated():
+    assert "keepalived" in roles_for_host("gw-1", GROUPS)
 
 
 def test_a_host_in_no_group_still_gets_the_baseline():
-    assert roles_for_host("redis-1", {"all": ["redis-1"]}) == [
-        "common",
-        "pki",
-        "audit",
-        "node_exporter",
-    ]
+    assert roles_for_host("redis-1", {"all": ["redis-1"]}) == [*BASELINE, "audit"]
 
 
 def test_inventory_wins_over_defaults_and_role_vars_win_over_inventory():
