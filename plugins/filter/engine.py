@@ -1,5 +1,5 @@
-"""Filters for engine instances: onprem.llm.engine_instances, onprem.llm.engine_backends and
-onprem.llm.systemd_exec_args."""
+"""Filters for engine instances: onprem.llm.engine_instances, onprem.llm.engine_backends,
+onprem.llm.engine_command and onprem.llm.systemd_exec_args."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.yaml import yaml_load
-from ansible_collections.onprem.llm.plugins.module_utils import _engine_instances
+from ansible_collections.onprem.llm.plugins.module_utils import _engine_command, _engine_instances
 
 # The engine role's defaults, for hosts that are not in the run.
 _DEFAULTS_FILE = Path(__file__).resolve().parents[2] / "roles" / "engine" / "defaults" / "main.yml"
@@ -42,6 +42,21 @@ def engine_backends(
         raise AnsibleFilterError(f"engine_backends: {error}") from None
 
 
+def engine_command(instance: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """An instance's command (a list) and environment (a dict), from the engine role's settings."""
+    if not isinstance(instance, Mapping) or not isinstance(settings, Mapping):
+        raise AnsibleFilterError("engine_command: expected an instance and the settings, as dicts")
+    try:
+        return {
+            "command": _engine_command.command(instance, settings),
+            "environment": _engine_command.environment(instance, settings),
+        }
+    except _engine_command.EngineCommandError as error:
+        raise AnsibleFilterError(
+            f"engine_command: instance {instance.get('name')}: {error}"
+        ) from None
+
+
 def systemd_exec_args(args: Any) -> str:
     """A command line for a systemd Exec= setting: each argument kept whole, verbatim."""
     if isinstance(args, str) or not isinstance(args, (list, tuple)):
@@ -67,5 +82,6 @@ class FilterModule:
         return {
             "engine_instances": engine_instances,
             "engine_backends": engine_backends,
+            "engine_command": engine_command,
             "systemd_exec_args": systemd_exec_args,
         }
