@@ -19,7 +19,7 @@ description:
   - Records are chained (C(seq), and C(prev), the sha256 of the previous line) and, with
     O(key_file), signed with HMAC-SHA256. C(onprem-llm audit verify FILE) checks a file.
   - The callback never fails a play. On any error it warns once and stops recording.
-author: onprem.llm maintainers
+author: onprem.llm maintainers (@onprem-llm)
 requirements:
   - enabled in C(callbacks_enabled); the collection's ansible.cfg and the onprem-llm command
     enable it

@@ -344,7 +344,8 @@ def host_instances(host: str, settings: Mapping[str, Any]) -> list[dict[str, Any
                 tp = None
                 context = model.get("context_length")
             else:
-                assert host_spec is not None
+                if host_spec is None:  # set above for every GPU host
+                    raise AssertionError("a GPU instance without its host's GPUs")
                 if prefix:
                     gpus = _entry_gpus(prefix, entry, host_spec, taken)
                     model_host = _placement.HostSpec(

@@ -22,7 +22,7 @@ description:
   - The list is read once per engine version and kept in O(cache_dir) (reading C(--help) of vLLM
     imports torch and takes tens of seconds); later runs read the file.
 author:
-  - onprem.llm maintainers
+  - onprem.llm maintainers (@onprem-llm)
 options:
   engine:
     description: Name of the engine for messages, for example V(vLLM).
@@ -82,6 +82,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
+    description: When run twice with the same arguments, the second run reports no change.
     support: full
   platform:
     platforms: posix

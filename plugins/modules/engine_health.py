@@ -23,7 +23,7 @@ description:
   - Success needs the unit to be active as well, so that another process holding the port
     does not pass for the engine.
 author:
-  - onprem.llm maintainers
+  - onprem.llm maintainers (@onprem-llm)
 options:
   url:
     description:
@@ -190,7 +190,7 @@ monotonic = time.monotonic
 sleep = time.sleep
 
 
-def urlopen(url: str, headers: dict[str, str], timeout: float, context: Any = None) -> Any:
+def open_health_url(url: str, headers: dict[str, str], timeout: float, context: Any = None) -> Any:
     # The engine is on this host: a proxy from the environment could only get in the way.
     return Request().open(
         "GET", url, headers=headers, use_proxy=False, timeout=timeout, context=context
@@ -208,7 +208,7 @@ def tls_context(ca_path: str | None) -> ssl.SSLContext | None:
 
 def probe(url: str, headers: dict[str, str], timeout: float, context: Any = None) -> Probe:
     try:
-        with urlopen(url, headers, timeout, context) as response:
+        with open_health_url(url, headers, timeout, context) as response:
             return Probe(status=response.status)
     except urllib.error.HTTPError as err:
         err.close()

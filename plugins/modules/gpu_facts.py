@@ -16,7 +16,7 @@ description:
     per-GPU health (ECC, retired pages, remapped rows, MIG, temperature, power, fabric state),
     NVSwitch and NVLink5 presence, and a derived hardware profile.
   - Never changes the host. A missing driver, no GPUs or unreadable output do not fail the task;
-    they give O(onprem_gpu.gpu_count=0) and readable entries in O(onprem_gpu.problems), so gates
+    they give RV(ansible_facts.onprem_gpu.gpu_count=0) and readable entries in RV(ansible_facts.onprem_gpu.problems), so gates
     elsewhere decide what is fatal.
   - The hardware profile comes from the GPUs' PCI device ids first and their product names
     second; a GPU that cannot be read ("GPU is lost", "Unknown Error", nothing but placeholders)
@@ -26,7 +26,7 @@ description:
   - Reading InfiniBand VPD needs root; without it NVLink5 switch management is reported absent
     and a problem says why.
 author:
-  - onprem.llm maintainers
+  - onprem.llm maintainers (@onprem-llm)
 options:
   nvidia_smi_path:
     description:

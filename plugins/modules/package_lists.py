@@ -27,7 +27,7 @@ description:
   - A refresh changes only apt's cache, not the host's configuration, so it is reported as
     RV(cache_updated), not as a change (as the apt module does when it installs packages).
 author:
-  - onprem.llm maintainers
+  - onprem.llm maintainers (@onprem-llm)
 options:
   packages:
     description:
@@ -53,6 +53,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
+    description: When run twice with the same arguments, the second run reports no change.
     support: full
   platform:
     platforms: debian

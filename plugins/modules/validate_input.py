@@ -4,14 +4,14 @@ DOCUMENTATION = r"""
 module: validate_input
 short_description: Validate the inventory input of every host in one controller-side pass
 version_added: "0.1.0"
-author: onprem.llm maintainers
+author: onprem.llm maintainers (@onprem-llm)
 description:
   - Without O(roles), run once (C(run_once=true)) on a play of all hosts, checks every host of
-    the play (C(ansible_play_hosts_all)) against each role its inventory groups give it - common
-    and node_exporter on every host, prometheus on C(monitoring), nvidia_driver, cuda_toolkit,
-    nccl, container_runtime, dcgm and gpu_validate on C(gpu_nodes), engine on C(engine_nodes),
-    pki and haproxy on C(gateways), keepalived on C(gateways) that set
-    C(keepalived_virtual_ipaddress).
+    the play (C(ansible_play_hosts_all)) against each role C(playbooks/site.yml) applies to it -
+    by the inventory groups of its plays, and for a role with a C(when), by that condition
+    evaluated with the host's inventory variables (keepalived only on gateways that set
+    C(keepalived_virtual_ipaddress), the gateway service only where
+    C(gateway_service_enabled)). site.yml is read, so the two cannot disagree.
   - For each host and role it checks the role's C(meta/argument_specs.yml) (entry point main,
     leaving out the variables of C(_<role>_secret_variables)) and the role's input rules, the
     Python port of its former preflight assertions. A host's variables are those the role sees
@@ -29,14 +29,18 @@ options:
         for the roles of its groups.
     type: list
     elements: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
   idempotent:
+    description: When run twice with the same arguments, the second run reports no change.
     support: full
   platform:
+    support: full
     platforms: all
 """
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Time a playbook with the onprem.llm.audit_log callback off and on.
 
 A script, not a test: `python tests/bench/bench_audit.py [--tasks N] [--hosts H] [--runs R]`.

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Measure the gateway service's response cache through HAProxy's TLS listener.
 
 A script, not a test. Against the serving scenario (or the lab) once converged:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Measure what the gateway costs: latency it adds, throughput with and without it, and a rolling
 restart's duration and failed requests under load.
 

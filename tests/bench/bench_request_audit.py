@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Measure what the request audit adds to a request through the gateway service.
 
 A script, not a test; runs on the controller, in-process, no test hosts:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Measure the gateway's per-model routing: latency with few and many models, and how fast
 spill-over reacts.
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Measure how the controller-side steps grow with the size of the site.
 
 A script, not a test. For each size N it writes an inventory shaped like inventories/prod

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Time the onprem-llm wrapper against plain ansible-playbook on the same small playbook.
 
 A script, not a test: `python tests/bench/bench_wrapper.py [--runs N]`. It builds a throwaway

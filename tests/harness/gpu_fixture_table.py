@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Print, for every nvidia-smi fixture (recorded and generated), the profile the parser detects
 and the gates' verdict with the role's expectations for that profile, as a Markdown table.
 

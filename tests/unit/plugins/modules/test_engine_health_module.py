@@ -48,7 +48,7 @@ def crashed(n: int) -> str:
 
 
 class Response:
-    """What urlopen returns: a context manager with a status."""
+    """What open_health_url returns: a context manager with a status."""
 
     def __init__(self, status: int) -> None:
         self.status = status
@@ -90,7 +90,7 @@ class Host:
             return 0, JOURNAL, ""
         raise AssertionError(f"unexpected command {args}")
 
-    def urlopen(
+    def open_health_url(
         self, url: str, headers: dict[str, str], timeout: float, context: Any = None
     ) -> Any:
         assert timeout == 10
@@ -104,7 +104,7 @@ class Host:
         return Response(answer)
 
 
-REAL_URLOPEN = engine_health.urlopen
+REAL_OPEN_HEALTH_URL = engine_health.open_health_url
 REFUSED = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
 
 
@@ -114,7 +114,7 @@ def host_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         host = Host(readings, answers)
         monkeypatch.setattr(engine_health, "monotonic", host.monotonic)
         monkeypatch.setattr(engine_health, "sleep", host.sleep)
-        monkeypatch.setattr(engine_health, "urlopen", host.urlopen)
+        monkeypatch.setattr(engine_health, "open_health_url", host.open_health_url)
         monkeypatch.setattr(
             AnsibleModule,
             "run_command",
@@ -273,7 +273,7 @@ def test_real_http_answers(
     host_factory: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     host = host_factory([RUNNING], [200])
-    monkeypatch.setattr(engine_health, "urlopen", REAL_URLOPEN)
+    monkeypatch.setattr(engine_health, "open_health_url", REAL_OPEN_HEALTH_URL)
     monkeypatch.setattr(_Engine, "answers", [503, 503, 200])
     monkeypatch.setenv("http_proxy", "http://192.0.2.1:3128")  # must be bypassed
     for name in ("no_proxy", "NO_PROXY"):
@@ -349,7 +349,7 @@ def test_real_https_answers_are_verified_against_the_site_ca(
     healthy: bool,
 ) -> None:
     host_factory([RUNNING], [200])
-    monkeypatch.setattr(engine_health, "urlopen", REAL_URLOPEN)
+    monkeypatch.setattr(engine_health, "open_health_url", REAL_OPEN_HEALTH_URL)
     monkeypatch.setattr(_Engine, "answers", [200])
     _ca, _other, certificate, key = _pem_files(tmp_path)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Engine)
