@@ -40,6 +40,8 @@ lint:
 	antsibull-changelog lint
 	# A private HOME: a copy of this collection installed under ~/.ansible would shadow the checkout.
 	HOME=$(CURDIR)/.cache/lint-home ansible-lint --profile production
+	# ansible-test sanity (tests/sanity/ignore-2.19.txt says why each ignored line is).
+	tests/harness/sanity.sh
 
 argspecs:
 	python tests/harness/check_argument_specs.py roles

@@ -88,5 +88,5 @@ def evaluate_on_controller(expression: str) -> object:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
+    report, _unused = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
     return report["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]

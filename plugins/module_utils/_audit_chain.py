@@ -66,7 +66,7 @@ def chain_position(line: bytes) -> int | None:
     if not isinstance(record, dict):
         return None
     seq, prev = record.get("seq"), record.get("prev")
-    if type(seq) is not int or seq < 1 or not isinstance(prev, str):
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 or not isinstance(prev, str):
         return None
     return seq
 

@@ -178,7 +178,7 @@ def gate_row_remapping(facts: Mapping[str, Any]) -> dict[str, str]:
     if not gpus:
         return _gate(FAILED, _no_gpus(facts))
     rows = [(gpu, gpu.get("remapped_rows") or {}) for gpu in gpus]
-    if all(r.get("pending") is None and r.get("failure") is None for _, r in rows):
+    if all(r.get("pending") is None and r.get("failure") is None for _unused, r in rows):
         return _gate(SKIPPED, "these GPUs have no row remapper (pre-Ampere)")
     problems = [f"row remapping failed on {_gpu_label(g)}" for g, r in rows if r.get("failure")]
     problems += [
@@ -240,7 +240,7 @@ def gate_page_retirement(facts: Mapping[str, Any]) -> dict[str, str]:
     if not gpus:
         return _gate(FAILED, _no_gpus(facts))
     pages = [(g, g.get("retired_pages") or {}) for g in gpus]
-    if all(p.get("pending") is None for _, p in pages):
+    if all(p.get("pending") is None for _unused, p in pages):
         return _gate(SKIPPED, "these GPUs do not retire pages (they remap rows)")
     pending = [
         f"{_gpu_label(g)} has a page retirement pending: reset the GPU or reboot"
@@ -260,7 +260,7 @@ def gate_memory_health(facts: Mapping[str, Any]) -> dict[str, str]:
         return _gate(FAILED, _no_gpus(facts))
     health = [(g, g.get("memory_health") or {}) for g in gpus]
     if all(h.get("sram_threshold_exceeded") is None and h.get("unrepairable") is None
-           for _, h in health):  # fmt: skip
+           for _unused, h in health):  # fmt: skip
         return _gate(SKIPPED, "nvidia-smi reports no SRAM threshold or unrepairable memory here")
     problems = [
         f"{_gpu_label(g)} has unrepairable memory ({h.get('unrepairable_reason')})"
@@ -283,7 +283,7 @@ def gate_recovery_action(facts: Mapping[str, Any]) -> dict[str, str]:
     if not gpus:
         return _gate(FAILED, _no_gpus(facts))
     actions = [(g, g.get("recovery_action")) for g in gpus]
-    if all(action is None for _, action in actions):
+    if all(action is None for _unused, action in actions):
         return _gate(SKIPPED, "this driver reports no GPU recovery action")
     asked = [
         f"{_gpu_label(g)} asks for {action}"

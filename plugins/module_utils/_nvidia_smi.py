@@ -414,7 +414,7 @@ def detect_profile(gpus: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         problems.append(
             f"GPUs of different parts on one host: most are {profile or 'generic'}; {others}"
         )
-        if len(members) * 2 <= sum(len(indexes) for _, indexes in ranked):
+        if len(members) * 2 <= sum(len(indexes) for _unused, indexes in ranked):
             profile = None  # no majority
     source = "pci_id" if "pci_id" in sources else "product_name" if sources else "none"
     return {"profile": profile or _hardware.GENERIC, "source": source, "problems": problems}

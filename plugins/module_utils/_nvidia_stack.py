@@ -54,7 +54,7 @@ def repo_arch(machine: str) -> str:
 
 def repo_distro(distribution: str, version: str) -> str:
     """CUDA repository directory name for an OS release, e.g. ubuntu2404, debian12."""
-    major = str(version).split(".")[0]
+    major = str(version).split(".", maxsplit=1)[0]
     name = distribution.lower()
     if name == "ubuntu":
         return "ubuntu" + str(version).replace(".", "")[:4]
@@ -184,7 +184,7 @@ def check_cuda(
 
 def check_nccl(nccl_version: Any, cuda_version: Any, variable: str = "nccl_version") -> str:
     """The NCCL package version must be built for the CUDA major of the toolkit."""
-    major, _ = parse_cuda(cuda_version)
+    major, _unused = parse_cuda(cuda_version)
     match = re.match(r"^\d+\.\d+\.\d+-\d+\+cuda(\d+)\.(\d+)$", str(nccl_version))
     if not match:
         raise StackInputError(

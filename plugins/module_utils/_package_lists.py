@@ -57,7 +57,7 @@ def parse_policy(output: str) -> dict[str, bool]:
             current = line[:-1]
             available[current] = False
             continue
-        field, _, value = line.strip().partition(":")
+        field, _unused, value = line.strip().partition(":")
         if (
             current is not None
             and field in ("Installed", "Candidate")

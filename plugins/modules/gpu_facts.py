@@ -16,8 +16,8 @@ description:
     per-GPU health (ECC, retired pages, remapped rows, MIG, temperature, power, fabric state),
     NVSwitch and NVLink5 presence, and a derived hardware profile.
   - Never changes the host. A missing driver, no GPUs or unreadable output do not fail the task;
-    they give RV(ansible_facts.onprem_gpu.gpu_count=0) and readable entries in RV(ansible_facts.onprem_gpu.problems), so gates
-    elsewhere decide what is fatal.
+    they give RV(ansible_facts.onprem_gpu.gpu_count=0) and readable entries in
+    RV(ansible_facts.onprem_gpu.problems), so gates elsewhere decide what is fatal.
   - The hardware profile comes from the GPUs' PCI device ids first and their product names
     second; a GPU that cannot be read ("GPU is lost", "Unknown Error", nothing but placeholders)
     does not take part, it is listed in RV(ansible_facts.onprem_gpu.unreadable_gpus) instead.

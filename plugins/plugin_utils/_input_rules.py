@@ -637,7 +637,7 @@ def dcgm_versions(v: Any, groups: Groups) -> Iterator[str]:
     if not (
         _match(r"^4\.[0-9]+\.[0-9]+$", version)
         and _match(r"^4\.[0-9]+\.[0-9]+-[0-9]+\.[0-9]+\.[0-9]+$", exporter)
-        and (str(exporter).split("-")[0] == version or not v["dcgm_exporter_enabled"])
+        and (str(exporter).split("-", maxsplit=1)[0] == version or not v["dcgm_exporter_enabled"])
     ):
         yield (
             "dcgm_version must be a DCGM 4 release x.y.z such as 4.4.1 (got "
@@ -649,7 +649,7 @@ def dcgm_versions(v: Any, groups: Groups) -> Iterator[str]:
 def dcgm_cuda_major(v: Any, groups: Groups) -> Iterator[str]:
     """The role's _dcgm_cuda_major: cuda_toolkit_version's major when set, else dcgm_cuda_major."""
     if v.defined("cuda_toolkit_version"):
-        major = str(v["cuda_toolkit_version"]).split(".")[0]
+        major = str(v["cuda_toolkit_version"]).split(".", maxsplit=1)[0]
     else:
         major = v["dcgm_cuda_major"]
     if str(major) not in ("12", "13"):
@@ -1298,7 +1298,7 @@ def keepalived_virtual_ip(v: Any, groups: Groups) -> Iterator[str]:
     except FirewallRuleError as error:
         yield str(error)
         return
-    if _int(str(address).split("/")[-1]) > 32:
+    if _int(str(address).rsplit("/", maxsplit=1)[-1]) > 32:
         yield message
 
 
@@ -1441,7 +1441,8 @@ def redis_cache_access(v: Any, groups: Groups) -> Iterator[str]:
     granted = [
         command
         for command in v["redis_cache_commands"]
-        if command in _REDIS_ADMIN_COMMANDS or str(command).split("|")[0] in _REDIS_ADMIN_COMMANDS
+        if command in _REDIS_ADMIN_COMMANDS
+        or str(command).split("|", maxsplit=1)[0] in _REDIS_ADMIN_COMMANDS
     ]
     if granted:
         yield (

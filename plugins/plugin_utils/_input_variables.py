@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
+from ansible.module_utils.common.yaml import yaml_load
 
 # site.yml is the one group -> role map: validation reads it, so the input checked for a host is
 # that of exactly the roles site.yml applies to it.
@@ -34,7 +34,7 @@ class SiteRole(NamedTuple):
 def site_roles(playbook: Path = SITE_PLAYBOOK) -> tuple[SiteRole, ...]:
     """The roles of every play of a playbook, in order, following import_playbook."""
     roles: list[SiteRole] = []
-    for play in yaml.safe_load(playbook.read_text()):
+    for play in yaml_load(playbook.read_text()):
         imported = play.get("ansible.builtin.import_playbook")
         if imported is not None:
             if imported not in _NOT_ROLE_PLAYS:

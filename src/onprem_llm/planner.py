@@ -223,7 +223,7 @@ def _hybrid(
 ) -> tuple[float, float]:
     """On-prem sized for the average load, the API for what rises above it."""
     if requests <= 0:
-        costs, _ = _fleet_costs(inputs, platform, sizing, 0.0, 1.0)
+        costs, _unused = _fleet_costs(inputs, platform, sizing, 0.0, 1.0)
         return costs.onprem_monthly, 0.0
     costs, capacity = _fleet_costs(inputs, platform, sizing, requests, 1.0)
     share = overflow_fraction(inputs.factors.peak_to_average, capacity)
@@ -241,8 +241,8 @@ def _curve(
     peak = inputs.factors.peak_to_average
     for i in range(steps + 1):
         volume = bottom * (top / bottom) ** (i / steps)
-        onprem, _ = _fleet_costs(inputs, platform, sizing, volume, peak)
-        hybrid, _ = _hybrid(inputs, platform, sizing, volume, price)
+        onprem, _unused = _fleet_costs(inputs, platform, sizing, volume, peak)
+        hybrid, _unused = _hybrid(inputs, platform, sizing, volume, price)
         points.append(CurvePoint(volume, volume * price, onprem.onprem_monthly, hybrid))
     crossings = []
     for before, after in itertools.pairwise(points):
@@ -262,9 +262,9 @@ def _crossing(
     """Bisect the volume where the API starts to cost at least as much as on-prem."""
     a, b = low.requests_per_month, high.requests_per_month
     peak = inputs.factors.peak_to_average
-    for _ in range(40):
+    for _unused in range(40):
         middle = (a + b) / 2
-        onprem, _ = _fleet_costs(inputs, platform, sizing, middle, peak)
+        onprem, _unused = _fleet_costs(inputs, platform, sizing, middle, peak)
         if middle * price >= onprem.onprem_monthly:
             b = middle
         else:

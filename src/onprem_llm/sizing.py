@@ -326,7 +326,7 @@ def operating_point(
         return step, latency + step, (1 - prefill_share) / step
 
     def meets(batch: int) -> bool:
-        _, ttft, user = point(batch)
+        _unused, ttft, user = point(batch)
         return ttft <= workload.ttft_slo_s and user >= workload.tokens_per_s_slo
 
     if not meets(1):
@@ -345,7 +345,7 @@ def operating_point(
             high = middle - 1
     batch = low
     if batch < cap:
-        _, ttft, _ = point(batch + 1)
+        _unused, ttft, _unused = point(batch + 1)
         limit = "TTFT SLO" if ttft > workload.ttft_slo_s else "tokens/s SLO"
     else:
         limit = "KV memory" if held <= max_num_seqs else "max_num_seqs"

@@ -178,7 +178,7 @@ def stats(samples: list[float]) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--inventory", default=os.environ.get("MOLECULE_INVENTORY_FILE", ""))
     parser.add_argument("--ca", default="/etc/onprem-llm-test-ca.crt", help="CA file on the client")
     parser.add_argument("--requests", type=int, default=400, help="samples per latency series")
@@ -287,7 +287,7 @@ def main() -> int:
             f"{result['redis_outage']['ok']} / {result['redis_outage']['failed']}",
         ),
     ]
-    width = max(len(name) for name, _ in rows)
+    width = max(len(name) for name, _unused in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print(json.dumps(result, indent=2))

@@ -199,7 +199,7 @@ def hosts_of(groups: dict, group: str) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     default_inventory = os.environ.get("MOLECULE_INVENTORY_FILE", "")
     parser.add_argument("--inventory", default=default_inventory, help="lab or scenario inventory")
     parser.add_argument("--client", help="host sending the requests (default: first of clients)")
@@ -229,7 +229,7 @@ def main() -> int:
     client = args.client or hosts_of(groups, "clients")[0]
     gateway_vars = listing["_meta"]["hostvars"].get(gateways[0], {}) if gateways else {}
 
-    vip = str(gateway_vars.get("keepalived_virtual_ipaddress", "")).split("/")[0]
+    vip = str(gateway_vars.get("keepalived_virtual_ipaddress", "")).split("/", maxsplit=1)[0]
     gateway_address = vip or podman_exec(gateways[0], ["hostname", "-I"]).split()[0]
     gateway_url = args.gateway_url or f"https://{gateway_address}"
     if args.engine_url:

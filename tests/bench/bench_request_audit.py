@@ -93,7 +93,7 @@ def gateway_config(upstream_port: int, audit: dict[str, Any]) -> Any:
 
 async def block(session: aiohttp.ClientSession, url: str, count: int) -> list[float]:
     times = []
-    for _ in range(count):
+    for _unused in range(count):
         started = time.perf_counter()
         async with session.post(url, data=BODY, headers=HEADERS) as response:
             await response.read()
@@ -135,7 +135,7 @@ async def run(requests: int, rounds: int) -> dict[str, Any]:
             for name in variants:  # warm up connections and code paths
                 await block(session, urls[name], 50)
             per_block = max(1, requests // rounds)
-            for _ in range(rounds):
+            for _unused in range(rounds):
                 for name in variants:
                     times[name] += await block(session, urls[name], per_block)
     finally:
@@ -158,7 +158,7 @@ async def run(requests: int, rounds: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--requests", type=int, default=2000, help="per variant")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()

@@ -207,7 +207,7 @@ def bench(nodes: int, directory: Path, validate_playbook: Path) -> dict[str, flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--keep", type=Path, help="write the inventories here and keep them")
     parser.add_argument(

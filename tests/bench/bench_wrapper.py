@@ -88,7 +88,7 @@ def main() -> int:
             action()
         wall: dict[str, list[float]] = {name: [] for name in contenders}
         cpu: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(args.runs):
+        for _unused in range(args.runs):
             for name, action in contenders.items():
                 seconds, cpu_seconds = timed(action)
                 wall[name].append(seconds)

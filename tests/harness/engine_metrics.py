@@ -31,7 +31,7 @@ def parse_exposition(text: str) -> tuple[dict[str, str], set[str]]:
     samples: set[str] = set()
     for line in text.splitlines():
         if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(maxsplit=3)
+            _unused, _unused, name, kind = line.split(maxsplit=3)
             types[name] = kind.strip()
         elif line and not line.startswith("#"):
             samples.add(re.split(r"[{\s]", line, maxsplit=1)[0])

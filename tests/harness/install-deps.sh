@@ -6,7 +6,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${ONPREM_LLM_VENV:-$repo/.venv}"
-apt_packages=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs nftables dpkg-dev gnupg prometheus)
+apt_packages=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs nftables dpkg-dev gnupg prometheus shellcheck)
 # Packages wanted for their tools only (promtool): their services must not run here.
 tool_only_services=(prometheus prometheus-node-exporter)
 
@@ -51,7 +51,7 @@ if [[ ! -f $stamp ]]; then
   # A venv left half-made by an interrupted run is made again.
   [[ -x $venv/bin/pip && -x $venv/bin/python ]] || { rm -rf "$venv"; python3 -m venv "$venv"; }
   # Local find-links entries of some machines that do not exist are noise, not errors.
-  "$venv/bin/pip" install -q --disable-pip-version-check -e "$repo[dev]" \
+  "$venv/bin/pip" install -q --disable-pip-version-check -e "${repo}[dev]" \
     2> >(grep -v "^WARNING: Location .* is ignored" >&2)
   rm -f "$venv"/.onprem-llm-*
   touch "$stamp"

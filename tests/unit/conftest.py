@@ -211,7 +211,7 @@ def role_debug_messages(
             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         }
         result = run_role_play(role, name, tasks, env=env, **kwargs)
-        report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
+        report, _unused = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
         return {
             task["task"]["name"]: task["hosts"]["localhost"]["msg"]
             for task in report["plays"][0]["tasks"]

@@ -150,7 +150,7 @@ BAD_INPUT = {
 
 
 def test_every_bad_input_is_reported_in_one_run(validate_input, assert_rejected, wheel):
-    gateways = {f"gateway-{index}": bad for index, (bad, _) in enumerate(BAD_INPUT.values())}
+    gateways = {f"gateway-{index}": bad for index, (bad, _unused) in enumerate(BAD_INPUT.values())}
     result = validate_input(inventory(gateways, good_vars(wheel)))
     output = assert_rejected(result, [], "several bad gateways")
     for index, (case, (_bad, expected)) in enumerate(BAD_INPUT.items()):

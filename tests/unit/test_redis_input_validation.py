@@ -182,7 +182,7 @@ def test_bad_input_names_the_variable(case):
     assert any(expected in message for message in found), (case, found)
 
 
-def inventory(redis_vars: dict, hosts: list[str] = REDIS_HOSTS) -> dict:
+def inventory(redis_vars: dict, hosts: tuple[str, ...] = tuple(REDIS_HOSTS)) -> dict:
     return {
         "all": {
             "children": {

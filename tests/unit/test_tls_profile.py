@@ -38,7 +38,7 @@ def s_server(key_pair: tuple[Path, Path], *options: str) -> tuple[subprocess.Pop
         env={"OPENSSL_CONF": "/dev/null", "PATH": "/usr/bin:/bin"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    for _ in range(100):
+    for _unused in range(100):
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 break
@@ -86,7 +86,7 @@ def test_the_gateway_service_metrics_listener_passes(key_pair, tls_violations):
         listener.settimeout(0.2)
         while not stop.is_set():
             try:
-                connection, _ = listener.accept()
+                connection, _unused = listener.accept()
             except TimeoutError:
                 continue
             try:

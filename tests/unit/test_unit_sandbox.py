@@ -45,7 +45,11 @@ def engine_units(run_role_play, tmp_path_factory: pytest.TempPathFactory) -> dic
         {
             "name": f"Render {name}",
             "ansible.builtin.template": {
-                "src": str(role / "templates" / ("engine-" + name.split("-")[0] + ".service.j2")),
+                "src": str(
+                    role
+                    / "templates"
+                    / ("engine-" + name.split("-", maxsplit=1)[0] + ".service.j2")
+                ),
                 "dest": str(out / f"{name}.service"),
                 "mode": "0644",
             },

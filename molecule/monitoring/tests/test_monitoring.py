@@ -163,7 +163,7 @@ def test_expiring_certificate_fires_its_alert(host):
 
 
 def test_no_health_alert_fires_while_all_is_well(host):
-    names = {name for name, _, _ in firing(host)}
+    names = {name for name, _unused, _unused in firing(host)}
     assert not names & {"TargetDown", "GpuNodeWithoutDcgmExporter", "GpuXidError"}
 
 
@@ -207,7 +207,7 @@ def verified(host, metric):
 
 
 def test_a_changed_journal_entry_fails_the_verification_and_names_the_host(host):
-    output, ok, _ = run_playbook(VERIFY_JOURNALS)
+    output, ok, _unused = run_playbook(VERIFY_JOURNALS)
     assert ok, output
     assert re.search(r"gpu-1: \d+ archived journal files verified with the host's key", output)
     # An entry changed on the host after it was sealed: one byte of its message.
@@ -223,7 +223,7 @@ def test_a_changed_journal_entry_fails_the_verification_and_names_the_host(host)
         marker,
     )
     try:
-        output, ok, _ = run_playbook(VERIFY_JOURNALS)
+        output, ok, _unused = run_playbook(VERIFY_JOURNALS)
         assert not ok, output
         assert "gpu-1: the sealed journal failed verification" in output, output
         assert Path(changed).name in output, output
@@ -235,7 +235,7 @@ def test_a_changed_journal_entry_fails_the_verification_and_names_the_host(host)
     finally:
         # Sealing does not detect a deleted file: the verification passes again without it.
         GPU_NODE.check_output("rm -f %s", changed)
-    output, ok, _ = run_playbook(VERIFY_JOURNALS)
+    output, ok, _unused = run_playbook(VERIFY_JOURNALS)
     assert ok, output
     assert wait_for(lambda: verified(host, failed) == 0, timeout=30)
     stamp = verified(host, "onprem_llm_journal_verify_timestamp_seconds")

@@ -12,7 +12,7 @@ from https_client import bearer, send
 def main() -> None:
     url, key, count, model = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     body = {"model": model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
-    for _ in range(count):
+    for _unused in range(count):
         try:
             with send(url, json.dumps(body).encode(), bearer(key)) as reply:
                 answer = json.loads(reply.read())

@@ -11,7 +11,7 @@ from https_client import send
 
 def main() -> None:
     url, key, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    for _ in range(count):
+    for _unused in range(count):
         try:
             with send(url, headers={"Authorization": "Bearer " + key}, timeout=5) as reply:
                 reply.read()

@@ -57,7 +57,7 @@ def models(host, key, certificate=None):
         f"curl -sS -m 10 -w '\\n%{{http_code}}' --cacert {CA} {client_certificate} "
         f"-H 'Authorization: Bearer {key}' https://{address(GATEWAYS[0])}/v1/models"
     )
-    body, _, status = result.stdout.rpartition("\n")
+    body, _unused, status = result.stdout.rpartition("\n")
     return result.rc, status, body
 
 
@@ -78,7 +78,7 @@ def test_a_certificate_of_another_name_is_refused(host, certificates):
 
 
 def test_a_certificate_from_another_ca_ends_the_handshake(host, certificates):
-    rc, status, _ = models(host, KEY_MTLS, certificates[f"self-{ALLOWED}"])
+    rc, status, _unused = models(host, KEY_MTLS, certificates[f"self-{ALLOWED}"])
     assert rc != 0 and status == "000"
 
 

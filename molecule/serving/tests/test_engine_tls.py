@@ -92,7 +92,7 @@ def test_a_renewed_certificate_goes_live_without_restart_or_failed_request(host)
     try:
         # Twice: vLLM must keep watching the files after the first renewal.
         for days, renew in ((400, 380), (500, 450)):
-            output, ok, _ = run_playbook(
+            output, ok, _unused = run_playbook(
                 "renew_certificate.yml",
                 "--limit",
                 name(engine),

@@ -55,7 +55,7 @@ def test_access_log_has_tenant_and_model_but_no_prompt(host, gateway_address):
     result = chat(host, gateway_address, max_tokens=2, content=marker)
     assert result["status"] == 200, result
     entries, journal = [], ""
-    for _ in range(20):
+    for _unused in range(20):
         journal = GATEWAY.check_output(
             f"journalctl -u haproxy --no-pager -o cat --after-cursor '{cursor}'"
         )
@@ -96,7 +96,7 @@ KEY_C = "sk-test-team-c-0123456789abcdef0123456789"
 
 
 def audit_record(gateway, request_id, path=AUDIT_FILE):
-    for _ in range(20):
+    for _unused in range(20):
         lines = gateway.run(f'grep -F \'"request_id":"{request_id}"\' {path}').stdout
         if lines.strip():
             [line] = lines.splitlines()
@@ -172,7 +172,7 @@ def test_erasing_a_user_removes_its_records_and_text_and_keeps_the_others(host, 
         ids.setdefault(user, []).append(result["request_id"])
     for request_id in ids[erased] + ids[kept]:
         audit_record(GATEWAY, request_id, CONTENT_FILE)  # written before the erasure starts
-    output, ok, _ = run_playbook(
+    output, ok, _unused = run_playbook(
         "../../playbooks/erase_tenant.yml",
         "-e",
         "erase_tenant=team-c",
@@ -199,7 +199,9 @@ def test_erasing_a_tenant_removes_its_records_on_every_gateway(host, gateway_add
     assert chat(host, gateway_address, max_tokens=2)["status"] == 200
     before = {gateway: gateway_records(gateway) for gateway in GATEWAYS}
     assert any(of_team_c(record) for record in before[GATEWAY])
-    output, ok, _ = run_playbook("../../playbooks/erase_tenant.yml", "-e", "erase_tenant=team-c")
+    output, ok, _unused = run_playbook(
+        "../../playbooks/erase_tenant.yml", "-e", "erase_tenant=team-c"
+    )
     assert ok, output[-3000:]
     for gateway in GATEWAYS:
         after = gateway_records(gateway)
@@ -349,7 +351,7 @@ def test_restart_brings_back_the_live_states_not_older_ones():
         worker = worker_pid(gateway)
         gateway.check_output("systemctl reload haproxy")
         # Until the new worker takes the runtime API over, commands reach the old one.
-        for _ in range(50):
+        for _unused in range(50):
             if worker_pid(gateway) != worker:
                 break
             gateway.check_output("sleep 0.2")
@@ -364,7 +366,7 @@ def test_restart_brings_back_the_live_states_not_older_ones():
 
 def test_config_haproxy_rejects_never_goes_live(host, gateway_address):
     before = [gateway.check_output("sha256sum /etc/haproxy/haproxy.cfg") for gateway in GATEWAYS]
-    output, succeeded, _ = run_playbook("broken_config.yml")
+    output, succeeded, _unused = run_playbook("broken_config.yml")
     assert not succeeded, output
     assert "Write the HAProxy configuration, checked with haproxy -c first" in output
     assert "failed to validate" in output
@@ -378,7 +380,7 @@ def test_a_run_limited_to_the_gateways_changes_nothing():
     the run, none of their facts) write the same backends, routing maps and service settings."""
     files = "/etc/haproxy/haproxy.cfg /etc/haproxy/maps/*.map /etc/onprem-llm/gateway/*.json"
     before = {gateway: gateway.check_output(f"sha256sum {files}") for gateway in GATEWAYS}
-    output, ok, _ = run_playbook("converge.yml", "--limit", "gateways")
+    output, ok, _unused = run_playbook("converge.yml", "--limit", "gateways")
     assert ok, output[-4000:]
     # Coloured when the environment forces colour (molecule does when TERM is set).
     recaps = list(recap_lines(output, ["serving-gw1", "serving-gw2"]).values())

@@ -211,7 +211,7 @@ def test_stream_replay_equals_the_original_chunks(host, base):
 
 def test_sampled_requests_are_never_cached(host, base):
     body = chat_body(unique("Tell me a story."), temperature=0.7)
-    for _ in range(3):
+    for _unused in range(3):
         result = ask(host, base, body)
         assert result["status"] == 200
         assert result["cache"] == "onprem-llm; fwd=bypass; detail=not-deterministic", result

@@ -65,7 +65,7 @@ GATEWAYS = _hosts("gateways")
 ENGINE_GROUP = _group_vars("all").get("rolling_restart_hosts", "engine_nodes")
 ENGINE_HOSTS = _hosts(ENGINE_GROUP)
 CLIENT = (_hosts("clients") or ["client"])[0]
-VIP = str(GATEWAY_VARS.get("keepalived_virtual_ipaddress", "")).split("/")[0]
+VIP = str(GATEWAY_VARS.get("keepalived_virtual_ipaddress", "")).split("/", maxsplit=1)[0]
 KEY = next(iter((GATEWAY_VARS.get("haproxy_api_keys") or {"-": ""}).values()))
 
 testinfra_hosts = [f"ansible://{CLIENT}"]
@@ -187,7 +187,7 @@ def test_a_changed_engine_setting_restarts_each_instance_in_turn_under_load(host
     load.start()
     time.sleep(5)  # requests in flight before the first drain
     started = time.time()
-    output, converged, _ = scenario_playbooks.run_playbook(
+    output, converged, _unused = scenario_playbooks.run_playbook(
         SCENARIO_DIR / "converge.yml", "--limit", ENGINE_GROUP, timeout=MAX_SECONDS
     )
     duration = time.time() - started

@@ -250,7 +250,7 @@ def test_rate_limit_per_key_and_model(host, gateway_address):
     for gateway in GATEWAYS:
         gateway.check_output(f"echo 'clear table api_key_model_rates' | socat stdio {ADMIN}")
     # team-c may send 2 requests per period for tiny-llama-b; other models are not held back.
-    assert [ask(MODEL_B)["status"] for _ in range(2)] == [200, 200]
+    assert [ask(MODEL_B)["status"] for _unused in range(2)] == [200, 200]
     limited = ask(MODEL_B)
     assert_openai_error(limited, 429, "rate_limit_exceeded")
     assert limited["retry_after"] == "60"
@@ -281,7 +281,7 @@ def test_the_placement_computed_without_facts_is_what_the_engines_run():
             assert engine.service(f"onprem-llm-engine@{index}").is_running, instance
             assert f":{port} " in listening, (instance, listening)
             running.add((name, instance, int(port)))
-    assert running == {(host, instance, port) for host, instance, port, _ in expected}
+    assert running == {(host, instance, port) for host, instance, port, _unused in expected}
 
     for gateway in GATEWAYS:
         servers, backend = set(), None
@@ -291,4 +291,4 @@ def test_the_placement_computed_without_facts_is_what_the_engines_run():
             backend = section or backend
             if server and backend.startswith("model_"):
                 servers.add((server, int(port), backend))
-        assert servers == {(instance, port, model) for _, instance, port, model in expected}
+        assert servers == {(instance, port, model) for _unused, instance, port, model in expected}

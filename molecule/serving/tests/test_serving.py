@@ -60,7 +60,7 @@ def test_valid_key_gets_real_tokens_from_vllm(host, gateway_addresses):
     wait_for_engines(3)
     answers = []
     for gateway in gateway_addresses:
-        for _ in range(3):
+        for _unused in range(3):
             result = chat(host, gateway, max_tokens=8)
             assert result["status"] == 200, result
             answers.append(result["json"])
@@ -77,7 +77,9 @@ def test_valid_key_gets_real_tokens_from_vllm(host, gateway_addresses):
 
 def test_container_engine_answers_behind_the_gateway(host, gateway_addresses):
     wait_for_engines(3)
-    seen = {chat(host, gateway_addresses[0])["json"].get("stand_in", "vllm") for _ in range(6)}
+    seen = {
+        chat(host, gateway_addresses[0])["json"].get("stand_in", "vllm") for _unused in range(6)
+    }
     assert "container-engine-stand-in" in seen, seen
     assert "vllm" in seen, seen
     # It runs from the loaded image with the model store mounted read-only, on the internal
@@ -102,7 +104,7 @@ def test_crash_looping_instance_fails_the_run_early_with_its_journal():
         assert "unknown flag: --no-such-flag" in output, output
         assert seconds < 180, (seconds, output)
     finally:
-        restored, succeeded, _ = run_playbook("engine_crash_loop.yml")
+        restored, succeeded, _unused = run_playbook("engine_crash_loop.yml")
     assert succeeded, restored
     wait_for_engines(3)
 
@@ -145,7 +147,7 @@ def test_trtllm_and_tgi_accept_the_roles_flags_and_refuse_vllms(engine_type, lab
         "engine_container_image": image,
         "engine_extra_args": ["--max-num-seqs", "8"],
     }
-    output, succeeded, _ = run_playbook("engine_crash_loop.yml", "-e", json.dumps(settings))
+    output, succeeded, _unused = run_playbook("engine_crash_loop.yml", "-e", json.dumps(settings))
     assert not succeeded, output
     text = " ".join(output.split())
     # Only the foreign flag is named: the role's own flags for this engine are in its list.
@@ -199,7 +201,9 @@ def test_missing_or_wrong_key_gets_openai_401(host, gateway_addresses, key):
 
 
 def test_over_the_per_key_limit_gets_openai_429(host, gateway_addresses):
-    results = [chat(host, gateway_addresses[1], key=KEY_LIMITED, max_tokens=2) for _ in range(5)]
+    results = [
+        chat(host, gateway_addresses[1], key=KEY_LIMITED, max_tokens=2) for _unused in range(5)
+    ]
     statuses = [result["status"] for result in results]
     assert set(statuses) <= {200, 429}, statuses
     assert statuses[-1] == 429, statuses

@@ -30,7 +30,7 @@ def _inventory() -> tuple[dict, dict]:
 GROUPS, GATEWAY_VARS = _inventory()
 GATEWAYS = sorted((GROUPS.get("gateways") or {}).get("hosts") or {})
 CLIENT = sorted((GROUPS.get("clients") or {}).get("hosts") or {"client": None})[0]
-VIP = str(GATEWAY_VARS.get("keepalived_virtual_ipaddress", "")).split("/")[0]
+VIP = str(GATEWAY_VARS.get("keepalived_virtual_ipaddress", "")).split("/", maxsplit=1)[0]
 KEY = next(iter((GATEWAY_VARS.get("haproxy_api_keys") or {"-": ""}).values()))
 
 testinfra_hosts = [f"ansible://{CLIENT}"]

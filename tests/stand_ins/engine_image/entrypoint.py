@@ -74,7 +74,7 @@ else:
     parser.add_argument("--model-id", dest="model", required=True)
     parser.add_argument("--hostname", dest="host", default="0.0.0.0")
 parser.add_argument("--port", type=int, default=8000)
-options, _ = parser.parse_known_args(arguments)
+options, _unused = parser.parse_known_args(arguments)
 if not os.path.isfile(os.path.join(options.model, "config.json")):
     sys.exit(f"stand-in engine: no model at {options.model}")
 tls = []

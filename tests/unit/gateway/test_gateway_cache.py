@@ -51,7 +51,7 @@ async def test_age_and_ttl_follow_the_clock_and_hits_never_extend_the_ttl(
     [key] = entry_keys(sync_redis)
     sync_redis.expire(key, 100)  # stands in for time passing in Redis
     now[0] += 125.7
-    response, _ = await gw.post(CHAT, chat_body())
+    response, _unused = await gw.post(CHAT, chat_body())
     assert response.headers["Age"] == "125"
     assert response.headers["Cache-Status"] == "onprem-llm; hit; ttl=3474"
     assert sync_redis.ttl(key) <= 100, "a hit must not extend the entry's life"
@@ -63,23 +63,23 @@ async def test_excluded_fields_share_an_entry_other_fields_do_not(
     gw = await make_gateway()
     await gw.post(CHAT, chat_body(user="alice"))
     await gw.drain()
-    response, _ = await gw.post(CHAT, chat_body(user="bob", metadata={"x": 1}))
+    response, _unused = await gw.post(CHAT, chat_body(user="bob", metadata={"x": 1}))
     assert "hit" in response.headers["Cache-Status"]
-    response, _ = await gw.post(CHAT, chat_body(max_tokens=17))
+    response, _unused = await gw.post(CHAT, chat_body(max_tokens=17))
     assert response.headers["Cache-Status"].startswith("onprem-llm; fwd=miss")
     assert engine.calls == 2
 
 
 async def test_temperature_above_zero_is_never_cached(make_gateway: Any, engine: Any) -> None:
     gw = await make_gateway()
-    for _ in range(2):
-        response, _ = await gw.post(CHAT, chat_body(temperature=0.7))
+    for _unused in range(2):
+        response, _unused = await gw.post(CHAT, chat_body(temperature=0.7))
         assert response.headers["Cache-Status"] == (
             "onprem-llm; fwd=bypass; detail=not-deterministic"
         )
         await gw.drain()
     assert engine.calls == 2
-    response, _ = await gw.post(CHAT, chat_body(temperature=0.7, seed=11))
+    response, _unused = await gw.post(CHAT, chat_body(temperature=0.7, seed=11))
     assert response.headers["Cache-Status"].startswith("onprem-llm; fwd=miss")
 
 
@@ -89,7 +89,7 @@ async def test_no_store_is_neither_looked_up_nor_stored(
     gw = await make_gateway()
     await gw.post(CHAT, chat_body())
     await gw.drain()
-    response, _ = await gw.post(CHAT, chat_body(), headers={"Cache-Control": "no-store"})
+    response, _unused = await gw.post(CHAT, chat_body(), headers={"Cache-Control": "no-store"})
     assert response.headers["Cache-Status"] == "onprem-llm; fwd=bypass; detail=no-store"
     assert engine.calls == 2
     sync_redis.flushall()
@@ -106,7 +106,7 @@ async def test_no_cache_forwards_and_refreshes_the_entry(make_gateway: Any, engi
     assert response.headers["Cache-Status"] == "onprem-llm; fwd=request; stored"
     assert json.loads(body)["id"] == "cmpl-2"
     await gw.drain()
-    _, body = await gw.post(CHAT, chat_body())
+    _unused, body = await gw.post(CHAT, chat_body())
     assert json.loads(body)["id"] == "cmpl-2"
     assert engine.calls == 2
 
@@ -121,20 +121,20 @@ async def test_max_age_accepts_young_entries_and_never_extends_old_ones(
     await gw.post(CHAT, chat_body())
     await gw.drain()
     now[0] += 30
-    response, _ = await gw.post(CHAT, chat_body(), headers={"Cache-Control": "max-age=60"})
+    response, _unused = await gw.post(CHAT, chat_body(), headers={"Cache-Control": "max-age=60"})
     assert response.headers["Cache-Status"].startswith("onprem-llm; hit")
-    response, _ = await gw.post(CHAT, chat_body(), headers={"Cache-Control": "max-age=10"})
+    response, _unused = await gw.post(CHAT, chat_body(), headers={"Cache-Control": "max-age=10"})
     assert response.headers["Cache-Status"] == "onprem-llm; fwd=stale; stored"
     assert engine.calls == 2
     await gw.drain()
-    response, _ = await gw.post(CHAT, chat_body(), headers={"cache-control": "max-age=99999"})
+    response, _unused = await gw.post(CHAT, chat_body(), headers={"cache-control": "max-age=99999"})
     assert response.headers["Age"] == "0", "the refreshed entry is served"
     assert response.headers["Cache-Status"].endswith("ttl=3600")
 
 
 async def test_two_tenants_never_share_an_entry(make_gateway: Any, engine: Any) -> None:
     gw = await make_gateway()
-    _, first = await gw.post(CHAT, chat_body(), tenant="acme")
+    _unused, first = await gw.post(CHAT, chat_body(), tenant="acme")
     await gw.drain()
     response, second = await gw.post(CHAT, chat_body(), tenant="globex")
     assert response.headers["Cache-Status"].startswith("onprem-llm; fwd=miss")
@@ -146,7 +146,7 @@ async def test_site_scope_shares_entries_between_tenants(make_gateway: Any, engi
     gw = await make_gateway(cache={"scope": "site"})
     await gw.post(CHAT, chat_body(), tenant="acme")
     await gw.drain()
-    response, _ = await gw.post(CHAT, chat_body(), tenant="globex")
+    response, _unused = await gw.post(CHAT, chat_body(), tenant="globex")
     assert response.headers["Cache-Status"].startswith("onprem-llm; hit")
     assert engine.calls == 1
 
@@ -158,7 +158,7 @@ async def test_a_new_model_revision_misses(
     await gw.post(CHAT, chat_body())
     await gw.drain()
     upgraded = await make_gateway(models={"tiny-llama": {"revision": "rev-2"}})
-    response, _ = await upgraded.post(CHAT, chat_body())
+    response, _unused = await upgraded.post(CHAT, chat_body())
     assert response.headers["Cache-Status"].startswith("onprem-llm; fwd=miss")
     assert engine.calls == 2
 
@@ -166,7 +166,7 @@ async def test_a_new_model_revision_misses(
 async def test_errors_are_never_stored(make_gateway: Any, engine: Any, sync_redis: Any) -> None:
     gw = await make_gateway()
     engine.status = 500
-    for _ in range(2):
+    for _unused in range(2):
         response, body = await gw.post(CHAT, chat_body())
         assert response.status == 500
         assert json.loads(body)["error"]["message"] == "engine failure"
@@ -180,7 +180,7 @@ async def test_a_200_with_an_error_body_or_too_large_is_not_stored(
     make_gateway: Any, engine: Any, sync_redis: Any
 ) -> None:
     gw = await make_gateway(cache={"max_entry_bytes": 100})
-    response, _ = await gw.post(CHAT, chat_body())
+    response, _unused = await gw.post(CHAT, chat_body())
     assert response.headers["Cache-Status"] == "onprem-llm; fwd=miss"
     engine.error_body = True
     response, body = await gw.post(CHAT, chat_body(max_tokens=1))
@@ -231,15 +231,15 @@ async def test_an_entry_of_another_key_is_refused(
     await gw.drain()
     first, second = entry_keys(sync_redis)
     sync_redis.set(first, sync_redis.get(second))
-    response, _ = await gw.post(CHAT, chat_body())
+    response, _unused = await gw.post(CHAT, chat_body())
     assert "fwd=miss" in response.headers["Cache-Status"]
     assert gw.sample("onprem_llm_gateway_cache_errors_total", operation="decode") == 1
 
 
 async def test_the_cache_can_be_disabled(make_gateway: Any, engine: Any) -> None:
     gw = await make_gateway(cache={"enabled": False})
-    for _ in range(2):
-        response, _ = await gw.post(CHAT, chat_body())
+    for _unused in range(2):
+        response, _unused = await gw.post(CHAT, chat_body())
         assert response.headers["Cache-Status"] == "onprem-llm; fwd=bypass; detail=disabled"
     assert engine.calls == 2
 
@@ -250,7 +250,7 @@ async def test_cache_salt_is_the_tenants_and_forwarded(make_gateway: Any, engine
     salt = hashlib.sha256(TENANT.encode()).hexdigest()
     assert engine.bodies[-1]["cache_salt"] == salt
     await gw.drain()
-    response, _ = await gw.post(CHAT, chat_body())
+    response, _unused = await gw.post(CHAT, chat_body())
     assert response.headers["Cache-Status"].startswith("onprem-llm; hit")
 
 

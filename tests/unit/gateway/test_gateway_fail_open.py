@@ -76,7 +76,7 @@ async def test_redis_down_still_answers_and_counts_an_error(make_gateway: Any, e
     labels = {"tenant": "acme", "model": "tiny-llama", "cache": "error"}
     assert gw.sample("onprem_llm_gateway_requests_total", **labels) == 1
     # The breaker is open: the next request does not try Redis again.
-    response, _ = await gw.post(CHAT, chat_body())
+    response, _unused = await gw.post(CHAT, chat_body())
     assert response.headers["Cache-Status"] == UNAVAILABLE
     assert gw.sample("onprem_llm_gateway_cache_errors_total", operation="lookup") == 1
     assert engine.calls == 2
@@ -88,7 +88,7 @@ async def test_a_fake_redis_that_lost_its_connection(
 ) -> None:
     gw = await make_gateway()
     redis_server.connected = False
-    response, _ = await gw.post(CHAT, chat_body())
+    response, _unused = await gw.post(CHAT, chat_body())
     assert response.status == 200
     assert response.headers["Cache-Status"] == UNAVAILABLE
 
@@ -97,7 +97,7 @@ async def test_a_slow_redis_is_abandoned_within_the_budget(make_gateway: Any, en
     slow = SlowRedis(delay=0.3)
     gw = await make_gateway(client=slow, redis={"lookup_budget_ms": 20})
     started = asyncio.get_running_loop().time()
-    response, _ = await gw.post(CHAT, chat_body())
+    response, _unused = await gw.post(CHAT, chat_body())
     elapsed = asyncio.get_running_loop().time() - started
     assert response.status == 200
     assert response.headers["Cache-Status"] == UNAVAILABLE
@@ -113,7 +113,7 @@ async def test_the_breaker_closes_after_retry_after_error_seconds(
     gw = await make_gateway(client=RefusingRedis(0))
     now = [100.0]
     gw.gateway.store._clock = lambda: now[0]
-    response, _ = await gw.post(CHAT, chat_body())
+    response, _unused = await gw.post(CHAT, chat_body())
     assert response.headers["Cache-Status"] == UNAVAILABLE
     now[0] += 0.5
     await gw.post(CHAT, chat_body())
@@ -126,7 +126,7 @@ async def test_the_breaker_closes_after_retry_after_error_seconds(
 
 async def test_garbage_from_redis_is_a_miss(make_gateway: Any, engine: Any) -> None:
     gw = await make_gateway(client=GarbageRedis(0))
-    response, _ = await gw.post(CHAT, chat_body())
+    response, _unused = await gw.post(CHAT, chat_body())
     assert response.status == 200
     assert response.headers["Cache-Status"].startswith("onprem-llm; fwd=miss")
     assert gw.sample("onprem_llm_gateway_cache_errors_total", operation="decode") == 1
@@ -142,7 +142,7 @@ async def test_failed_stores_are_counted_and_never_reach_the_client(
         raise ResponseError("NOPERM")
 
     gw.gateway.store.client.set = refuse
-    response, _ = await gw.post(CHAT, chat_body())
+    response, _unused = await gw.post(CHAT, chat_body())
     assert response.status == 200
     await gw.drain()
     assert gw.sample("onprem_llm_gateway_cache_errors_total", operation="store") == 1

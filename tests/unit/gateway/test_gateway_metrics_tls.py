@@ -66,7 +66,7 @@ async def test_metrics_listener_serves_tls_and_follows_a_renewal(
     stop = asyncio.Event()
     server = asyncio.ensure_future(serve(parse_config(raw), stop=stop))
     try:
-        for _ in range(500):
+        for _unused in range(500):
             try:
                 assert await health(port, first_ca) in (200, 503)
                 break

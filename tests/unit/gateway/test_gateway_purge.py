@@ -60,7 +60,7 @@ async def test_purge_one_model(make_gateway: Any, sync_redis: Any) -> None:
 async def test_purge_older_than(make_gateway: Any, sync_redis: Any) -> None:
     gw = await fill(make_gateway, wall=10_000.0)
     client = gw.gateway.store.client
-    [old, _] = keys(sync_redis, "cache:acme:*")
+    [old, _unused] = keys(sync_redis, "cache:acme:*")
     planted = json.loads(sync_redis.get(old))
     planted["created"] = 9_000.0
     sync_redis.set(old, json.dumps(planted))

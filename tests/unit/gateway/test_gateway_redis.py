@@ -57,7 +57,7 @@ async def test_every_command_used_is_in_the_cache_users_acl(
         (EMBEDDINGS, {"model": "tiny-llama", "input": "x"}, {}),
     ]
     for path, body, headers in requests:
-        response, _ = await gw.post(path, body, headers=headers)
+        response, _unused = await gw.post(path, body, headers=headers)
         assert response.status == 200
         assert "cache-unavailable" not in response.headers["Cache-Status"]
         await gw.drain()

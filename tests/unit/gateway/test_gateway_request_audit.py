@@ -108,11 +108,11 @@ async def test_every_request_has_one_record_without_its_text(
     log = tmp_path / "requests.jsonl"
     gw = await make_gateway(audit={"path": str(log)})
     question = chat_body(messages=[{"role": "user", "content": SECRET_QUESTION}], user="u-17")
-    for _ in range(2):  # a miss, then a hit
-        response, _ = await gw.post(CHAT, question, headers=HAPROXY_HEADERS)
+    for _unused in range(2):  # a miss, then a hit
+        response, _unused = await gw.post(CHAT, question, headers=HAPROXY_HEADERS)
         assert response.status == 200
         await gw.drain()
-    response, _ = await gw.post(CHAT, b"{not json", headers=HAPROXY_HEADERS)
+    response, _unused = await gw.post(CHAT, b"{not json", headers=HAPROXY_HEADERS)
     assert response.status == 400
     written = records(log)
     assert [(r["cache"], r["status"], r["route"]) for r in written] == [
@@ -179,7 +179,7 @@ async def test_content_of_an_opted_in_tenant_is_kept_redacted(
 async def test_no_audit_path_writes_nothing(make_gateway: Any, tmp_path: Path) -> None:
     gw = await make_gateway()
     assert not gw.gateway.audit.enabled
-    response, _ = await gw.post(CHAT, chat_body(), headers=HAPROXY_HEADERS)
+    response, _unused = await gw.post(CHAT, chat_body(), headers=HAPROXY_HEADERS)
     assert response.status == 200
     assert list(tmp_path.iterdir()) == []
 

@@ -27,7 +27,7 @@ async def test_a_request_without_the_tenant_header_is_refused(
     assert openai_error(body)["code"] == "missing_tenant"
     assert "X-Tenant-ID" in openai_error(body)["message"]
     assert response.headers["Cache-Status"] == "onprem-llm; detail=invalid-request"
-    response, _ = await gw.post(CHAT, chat_body(), tenant="")
+    response, _unused = await gw.post(CHAT, chat_body(), tenant="")
     assert response.status == 400
     assert engine.calls == 0
 
@@ -67,7 +67,7 @@ async def test_a_body_over_max_body_bytes_is_refused(make_gateway: Any, engine: 
     assert response.status == 413, "also without Content-Length"
     exact = json.dumps(chat_body()).encode()
     gw_exact = await make_gateway(max_body_bytes=len(exact))
-    response, _ = await gw_exact.post(CHAT, exact)
+    response, _unused = await gw_exact.post(CHAT, exact)
     assert response.status == 200
     assert engine.calls == 1
 
@@ -76,9 +76,9 @@ async def test_valid_json_that_is_not_cacheable_is_passed_to_the_engine(
     make_gateway: Any, engine: Any
 ) -> None:
     gw = await make_gateway()
-    response, _ = await gw.post(CHAT, {"model": "tiny-llama", "messages": [], "n": 3})
+    response, _unused = await gw.post(CHAT, {"model": "tiny-llama", "messages": [], "n": 3})
     assert response.headers["Cache-Status"] == "onprem-llm; fwd=bypass; detail=not-deterministic"
-    response, _ = await gw.post(CHAT, {"messages": [], "temperature": 0, "model": None})
+    response, _unused = await gw.post(CHAT, {"messages": [], "temperature": 0, "model": None})
     assert response.headers["Cache-Status"] == "onprem-llm; fwd=bypass; detail=not-cacheable"
     assert engine.calls == 2
 
@@ -121,7 +121,7 @@ async def test_other_paths_and_methods_pass_through_unchanged(
     assert "Keep-Alive" not in response.headers
     assert response.headers["Cache-Status"] == "onprem-llm; fwd=bypass; detail=path"
 
-    response, _ = await gw.post("/v1/audio/speech", {"model": "x"})
+    response, _unused = await gw.post("/v1/audio/speech", {"model": "x"})
     assert response.status == 404, "the engine's answer, whatever it is"
     assert response.headers["Cache-Status"] == "onprem-llm; fwd=bypass; detail=path"
 
@@ -147,5 +147,5 @@ async def test_an_unreachable_engine_is_a_502_in_openai_shape(make_gateway: Any)
     assert openai_error(body)["code"] == "upstream_unavailable"
     assert response.headers["Cache-Status"] == "onprem-llm; fwd=miss"
     assert gw.sample("onprem_llm_gateway_upstream_responses_total", status="error") == 1
-    response, _ = await gw.post(CHAT, chat_body())
+    response, _unused = await gw.post(CHAT, chat_body())
     assert response.status == 502, "nothing was stored"

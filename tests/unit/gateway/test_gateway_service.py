@@ -47,7 +47,7 @@ def service_config(upstream: str, socket_path: Path, metrics_port: int) -> dict[
 
 
 async def wait_for_path(path: Path) -> None:
-    for _ in range(500):
+    for _unused in range(500):
         if path.exists():
             return
         await asyncio.sleep(0.01)
@@ -82,7 +82,7 @@ async def test_serve_answers_and_finishes_requests_in_flight_when_stopped(
         in_flight = asyncio.ensure_future(
             session.post(f"http://gateway{CHAT}", json=chat_body(seed=5), headers=headers)
         )
-        for _ in range(200):
+        for _unused in range(200):
             if engine.calls == 2:
                 break
             await asyncio.sleep(0.01)
@@ -126,7 +126,7 @@ def test_sigterm_stops_the_service_cleanly(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the service did not start"
             time.sleep(0.02)
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=20)
+        _unused, stderr = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
@@ -171,7 +171,7 @@ async def answer_resp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         while line := await reader.readline():
             count = int(line[1:])
             parts = []
-            for _ in range(count):
+            for _unused in range(count):
                 size = int((await reader.readline())[1:])
                 parts.append((await reader.readexactly(size + 2))[:-2])
             command = parts[0].upper()

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.asyncio
 
 
 async def wait_for_calls(engine: Any, calls: int) -> None:
-    for _ in range(200):
+    for _unused in range(200):
         if engine.calls >= calls:
             return
         await asyncio.sleep(0.01)
@@ -26,15 +26,15 @@ async def test_concurrent_identical_misses_make_one_upstream_call(
 ) -> None:
     gw = await make_gateway()
     engine.gate = asyncio.Event()
-    requests = [asyncio.ensure_future(gw.post(CHAT, chat_body())) for _ in range(6)]
+    requests = [asyncio.ensure_future(gw.post(CHAT, chat_body())) for _unused in range(6)]
     await wait_for_calls(engine, 1)
     await asyncio.sleep(0.05)
     engine.gate.set()
     answers = await asyncio.gather(*requests)
     assert engine.calls == 1
-    bodies = {body for _, body in answers}
+    bodies = {body for _unused, body in answers}
     assert len(bodies) == 1
-    statuses = sorted(response.headers["Cache-Status"] for response, _ in answers)
+    statuses = sorted(response.headers["Cache-Status"] for response, _unused in answers)
     assert statuses[0] == "onprem-llm; fwd=miss; stored"
     assert all(status.startswith("onprem-llm; hit; collapsed; ttl=") for status in statuses[1:])
 
@@ -45,12 +45,12 @@ async def test_followers_forward_themselves_when_the_leader_stored_nothing(
     gw = await make_gateway()
     engine.gate = asyncio.Event()
     engine.status = 500
-    requests = [asyncio.ensure_future(gw.post(CHAT, chat_body())) for _ in range(3)]
+    requests = [asyncio.ensure_future(gw.post(CHAT, chat_body())) for _unused in range(3)]
     await wait_for_calls(engine, 1)
     await asyncio.sleep(0.05)
     engine.gate.set()
     answers = await asyncio.gather(*requests)
-    assert [response.status for response, _ in answers] == [500, 500, 500]
+    assert [response.status for response, _unused in answers] == [500, 500, 500]
     assert engine.calls == 3
 
 
@@ -60,13 +60,13 @@ async def test_concurrent_streams_collapse_and_replay_the_complete_stream(
     gw = await make_gateway()
     engine.gate = asyncio.Event()
     body = chat_body(stream=True)
-    requests = [asyncio.ensure_future(gw.post(CHAT, body)) for _ in range(3)]
+    requests = [asyncio.ensure_future(gw.post(CHAT, body)) for _unused in range(3)]
     await wait_for_calls(engine, 1)
     await asyncio.sleep(0.05)
     engine.gate.set()
     answers = await asyncio.gather(*requests)
     assert engine.calls == 1
-    assert len({payload for _, payload in answers}) == 1
+    assert len({payload for _unused, payload in answers}) == 1
 
 
 async def test_a_lease_makes_another_gateway_wait_for_the_entry(
@@ -115,7 +115,7 @@ async def test_a_released_lease_without_an_entry_lets_the_waiter_forward(
     await asyncio.sleep(0.1)
     engine.gate.set()
     answers = await asyncio.gather(leader, follower)
-    assert [response.status for response, _ in answers] == [500, 500]
+    assert [response.status for response, _unused in answers] == [500, 500]
     assert engine.calls == 2
 
 
@@ -150,7 +150,7 @@ async def test_an_old_lease_is_released_only_if_it_is_still_ours(
     assert not sync_redis.exists(lease)
     sync_redis.set(lease, b"another-gateway", px=10_000)
     engine.gate.set()
-    response, _ = await request
+    response, _unused = await request
     await gw.drain()
     assert response.headers["Cache-Status"] == "onprem-llm; fwd=miss; stored"
     assert sync_redis.get(lease) == b"another-gateway"

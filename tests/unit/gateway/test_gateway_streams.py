@@ -54,16 +54,16 @@ async def test_usage_is_asked_for_upstream_and_stripped_for_clients_that_did_not
     make_gateway: Any, engine: Any
 ) -> None:
     gw = await make_gateway()
-    _, payload = await gw.post(CHAT, chat_body(stream=True))
+    _unused, payload = await gw.post(CHAT, chat_body(stream=True))
     assert engine.bodies[-1]["stream_options"] == {"include_usage": True}
     assert usage_chunks(payload) == []
     assert payload.endswith(b"data: [DONE]\n\n")
     # 4 words, the finish chunk, [DONE]
     assert len(events(payload)) == 6
     await gw.drain()
-    _, replay = await gw.post(CHAT, chat_body(stream=True))
+    _unused, replay = await gw.post(CHAT, chat_body(stream=True))
     assert replay == payload
-    _, with_usage = await gw.post(CHAT, chat_body(stream=True, stream_options=USAGE))
+    _unused, with_usage = await gw.post(CHAT, chat_body(stream=True, stream_options=USAGE))
     [usage] = usage_chunks(with_usage)
     assert usage["usage"]["completion_tokens"] == 4
     assert engine.calls == 1
@@ -102,7 +102,7 @@ async def test_a_cut_stream_is_never_stored(
 ) -> None:
     gw = await make_gateway()
     engine.truncate = True
-    for _ in range(2):
+    for _unused in range(2):
         response = await gw.client.post(
             CHAT,
             data=json.dumps(chat_body(stream=True)),
@@ -123,7 +123,7 @@ async def test_a_stream_larger_than_max_entry_bytes_is_passed_but_not_stored(
     make_gateway: Any, engine: Any, sync_redis: Any
 ) -> None:
     gw = await make_gateway(cache={"max_entry_bytes": 200})
-    _, payload = await gw.post(CHAT, chat_body(stream=True))
+    _unused, payload = await gw.post(CHAT, chat_body(stream=True))
     assert payload.endswith(b"data: [DONE]\n\n")
     await gw.drain()
     assert list(sync_redis.scan_iter(match="onprem-llm:cache:*")) == []

@@ -116,7 +116,7 @@ def test_cli_prunes_with_the_key_and_refuses_a_retention_below_one_day(tmp_path:
     )
     assert (code, err) == (0, ""), err
     assert "1 record older than" in out and "1 record kept" in out
-    code, out, _ = run_cli("audit", "verify", str(path), "--key-file", str(key_file))
+    code, out, _unused = run_cli("audit", "verify", str(path), "--key-file", str(key_file))
     assert code == 0 and "(1 older record pruned)" in out
-    code, _, err = run_cli("audit", "prune", str(path), "--older-than-days", "0")
+    code, _unused, err = run_cli("audit", "prune", str(path), "--older-than-days", "0")
     assert code == 5 and "--older-than-days must be 1 or more, got 0" in err

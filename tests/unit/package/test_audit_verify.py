@@ -152,13 +152,13 @@ def test_cli_prints_one_line_per_problem_then_a_summary(tmp_path: Path) -> None:
     lines = chain(5)
     del lines[1]
     path = write(tmp_path / "a.jsonl", lines)
-    code, out, _ = run_cli("audit", "verify", str(path))
+    code, out, _unused = run_cli("audit", "verify", str(path))
     assert code == ExitCode.ERROR
     assert out.splitlines() == [
         "line 2: 1 record deleted before it (seq jumps from 1 to 3)",
         f"{path}: FAILED: 1 problem in 4 records of 1 run",
     ]
-    code, out, _ = run_cli("audit", "verify", str(path), "--json")
+    code, out, _unused = run_cli("audit", "verify", str(path), "--json")
     assert code == ExitCode.ERROR
     document = json.loads(out)
     assert document["ok"] is False

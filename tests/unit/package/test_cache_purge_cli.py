@@ -59,10 +59,10 @@ def _purge(project: Path, artifacts: Path, *args: str) -> tuple[int, str, str]:
 
 
 def test_help_lists_the_cache_command(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, _ = run_cli("--help")
+    code, _unused, _unused = run_cli("--help")
     assert code == 0
     assert "cache          the gateways' response cache: purge" in capsys.readouterr().out
-    code, _, _ = run_cli("cache", "purge", "--help")
+    code, _unused, _unused = run_cli("cache", "purge", "--help")
     assert code == 0
     text = capsys.readouterr().out
     for flag in ("--tenant", "--model", "--older-than", "--inventory", "--json", "--timeout"):
@@ -73,7 +73,7 @@ def test_help_lists_the_cache_command(capsys: pytest.CaptureFixture[str]) -> Non
 def test_request_carries_the_extra_vars_and_the_playbook(
     project: Path, artifacts: Path, fake_runs: _FakeRuns, older_than: str
 ) -> None:
-    code, _, err = _purge(
+    code, _unused, err = _purge(
         project, artifacts, "--tenant", TENANT, "--model", "llama-4-scout",
         "--older-than", older_than, "--limit", "node1",
     )  # fmt: skip
@@ -94,7 +94,7 @@ def test_request_carries_the_extra_vars_and_the_playbook(
 def test_model_and_older_than_default_to_everything(
     project: Path, artifacts: Path, fake_runs: _FakeRuns
 ) -> None:
-    code, _, _ = _purge(project, artifacts, "--tenant", "team-a")
+    code, _unused, _unused = _purge(project, artifacts, "--tenant", "team-a")
     assert code == ExitCode.OK
     assert fake_runs.requests[0].extra_vars == {
         "cache_purge_tenant": "team-a",
@@ -110,7 +110,7 @@ def test_other_actions_send_no_extra_vars(project: Path) -> None:
 
 
 def test_prints_the_count_and_tenant(project: Path, artifacts: Path, fake_runs: _FakeRuns) -> None:
-    code, out, _ = _purge(project, artifacts, "--tenant", "team-a", "--older-than", "7d")
+    code, out, _unused = _purge(project, artifacts, "--tenant", "team-a", "--older-than", "7d")
     assert code == ExitCode.OK
     lines = out.splitlines()
     assert lines[-3].startswith("cache_purge successful (exit 0) in 1.5 s; artifacts: ")
@@ -135,7 +135,7 @@ def test_count_line_wording(
     project: Path, artifacts: Path, monkeypatch: pytest.MonkeyPatch, report: dict, line: str
 ) -> None:
     monkeypatch.setattr(api, "run_playbook", _FakeRuns({"cache_purge": report}))
-    code, out, _ = _purge(project, artifacts, "--tenant", "team-a")
+    code, out, _unused = _purge(project, artifacts, "--tenant", "team-a")
     assert code == ExitCode.OK
     assert out.splitlines()[-1] == line
 
@@ -144,13 +144,13 @@ def test_failed_run_says_no_count_and_keeps_its_exit_code(
     project: Path, artifacts: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(api, "run_playbook", _FakeRuns({}, ExitCode.HOST_FAILED))
-    code, out, _ = _purge(project, artifacts, "--tenant", "team-a")
+    code, out, _unused = _purge(project, artifacts, "--tenant", "team-a")
     assert code == ExitCode.HOST_FAILED
     assert out.splitlines()[-1].startswith("cache purge: no count was reported")
 
 
 def test_json_holds_the_count(project: Path, artifacts: Path, fake_runs: _FakeRuns) -> None:
-    code, out, _ = _purge(project, artifacts, "--tenant", "team-a", "--json")
+    code, out, _unused = _purge(project, artifacts, "--tenant", "team-a", "--json")
     assert code == ExitCode.OK
     document = json.loads(out)  # one document, no count line after it
     assert document["action"] == "cache_purge"
@@ -200,7 +200,7 @@ def test_bad_values_are_usage_errors_and_nothing_runs(
 def test_parser_rejects_incomplete_commands(
     fake_runs: _FakeRuns, argv: list[str], message: str
 ) -> None:
-    code, _, err = run_cli(*argv)
+    code, _unused, err = run_cli(*argv)
     assert code == ExitCode.USAGE
     assert message in err
     assert fake_runs.requests == []

@@ -28,7 +28,7 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
 
 
 def test_help_lists_commands_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, _ = run_cli("--help")
+    code, _unused, _unused = run_cli("--help")
     text = capsys.readouterr().out
     assert code == 0
     for command in ("deploy", "check", "rolling-restart", "validate", "plan", "lab"):
@@ -43,13 +43,13 @@ def test_console_script_entry_point_runs() -> None:
 
 
 def test_usage_errors_exit_5_not_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, _ = run_cli("deploy")  # no inventory
+    code, _unused, _unused = run_cli("deploy")  # no inventory
     assert code == ExitCode.USAGE == 5
     assert "--inventory" in capsys.readouterr().err
 
 
 def test_extra_vars_must_be_files(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, _ = run_cli(
+    code, _unused, _unused = run_cli(
         "deploy", "-i", "inventories/local", "--project-dir", str(project), "-e", "token=abc"
     )
     assert code == ExitCode.USAGE
@@ -57,13 +57,13 @@ def test_extra_vars_must_be_files(project: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_project_dir_must_hold_site_yml(tmp_path: Path) -> None:
-    code, _, err = run_cli("deploy", "-i", "x", "--project-dir", str(tmp_path))
+    code, _unused, err = run_cli("deploy", "-i", "x", "--project-dir", str(tmp_path))
     assert code == ExitCode.USAGE
     assert "has no site.yml" in err
 
 
 def test_missing_vault_variable_is_a_usage_error(project: Path, artifacts: Path) -> None:
-    code, _, err = run_cli(
+    code, _unused, err = run_cli(
         "deploy", "-i", "inventories/local", "--project-dir", str(project),
         "--artifact-dir", str(artifacts), "--vault-password-env", "ONPREM_LLM_TEST_UNSET_VAR",
     )  # fmt: skip
@@ -99,7 +99,7 @@ def test_lab_status_lists_labelled_containers(
     script = f"echo \"$@\" > {calls}\ncat <<'EOF'\n{json.dumps(PODMAN_PS)}\nEOF\n"
     _fake_podman(tmp_path, script)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    code, out, _ = run_cli("lab", "status")
+    code, out, _unused = run_cli("lab", "status")
     assert code == 0
     assert calls.read_text().split() == [
         "ps", "-a", "--filter", f"label={LAB_LABEL}", "--format", "json",
@@ -108,13 +108,13 @@ def test_lab_status_lists_labelled_containers(
     assert lines[0].split() == ["name", "state", "status", "image", "ports"]
     assert lines[2].startswith("lab-gpu1  exited")
     assert "127.0.0.1:8443->443/tcp" in lines[3]
-    code, out, _ = run_cli("lab", "status", "--json")
+    code, out, _unused = run_cli("lab", "status", "--json")
     assert [c["name"] for c in json.loads(out)["containers"]] == ["lab-gpu1", "lab-gw1"]
 
 
 def test_lab_status_without_podman_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    code, _, err = run_cli("lab", "status")
+    code, _unused, err = run_cli("lab", "status")
     assert code == ExitCode.ERROR
     assert "podman is not installed or not on PATH" in err
 

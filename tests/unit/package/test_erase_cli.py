@@ -48,7 +48,7 @@ def test_a_bad_tenant_is_refused_before_any_run(
 ) -> None:
     runs = _FakeRuns(COUNTS)
     monkeypatch.setattr(api, "run_playbook", runs)
-    code, _, err = _erase(project, artifacts, "--tenant", tenant)
+    code, _unused, err = _erase(project, artifacts, "--tenant", tenant)
     assert code == ExitCode.USAGE and "--tenant" in err, err
     assert runs.requests == []
 
@@ -79,6 +79,8 @@ def test_a_templated_user_is_refused_before_any_run(
 ) -> None:
     runs = _FakeRuns(COUNTS)
     monkeypatch.setattr(api, "run_playbook", runs)
-    code, _, err = _erase(project, artifacts, "--tenant", "team-c", "--user", "{{ lookup('env') }}")
+    code, _unused, err = _erase(
+        project, artifacts, "--tenant", "team-c", "--user", "{{ lookup('env') }}"
+    )
     assert code == ExitCode.USAGE and "--user" in err, err
     assert runs.requests == []

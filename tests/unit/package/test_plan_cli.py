@@ -65,13 +65,13 @@ def test_plan_needs_a_model_size() -> None:
 
 
 def test_conflict_names_the_flag_the_user_gave() -> None:
-    code, _, err = run(*BASE, "--api-input-price", "2", "--api-cost-per-request", "0.01")
+    code, _unused, err = run(*BASE, "--api-input-price", "2", "--api-cost-per-request", "0.01")
     assert code == ExitCode.USAGE
     assert "--api-input-price: give per-token prices or --api-cost-per-request" in err
 
 
 def test_request_longer_than_the_context() -> None:
-    code, _, err = run(*BASE, "--context", "1024")
+    code, _unused, err = run(*BASE, "--context", "1024")
     assert code == ExitCode.USAGE
     assert "--context: a request of 1,000 + 500 tokens does not fit" in err
 
@@ -87,7 +87,7 @@ def test_nothing_fits_is_an_error_with_the_reasons() -> None:
 
 def test_guide_example_json_and_chart(tmp_path: Path) -> None:
     chart = tmp_path / "guide.png"
-    code, out, _ = run(
+    code, out, _unused = run(
         "plan", "--model", "llama-3.1-70b", "--requests-per-month", "10000000",
         "--api-cost-per-request", "0.01", "--json", "--chart", str(chart),
     )  # fmt: skip
@@ -100,7 +100,7 @@ def test_guide_example_json_and_chart(tmp_path: Path) -> None:
 
 def test_guide_example_on_h200_as_json() -> None:
     """The design guide's example: 10M requests a month at $0.01 each, costed on H200."""
-    code, out, _ = run(
+    code, out, _unused = run(
         "plan", "--model", "llama-3.1-70b", "--requests-per-month", "10000000",
         "--api-cost-per-request", "0.01", "--platform", "h200_hgx", "--json",
     )  # fmt: skip

@@ -79,7 +79,7 @@ def test_successful_run_reports_progress_stats_and_data(
 def test_failing_task_message_reaches_json_and_exit_code(project: Path, artifacts: Path) -> None:
     fail = project / "fail.yml"
     fail.write_text("wrapper_fail_hosts: [node2]\n")
-    code, out, _ = run_cli(
+    code, out, _unused = run_cli(
         "deploy", "-i", "inventories/local", "-e", str(fail), "--project-dir", str(project),
         "--artifact-dir", str(artifacts), "--json", "--progress", "none",
     )  # fmt: skip
@@ -128,7 +128,7 @@ def test_check_shows_diffs_and_changes_nothing(
 
 
 def test_unreachable_host_exits_3(project: Path, artifacts: Path) -> None:
-    code, out, _ = run_cli(
+    code, out, _unused = run_cli(
         "deploy", "-i", "inventories/ghost", "--project-dir", str(project),
         "--artifact-dir", str(artifacts), "--json", "--progress", "none",
     )  # fmt: skip

@@ -164,7 +164,10 @@ def test_run_start_names_who_ran_what_and_where(signed_run: Run) -> None:
     workdir = signed_run.log.parent.parent
     galaxy = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())
     git = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert start["kind"] == "run_start" and start["seq"] == 1
     assert start["user"] == getpass.getuser()
@@ -383,7 +386,7 @@ def test_a_broken_last_line_starts_a_new_segment(tmp_path: Path) -> None:
     with path.open("r+b") as handle:  # a write cut short
         handle.truncate(path.stat().st_size - 10)
     second = ChainedFile(path, None, fsync=True)
-    _, warning = second.append({"kind": "run_start", "run": "run-2"})
+    _unused, warning = second.append({"kind": "run_start", "run": "run-2"})
     second.close()
     assert warning == f"{path}: line 3 is truncated; a new chain segment starts after it"
     lines = path.read_bytes().splitlines()
@@ -398,7 +401,7 @@ def test_a_broken_last_line_starts_a_new_segment(tmp_path: Path) -> None:
 
 def test_writers_sharing_a_file_keep_one_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    writers = [ChainedFile(path, b"k" * 32, fsync=False) for _ in range(2)]
+    writers = [ChainedFile(path, b"k" * 32, fsync=False) for _unused in range(2)]
     for number in range(6):
         writers[number % 2].append({"kind": "task", "run": f"run-{number % 2}"})
     report = verify(path, b"k" * 32)

@@ -56,7 +56,7 @@ def python_server(key_pair, ciphers: str, config: Path | None) -> tuple[subproce
         [sys.executable, "-c", SERVER, str(port), str(key_pair[0]), str(key_pair[1]), ciphers],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    for _ in range(200):
+    for _unused in range(200):
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 break

@@ -312,7 +312,7 @@ except ImportError:  # pragma: no cover - hypothesis is a dev dependency
 def _mutations(seed: int, text: bytes) -> bytes:
     rng = random.Random(seed)
     data = bytearray(text)
-    for _ in range(rng.randint(1, 20)):
+    for _unused in range(rng.randint(1, 20)):
         at = rng.randrange(len(data))
         choice = rng.random()
         if choice < 0.4:
@@ -320,7 +320,7 @@ def _mutations(seed: int, text: bytes) -> bytes:
         elif choice < 0.7:
             del data[at : at + rng.randint(1, 40)]
         else:
-            data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+            data[at:at] = bytes(rng.randrange(256) for _unused in range(rng.randint(1, 8)))
     return bytes(data)
 
 

@@ -30,12 +30,12 @@ CHOICE_LISTS = _profile_choice_lists()
 
 
 def test_profile_choice_lists_are_found() -> None:
-    wheres = [where for where, _ in CHOICE_LISTS]
+    wheres = [where for where, _unused in CHOICE_LISTS]
     assert "roles/nvidia_driver/meta/argument_specs.yml:main.nvidia_driver_profile" in wheres
     assert "roles/gpu_validate/meta/argument_specs.yml:main.gpu_validate_profile" in wheres
 
 
-@pytest.mark.parametrize(("where", "choices"), CHOICE_LISTS, ids=[w for w, _ in CHOICE_LISTS])
+@pytest.mark.parametrize(("where", "choices"), CHOICE_LISTS, ids=[w for w, _unused in CHOICE_LISTS])
 def test_argument_spec_choices_are_the_table(where: str, choices: list[Any]) -> None:
     # An empty string means "as detected" where the role accepts it.
     assert [choice for choice in choices if choice != ""] == list(_hardware.PROFILE_CHOICES)

@@ -79,7 +79,7 @@ class Host:
         self.sleeps.append(seconds)
         self.now += seconds
 
-    def run_command(self, module: AnsibleModule, args: list[str], **_: Any) -> tuple:
+    def run_command(self, module: AnsibleModule, args: list[str], **_unused: Any) -> tuple:
         self.commands.append(list(args))
         if args[0] == SYSTEMCTL:
             if self.systemctl_rc:
@@ -118,7 +118,8 @@ def host_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setattr(
             AnsibleModule,
             "run_command",
-            lambda module, args, **kwargs: host.run_command(module, args, **kwargs),
+            # A function, not the bound method: the module instance comes in as its first argument.
+            lambda module, args, **kwargs: host.run_command(module, args, **kwargs),  # pylint: disable=unnecessary-lambda
         )
         monkeypatch.setattr(
             AnsibleModule,
@@ -323,7 +324,9 @@ def _pem_files(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     def pem(certificate: Any) -> bytes:
         return certificate.public_bytes(serialization.Encoding.PEM)
 
-    ca_key, other_key, engine_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    ca_key, other_key, engine_key = (
+        ec.generate_private_key(ec.SECP256R1()) for _unused in range(3)
+    )
     files = {
         "ca.crt": pem(_certificate("site CA", ca_key, "site CA", ca_key, ca=True)),
         "other-ca.crt": pem(_certificate("other CA", other_key, "other CA", other_key, ca=True)),
