@@ -128,10 +128,10 @@ def _rule_port(rule: Mapping[str, Any], protocol: str, where: str) -> int | None
 def host_addresses(host: str, host_vars: Mapping[str, Any]) -> list[str]:
     """Return the IP addresses other hosts' firewalls should allow for `host`.
 
-    Order: common_firewall_address (one or a list), ansible_host when it is an IP, then the
+    Order: firewall_address (one or a list), ansible_host when it is an IP, then the
     default IPv4/IPv6 addresses from gathered facts.
     """
-    explicit = host_vars.get("common_firewall_address")
+    explicit = host_vars.get("firewall_address")
     if explicit:
         items = [explicit] if isinstance(explicit, str) else list(explicit)
         addresses = []
@@ -140,7 +140,7 @@ def host_addresses(host: str, host_vars: Mapping[str, Any]) -> list[str]:
                 addresses.append(str(ipaddress.ip_address(str(item))))
             except ValueError:
                 raise FirewallRuleError(
-                    f"common_firewall_address of host {host}: {item!r} is not an IP address"
+                    f"firewall_address of host {host}: {item!r} is not an IP address"
                 ) from None
         return addresses
     try:
@@ -169,7 +169,7 @@ def resolve_sources(
                 if not addresses:
                     raise FirewallRuleError(
                         f"rule {rule['name']!r}: host {host} of group {group} has no known IP "
-                        "address; set common_firewall_address or an IP ansible_host for it, "
+                        "address; set firewall_address or an IP ansible_host for it, "
                         "or gather its facts in the same run"
                     )
                 sources.update(addresses)

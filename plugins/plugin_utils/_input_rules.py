@@ -147,40 +147,44 @@ def _mirror_key_message(key: str, url: str, value: Any) -> str:
     )
 
 
-# common
+# model_store
 
 
-def common_model_store_path(v: Any, groups: Groups) -> Iterator[str]:
-    path = v["common_model_store_path"]
+def model_store_path(v: Any, groups: Groups) -> Iterator[str]:
+    path = v["model_store_path"]
     text = str(path)
     if not (os.path.isabs(text) and text.rstrip("/") and "/../" not in text + "/"):
-        yield f"common_model_store_path must be an absolute path other than /, got '{path}'."
+        yield f"model_store_path must be an absolute path other than /, got '{path}'."
 
 
-def common_model_store_device(v: Any, groups: Groups) -> Iterator[str]:
-    device = v["common_model_store_device"]
+def model_store_device(v: Any, groups: Groups) -> Iterator[str]:
+    device = v["model_store_device"]
     if len(device) > 0 and not _match("^/dev/", device):
-        yield f"common_model_store_device must be empty or a /dev/ path, got '{device}'."
+        yield f"model_store_device must be empty or a /dev/ path, got '{device}'."
 
 
-def common_model_store_mode(v: Any, groups: Groups) -> Iterator[str]:
-    mode = v["common_model_store_mode"]
+def model_store_mode(v: Any, groups: Groups) -> Iterator[str]:
+    mode = v["model_store_mode"]
     if not _match("^0[0-7]{3}$", mode):
-        yield f"common_model_store_mode must be an octal string such as '0755', got '{mode}'."
+        yield f"model_store_mode must be an octal string such as '0755', got '{mode}'."
+
+
+# common
 
 
 def common_plaintext_links(v: Any, groups: Groups) -> Iterator[str]:
     yield from plaintext_links(v, groups)
 
 
-def common_firewall(v: Any, groups: Groups) -> Iterator[str]:
-    if not _bool(v["common_firewall_enabled"]):
+# firewall
+
+
+def firewall(v: Any, groups: Groups) -> Iterator[str]:
+    if not _bool(v["firewall_enabled"]):
         return
-    names = ["common_firewall_allow"] + [
-        name for name in v if re.match("^common_firewall_allow_.+$", name)
-    ]
+    names = ["firewall_allow"] + [name for name in v if re.match("^firewall_allow_.+$", name)]
     try:
-        parse_networks(v["common_firewall_admin_networks"], "common_firewall_admin_networks")
+        parse_networks(v["firewall_admin_networks"], "firewall_admin_networks")
         normalize_rules({name: v[name] for name in names}, groups)
     except FirewallRuleError as error:
         yield str(error)
@@ -1706,13 +1710,9 @@ def gateway_service_request_audit(v: Any, groups: Groups) -> Iterator[str]:
 
 
 RULES: dict[str, tuple[Rule, ...]] = {
-    "common": (
-        common_model_store_path,
-        common_model_store_device,
-        common_model_store_mode,
-        common_firewall,
-        common_plaintext_links,
-    ),
+    "common": (common_plaintext_links,),
+    "firewall": (firewall,),
+    "model_store": (model_store_path, model_store_device, model_store_mode),
     "audit": (audit_journal, audit_log_hosts, audit_auditd),
     "node_exporter": (node_exporter_checksums, node_exporter_listen_address, node_exporter_tls),
     "prometheus": (

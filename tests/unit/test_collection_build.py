@@ -41,7 +41,11 @@ def test_build_install_and_role_docs(tmp_path):
         env,
     )
     env["ANSIBLE_COLLECTIONS_PATH"] = str(install_path)
-    docs = run(["ansible-doc", "-t", "role", "onprem.llm.common"], tmp_path, env)
-    assert str(install_path) in docs
-    for variable in ("common_model_store_path", "common_firewall_allow", "common_chrony_servers"):
+    for role, variable in (
+        ("common", "common_chrony_servers"),
+        ("firewall", "firewall_allow"),
+        ("model_store", "model_store_path"),
+    ):
+        docs = run(["ansible-doc", "-t", "role", f"onprem.llm.{role}"], tmp_path, env)
+        assert str(install_path) in docs
         assert variable in docs

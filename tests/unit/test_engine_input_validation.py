@@ -198,6 +198,23 @@ BAD_INPUT = {
         {"engine_tls_ciphers": "AES128-GCM-SHA256"},
         ["engine_tls_ciphers must list TLS 1.2 suites", "['AES128-GCM-SHA256']"],
     ),
+    # The model store (role model_store), which site.yml applies to engine hosts.
+    "relative model store path": (
+        {"model_store_path": "srv/models"},
+        ["model_store_path", "absolute"],
+    ),
+    "unsupported model store filesystem": (
+        {"model_store_fstype": "btrfs"},
+        ["model_store_fstype", "xfs, ext4"],
+    ),
+    "model store device outside /dev": (
+        {"model_store_device": "nvme1n1"},
+        ["model_store_device", "/dev/"],
+    ),
+    "model store mode not octal": (
+        {"model_store_mode": "rwxr-xr-x"},
+        ["model_store_mode", "octal"],
+    ),
 }
 
 

@@ -12,9 +12,8 @@ from collections.abc import Callable
 import pytest
 
 GOOD_VARS = {
-    "common_model_store_path": "/srv/models",
-    "common_firewall_admin_networks": ["10.20.250.0/24"],
-    "common_firewall_allow": [{"name": "metrics", "port": 9100, "from_groups": ["monitoring"]}],
+    "firewall_admin_networks": ["10.20.250.0/24"],
+    "firewall_allow": [{"name": "metrics", "port": 9100, "from_groups": ["monitoring"]}],
 }
 
 
@@ -39,57 +38,37 @@ def test_good_input_passes(validate_input):
 
 BAD_INPUT = {
     "port given as a word": (
-        {"common_firewall_allow": [{"name": "api", "port": "http", "from_groups": ["gpu_nodes"]}]},
-        ["common_firewall_allow", "port"],
+        {"firewall_allow": [{"name": "api", "port": "http", "from_groups": ["gpu_nodes"]}]},
+        ["firewall_allow", "port"],
     ),
     "port out of range": (
-        {"common_firewall_allow": [{"name": "api", "port": 70000, "from_groups": ["gpu_nodes"]}]},
-        ["common_firewall_allow[0].port", "1-65535"],
-    ),
-    "relative model store path": (
-        {"common_model_store_path": "srv/models"},
-        ["common_model_store_path", "absolute"],
+        {"firewall_allow": [{"name": "api", "port": 70000, "from_groups": ["gpu_nodes"]}]},
+        ["firewall_allow[0].port", "1-65535"],
     ),
     "unknown group in an allow-list": (
-        {"common_firewall_allow": [{"name": "api", "port": 8000, "from_groups": ["gatways"]}]},
-        ["common_firewall_allow[0].from_groups", "'gatways' is not an inventory group"],
+        {"firewall_allow": [{"name": "api", "port": 8000, "from_groups": ["gatways"]}]},
+        ["firewall_allow[0].from_groups", "'gatways' is not an inventory group"],
     ),
     "CIDR that does not parse": (
-        {"common_firewall_admin_networks": ["10.20.300.0/24"]},
-        ["common_firewall_admin_networks[0]", "not a CIDR network"],
+        {"firewall_admin_networks": ["10.20.300.0/24"]},
+        ["firewall_admin_networks[0]", "not a CIDR network"],
     ),
     "bad CIDR in a rule added by another variable": (
-        {
-            "common_firewall_allow_gateway": [
-                {"name": "https", "port": 443, "from_networks": ["any"]}
-            ]
-        },
-        ["common_firewall_allow_gateway[0].from_networks[0]", "not a CIDR network"],
+        {"firewall_allow_gateway": [{"name": "https", "port": 443, "from_networks": ["any"]}]},
+        ["firewall_allow_gateway[0].from_networks[0]", "not a CIDR network"],
     ),
     "rule that allows nobody": (
-        {"common_firewall_allow": [{"name": "api", "port": 8000}]},
-        ["common_firewall_allow[0]", "allows nobody"],
+        {"firewall_allow": [{"name": "api", "port": 8000}]},
+        ["firewall_allow[0]", "allows nobody"],
     ),
     "duplicate rule names": (
         {
-            "common_firewall_allow": [
+            "firewall_allow": [
                 {"name": "api", "port": 8000, "from_groups": ["monitoring"]},
                 {"name": "api", "port": 8001, "from_groups": ["monitoring"]},
             ]
         },
-        ["common_firewall_allow[1].name", "already used by common_firewall_allow[0]"],
-    ),
-    "unsupported model store filesystem": (
-        {"common_model_store_fstype": "btrfs"},
-        ["common_model_store_fstype", "xfs, ext4"],
-    ),
-    "model store device outside /dev": (
-        {"common_model_store_device": "nvme1n1"},
-        ["common_model_store_device", "/dev/"],
-    ),
-    "model store mode not octal": (
-        {"common_model_store_mode": "rwxr-xr-x"},
-        ["common_model_store_mode", "octal"],
+        ["firewall_allow[1].name", "already used by firewall_allow[0]"],
     ),
 }
 

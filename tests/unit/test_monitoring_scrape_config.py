@@ -36,7 +36,7 @@ INVENTORY = {
                             {"name": "qwen-0", "engine": "trtllm", "port": 8003, "model": "qwen"},
                         ],
                     },
-                    "gpu-2": {"common_firewall_address": ["10.0.0.12"]},
+                    "gpu-2": {"firewall_address": ["10.0.0.12"]},
                 }
             },
             "engine_nodes": {

@@ -12,6 +12,7 @@ from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import
 def test_the_validation_reads_every_play_of_site_yml_in_order():
     assert (
         SiteRole("common", None, None),
+        SiteRole("firewall", None, None),
         SiteRole("pki", None, None),
         SiteRole("node_exporter", None, None),
         SiteRole("nvidia_driver", "gpu_nodes", None),
@@ -20,6 +21,7 @@ def test_the_validation_reads_every_play_of_site_yml_in_order():
         SiteRole("container_runtime", "gpu_nodes", None),
         SiteRole("dcgm", "gpu_nodes", None),
         SiteRole("gpu_validate", "gpu_nodes", None),
+        SiteRole("model_store", "engine_nodes", None),
         SiteRole("engine", "engine_nodes", None),
         SiteRole("redis", "redis", None),
         SiteRole("haproxy", "gateways", None),

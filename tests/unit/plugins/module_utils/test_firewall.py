@@ -18,7 +18,7 @@ GROUPS = {
 }
 HOSTVARS = {
     "gw-1": {"ansible_host": "10.20.0.11"},
-    "gw-2": {"ansible_host": "gw-2.example.internal", "common_firewall_address": "2001:db8::12"},
+    "gw-2": {"ansible_host": "gw-2.example.internal", "firewall_address": "2001:db8::12"},
     "mon-1": {"ansible_host": "mon-1", "ansible_default_ipv4": {"address": "10.20.0.31"}},
 }
 
@@ -26,10 +26,10 @@ HOSTVARS = {
 def test_rules_from_several_variables_are_merged_and_normalised():
     rules = normalize_rules(
         {
-            "common_firewall_allow_redis": [
+            "firewall_allow_redis": [
                 {"name": "redis", "port": "6379", "from_groups": ["gateways"]}
             ],
-            "common_firewall_allow": [
+            "firewall_allow": [
                 {"name": "dns", "port": 53, "protocol": "udp", "from_networks": ["10.1.2.3/8"]}
             ],
         },
@@ -55,7 +55,7 @@ def test_rules_from_several_variables_are_merged_and_normalised():
 
 def test_sources_come_from_explicit_address_ansible_host_and_facts():
     rules = normalize_rules(
-        {"common_firewall_allow": [{"name": "r", "port": 1, "from_groups": ["gateways"]}]},
+        {"firewall_allow": [{"name": "r", "port": 1, "from_groups": ["gateways"]}]},
         GROUPS,
     )
     resolved = resolve_sources(rules, GROUPS, HOSTVARS)[0]
@@ -66,7 +66,7 @@ def test_sources_come_from_explicit_address_ansible_host_and_facts():
 
 def test_host_without_any_address_is_reported():
     rules = normalize_rules(
-        {"common_firewall_allow": [{"name": "r", "port": 1, "from_groups": ["monitoring"]}]},
+        {"firewall_allow": [{"name": "r", "port": 1, "from_groups": ["monitoring"]}]},
         GROUPS,
     )
     with pytest.raises(FirewallRuleError, match="host mon-1 of group monitoring has no known IP"):
@@ -74,14 +74,14 @@ def test_host_without_any_address_is_reported():
 
 
 def test_explicit_address_that_is_not_an_ip_is_reported():
-    with pytest.raises(FirewallRuleError, match="common_firewall_address of host x"):
-        host_addresses("x", {"common_firewall_address": "x.example"})
+    with pytest.raises(FirewallRuleError, match="firewall_address of host x"):
+        host_addresses("x", {"firewall_address": "x.example"})
 
 
 @pytest.mark.parametrize(
     ("rules", "message"),
     [
-        ("not-a-list", r"common_firewall_allow: expected a list of rules"),
+        ("not-a-list", r"firewall_allow: expected a list of rules"),
         (
             [{"name": "r", "port": 1, "from_groups": ["gateways"], "src": 1}],
             r"unknown keys \['src'\]",
@@ -95,7 +95,7 @@ def test_explicit_address_that_is_not_an_ip_is_reported():
 )
 def test_bad_rules_name_the_variable_and_field(rules, message):
     with pytest.raises(FirewallRuleError, match=message):
-        normalize_rules({"common_firewall_allow": rules}, GROUPS)
+        normalize_rules({"firewall_allow": rules}, GROUPS)
 
 
 def test_networks_must_be_a_list_of_cidrs():
@@ -109,7 +109,7 @@ def test_networks_must_be_a_list_of_cidrs():
 def test_vrrp_rules_take_no_port():
     rules = normalize_rules(
         {
-            "common_firewall_allow_keepalived": [
+            "firewall_allow_keepalived": [
                 {"name": "vrrp", "protocol": "vrrp", "from_groups": ["gateways"]}
             ]
         },

@@ -22,7 +22,7 @@ from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import
 )
 
 ROLES = Path(__file__).resolve().parents[4] / "roles"
-BASELINE = ("common", "node_exporter")
+BASELINE = ("firewall", "model_store", "node_exporter")
 
 
 def role_file(role: str, part: str) -> dict:
@@ -40,11 +40,16 @@ VARS = {role: role_file(role, "vars") for role in BASELINE}
 
 def site(hosts: int, bad: dict[str, dict]) -> tuple[list[str], dict, dict]:
     names = [f"node-{index:03d}" for index in range(hosts)] + ["mon-1"]
-    groups = {"all": names, "gpu_nodes": names[:-1], "monitoring": ["mon-1"]}
+    groups = {
+        "all": names,
+        "gpu_nodes": names[:-1],
+        "engine_nodes": names[:-1],
+        "monitoring": ["mon-1"],
+    }
     inventory = {
         name: {
             "inventory_hostname": name,
-            "common_firewall_allow_node_metrics": [
+            "firewall_allow_node_metrics": [
                 {"name": "node-exporter", "port": 9100, "from_groups": ["monitoring"]}
             ],
             **bad.get(name, {}),
@@ -87,11 +92,11 @@ def test_a_good_site_has_no_errors():
 
 
 def test_one_bad_host_among_many_is_the_only_one_named():
-    hosts, groups, inventory = site(200, {"node-137": {"common_model_store_path": "srv/models"}})
+    hosts, groups, inventory = site(200, {"node-137": {"model_store_path": "srv/models"}})
     errors = run(hosts, groups, inventory)
     assert list(errors) == ["node-137"]
     assert errors["node-137"] == [
-        "common: common_model_store_path must be an absolute path other than /, got 'srv/models'."
+        "model_store: model_store_path must be an absolute path other than /, got 'srv/models'."
     ]
 
 
@@ -99,15 +104,15 @@ def test_errors_of_every_host_are_reported_together():
     hosts, groups, inventory = site(
         5,
         {
-            "node-001": {"common_model_store_mode": "rwx", "node_exporter_install_method": "snap"},
+            "node-001": {"model_store_mode": "rwx", "node_exporter_install_method": "snap"},
             "node-003": {
-                "common_firewall_allow": [{"name": "api", "port": 8000, "from_groups": ["gatways"]}]
+                "firewall_allow": [{"name": "api", "port": 8000, "from_groups": ["gatways"]}]
             },
         },
     )
     errors = run(hosts, groups, inventory)
     assert sorted(errors) == ["node-001", "node-003"]
-    assert any("common_model_store_mode must be an octal" in e for e in errors["node-001"])
+    assert any("model_store_mode must be an octal" in e for e in errors["node-001"])
     assert any("node_exporter_install_method" in e for e in errors["node-001"])
     assert any("'gatways' is not an inventory group" in e for e in errors["node-003"])
     message = report(errors, hosts)
@@ -132,18 +137,18 @@ def test_the_stopped_hosts_of_a_large_play_are_abbreviated():
 def test_rules_wait_for_the_argument_specs():
     # A type the specs refuse is reported once, by the specs; the rules do not run on it.
     v = HostVariables(
-        "node-1", layered(DEFAULTS["common"], {"common_model_store_mode": 755}, VARS["common"])
+        "node-1", layered(DEFAULTS["model_store"], {"model_store_mode": 755}, VARS["model_store"])
     )
-    errors = check_role("common", v, {"all": ["node-1"]}, spec("common"))
-    assert errors and all("common_model_store_mode" in error for error in errors)
+    errors = check_role("model_store", v, {"all": ["node-1"]}, spec("model_store"))
+    assert errors and all("model_store_mode" in error for error in errors)
 
 
 def test_hosts_that_share_their_values_are_validated_once():
     specs = {role: spec(role) for role in BASELINE}
-    hosts, groups, inventory = site(30, {"node-007": {"common_model_store_path": "/data"}})
+    hosts, groups, inventory = site(30, {"node-007": {"model_store_path": "/data"}})
     run(hosts, groups, inventory, specs)
-    # The nodes and the monitoring host share every value the spec reads but node-007's.
-    assert len(specs["common"]._results) == 2
+    # The engine nodes share every value the spec reads but node-007's.
+    assert len(specs["model_store"]._results) == 2
 
 
 def test_secret_variables_are_left_out_of_the_spec_check():

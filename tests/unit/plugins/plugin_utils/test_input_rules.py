@@ -152,12 +152,12 @@ def test_the_virtual_ip_group_must_hold_this_host_and_another():
 
 def test_firewall_rules_of_every_allow_variable_are_checked_against_the_groups():
     v = host(
-        "common",
+        "firewall",
         "node-1",
-        common_firewall_allow_metrics=[{"name": "m", "port": 9100, "from_groups": ["monitorng"]}],
+        firewall_allow_metrics=[{"name": "m", "port": 9100, "from_groups": ["monitorng"]}],
     )
-    [message] = messages(rules.common_firewall, v)
-    assert "common_firewall_allow_metrics[0].from_groups" in message
+    [message] = messages(rules.firewall, v)
+    assert "firewall_allow_metrics[0].from_groups" in message
     assert "'monitorng' is not an inventory group" in message
 
 

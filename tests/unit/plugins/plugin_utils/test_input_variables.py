@@ -45,7 +45,7 @@ class Render:
         return self.results[value]
 
 
-BASELINE = ["common", "pki", "node_exporter"]
+BASELINE = ["common", "firewall", "pki", "node_exporter"]
 GPU_STACK = ["nvidia_driver", "cuda_toolkit", "nccl", "container_runtime", "dcgm", "gpu_validate"]
 
 
@@ -66,7 +66,7 @@ def conditions(**variables: object):
     ("host", "variables", "expected"),
     [
         ("mon-1", {}, [*BASELINE, "prometheus", "audit"]),
-        ("node-1", {}, [*BASELINE, *GPU_STACK, "engine", "audit"]),
+        ("node-1", {}, [*BASELINE, *GPU_STACK, "model_store", "engine", "audit"]),
         ("gw-1", {}, [*BASELINE, "haproxy", "audit"]),
         (
             "gw-1",
