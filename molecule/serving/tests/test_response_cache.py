@@ -81,13 +81,17 @@ def unique(text):
     return f"{text} {uuid.uuid4().hex[:12]}"
 
 
-def ask_until_hit(host, base, body, key=KEY_A, timeout=15):
-    """Stores happen after the answer is sent: the repeat may need a moment to hit."""
+def ask_until_hit(host, base, body, key=KEY_A, timeout=15, misses=None):
+    """Stores happen after the answer is sent: the repeat may need a moment to hit. A repeat
+    that misses is answered by the engine and stored too (on a slow host, before the first
+    store lands), so the answers it got are added to misses."""
     deadline = time.time() + timeout
     while True:
         result = ask(host, base, body, key)
         if "; hit" in result["cache"] or time.time() > deadline:
             return result
+        if misses is not None:
+            misses.append(result)
         time.sleep(0.3)
 
 
@@ -183,10 +187,12 @@ def test_a_repeat_is_a_hit_with_the_same_body(host, base):
     first = ask(host, base, body)
     assert first["status"] == 200, first
     assert first["cache"].startswith("onprem-llm; fwd=miss"), first["cache"]
-    second = ask_until_hit(host, base, body)
+    answers = [first]
+    second = ask_until_hit(host, base, body, misses=answers)
     assert second["status"] == 200
     assert second["cache"].startswith("onprem-llm; hit"), second["cache"]
-    assert second["body"] == first["body"]
+    # The stored answer, byte for byte: the first, or a repeat's that was stored instead.
+    assert second["body"] in [answer["body"] for answer in answers]
     assert int(second["headers"]["age"]) >= 0
     # The raw key is never exposed.
     assert all(len(part) < 64 for part in second["cache"].split(";"))
@@ -199,9 +205,11 @@ def test_stream_replay_equals_the_original_chunks(host, base):
     assert first["events"][-1].strip() == "data: [DONE]"
     # The client did not ask for usage: the chunk the service asked the engine for is not shown.
     assert not any('"choices":[]' in event.replace(" ", "") for event in first["events"])
-    second = ask_until_hit(host, base, body)
+    answers = [first]
+    second = ask_until_hit(host, base, body, misses=answers)
     assert "; hit" in second["cache"], second["cache"]
-    assert second["events"] == first["events"]
+    # Chunk for chunk the stream that was stored: the first, or a repeat's stored instead.
+    assert second["events"] in [answer["events"] for answer in answers]
     # A client that asks for usage gets it on a hit too (stream_options is not in the key).
     with_usage = ask(host, base, {**body, "stream_options": {"include_usage": True}})
     assert "; hit" in with_usage["cache"], with_usage["cache"]
