@@ -262,7 +262,7 @@ def _crossing(
     """Bisect the volume where the API starts to cost at least as much as on-prem."""
     a, b = low.requests_per_month, high.requests_per_month
     peak = inputs.factors.peak_to_average
-    for _unused in range(40):
+    for _iteration in range(40):
         middle = (a + b) / 2
         onprem, _unused = _fleet_costs(inputs, platform, sizing, middle, peak)
         if middle * price >= onprem.onprem_monthly:

@@ -73,7 +73,7 @@ class BarProgress:
         self.console = Console(
             file=stream, force_terminal=force_terminal, highlight=False, markup=False, emoji=False
         )
-        self.bar = RichProgress(
+        self.rich_progress = RichProgress(
             BarColumn(bar_width=24),
             TaskProgressColumn(),
             MofNCompleteColumn(),
@@ -83,15 +83,15 @@ class BarProgress:
             auto_refresh=False,
             transient=True,
         )
-        self.task_id = self.bar.add_task("", total=None, counts="")
+        self.task_id = self.rich_progress.add_task("", total=None, counts="")
         self.total: int | None = None
         self.last = ""
         self.drawn = 0.0
 
     def start(self, total: int | None) -> None:
         self.total = total
-        self.bar.update(self.task_id, total=total)
-        self.bar.start()
+        self.rich_progress.update(self.task_id, total=total)
+        self.rich_progress.start()
 
     def update(self, update: Update, tracker: EventTracker) -> None:
         if update.kind == "result":
@@ -105,7 +105,7 @@ class BarProgress:
             self.console.print(_indent(update.diff))
         counts = tracker.counts
         done = tracker.results
-        self.bar.update(
+        self.rich_progress.update(
             self.task_id,
             completed=done,
             total=max(self.total or 0, done) or None,
@@ -120,11 +120,11 @@ class BarProgress:
         now = time.monotonic()
         if now - self.drawn >= 1 / self.REDRAWS_PER_SECOND or update.kind != "result":
             self.drawn = now
-            self.bar.refresh()
+            self.rich_progress.refresh()
 
     def finish(self) -> None:
-        self.bar.refresh()  # the last counts, which a skipped redraw may have left out
-        self.bar.stop()
+        self.rich_progress.refresh()  # the last counts, which a skipped redraw may have left out
+        self.rich_progress.stop()
 
 
 def interactive(stream: TextIO) -> bool:

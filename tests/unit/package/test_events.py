@@ -123,8 +123,8 @@ def test_planned_results_from_the_task_listing() -> None:
 
 
 def test_line_and_bar_progress() -> None:
-    lines, bar = io.StringIO(), io.StringIO()
-    line_progress, bar_progress = LineProgress(lines), BarProgress(bar, force_terminal=True)
+    lines, bar_stream = io.StringIO(), io.StringIO()
+    line_progress, bar_progress = LineProgress(lines), BarProgress(bar_stream, force_terminal=True)
     bar_progress.start(10)
     tracker = EventTracker()
     for e in STREAM:
@@ -140,7 +140,7 @@ def test_line_and_bar_progress() -> None:
         "    ok          gpu2",
     ]
     assert "    FAILED      gpu1: modprobe: FATAL" in lines.getvalue()
-    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", bar.getvalue())
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", bar_stream.getvalue())
     assert re.search(r" 50% +5/10 ok 1 changed 1 failed 1 unreachable 1 ", drawn), drawn
     assert "FAILED gpu1 [Load the module]: modprobe: FATAL\n" in drawn
     assert "Load the module @ gpu3" in drawn  # the task and the last host
