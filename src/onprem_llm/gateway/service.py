@@ -66,15 +66,16 @@ async def serve(config: GatewayConfig, *, stop: asyncio.Event | None = None) -> 
     metrics_runner = None
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
+    stop = stop or asyncio.Event()
+    # Before the listeners exist: a SIGTERM as soon as the socket appears still stops cleanly.
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
     try:
         await _start_site(runner, config.listen, site_kwargs)
         if config.metrics_listen is not None:
             metrics_runner, metrics_kwargs = _runner(metrics_app(gateway), 1.0)
             await metrics_runner.setup()
             await _start_site(metrics_runner, config.metrics_listen, metrics_kwargs)
-        stop = stop or asyncio.Event()
-        for signum in signals:
-            loop.add_signal_handler(signum, stop.set)
         log.info(
             "serving on %s, upstream %s, cache %s",
             config.listen.describe(),
