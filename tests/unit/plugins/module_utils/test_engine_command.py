@@ -54,7 +54,7 @@ def settings(engine_type: str = "vllm", **changes: object) -> dict:
         "type_spec": ENGINE_TYPES[engine_type],
         "mode": "native",
         "dropped_flags": [],
-        "model_store_path": DEFAULTS["engine_model_store_path"],
+        "model_store_path": "/srv/models",
         "shutdown_grace_seconds": DEFAULTS["engine_shutdown_grace_seconds"],
         "tls_dir": TLS_DIR,
         "tls_ciphers": "ECDHE+AESGCM",
