@@ -13,13 +13,19 @@ the module writes after each refresh) only decides in the normal case.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 # Files in /var/lib/apt/lists that are not index files.
 _NOT_INDEX = re.compile(r"^(lock|partial|auxfiles)$")
 # What the apt module accepts after a name: pkg=1.2*, pkg>=1.2, pkg:amd64.
 _VERSION_SPEC = re.compile(r"(=|>=|<=|>>|<<|>|<).*$")
+# The relations the apt module itself splits on (its package_split).
+_APT_RELATION = re.compile(r"(>?=)")
+# fnmatch patterns, which the apt module expands against its cache.
+_WILDCARD = re.compile(r"[*?\[]")
+# dpkg-query output read by installed_versions(): one line per package dpkg knows.
+DPKG_QUERY_FORMAT = "${binary:Package}\t${Package}\t${Status}\t${Version}\n"
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,56 @@ def package_names(packages: Iterable[str]) -> list[str]:
             continue
         names.append(_VERSION_SPEC.sub("", entry))
     return names
+
+
+def parse_dpkg_status(output: str) -> dict[str, str]:
+    """Map each installed package to its version, from dpkg-query with DPKG_QUERY_FORMAT.
+
+    Keyed by the bare and the architecture-qualified name; a package that is only unpacked,
+    half-configured or removed with its configuration kept is not installed, as for apt.
+    """
+    installed: dict[str, str] = {}
+    for line in output.splitlines():
+        fields = line.split("\t")
+        if len(fields) != 4 or not fields[2].endswith(" installed"):
+            continue
+        qualified, name, _status, version = fields
+        installed[qualified] = version
+        installed.setdefault(name, version)
+    return installed
+
+
+def not_installed(
+    packages: Iterable[str],
+    installed: Mapping[str, str],
+    at_least: Callable[[str, str], bool],
+) -> list[str]:
+    """The apt module entries not installed at a version they accept.
+
+    `name` wants any version, `name=version` exactly that one, `name>=version` that one or a later
+    (`at_least(installed, wanted)` compares as dpkg does). Entries this cannot judge the way the
+    apt module would (fnmatch patterns, local .deb files, URLs) count as not installed, so the
+    apt module decides them.
+    """
+    pending = []
+    for entry in packages:
+        entry = entry.strip()
+        if not entry:
+            continue
+        name, relation, version = entry, "", ""
+        parts = _APT_RELATION.split(entry, maxsplit=1)
+        if len(parts) == 3:
+            name, relation, version = parts
+        current = installed.get(name)
+        if entry.endswith(".deb") or "/" in entry or _WILDCARD.search(entry) or current is None:
+            accepted = False
+        elif relation == "=":
+            accepted = current == version
+        else:
+            accepted = relation != ">=" or at_least(current, version)
+        if not accepted:
+            pending.append(entry)
+    return pending
 
 
 def parse_policy(output: str) -> dict[str, bool]:

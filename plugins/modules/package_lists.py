@@ -10,9 +10,13 @@ module: package_lists
 short_description: Refresh apt's package lists when they are absent, lack a package, or are old
 version_added: 0.1.0
 description:
-  - Runs C(apt-get update) when no package list is present, when no list offers a candidate for
-    one of O(packages) that is not installed, or when the lists are older than O(valid_time)
-    seconds. Otherwise it does nothing, so a no-op run stays fast.
+  - Does nothing when every entry of O(packages) is already installed at a version it accepts,
+    and says so in RV(installed), so that the install task after it can be skipped. A no-op run
+    then costs one light module call per role instead of two (the apt module opens apt's whole
+    cache to find that nothing is to do).
+  - Otherwise runs C(apt-get update) when no package list is present, when no list offers a
+    candidate for one of O(packages) that is not installed, or when the lists are older than
+    O(valid_time) seconds.
   - Use it before M(ansible.builtin.apt) installs O(packages), instead of that module's
     C(cache_valid_time). The apt module judges freshness by a timestamp alone; on a host whose
     lists were emptied recently (minimal, cloud and hardened images, test images) it refreshes
@@ -31,8 +35,11 @@ author:
 options:
   packages:
     description:
-      - The packages the next tasks install, as given to M(ansible.builtin.apt) (C(name=version)
-        and C(name>=version) allowed). Local C(.deb) files and URLs are ignored.
+      - The packages the next tasks install, exactly as given to M(ansible.builtin.apt)
+        (C(name=version) and C(name>=version) allowed), versions included, so that RV(installed)
+        judges what the install would do.
+      - Local C(.deb) files, URLs and fnmatch patterns are left to the apt module. They make
+        RV(installed) false and are not looked up in the lists.
     type: list
     elements: str
     default: []
@@ -77,9 +84,19 @@ EXAMPLES = r"""
   ansible.builtin.apt:
     name: "{{ haproxy_packages }}"
     state: present
+  when:
+    - haproxy_lists.missing | length == 0
+    - not haproxy_lists.installed
 """
 
 RETURN = r"""
+installed:
+  description:
+    - Whether every entry of O(packages) is installed (dpkg state C(installed)) at a version it
+      accepts, so that M(ansible.builtin.apt) with C(state=present) would change nothing. True
+      for an empty O(packages).
+  returned: always
+  type: bool
 cache_updated:
   description: Whether C(apt-get update) ran.
   returned: always
@@ -105,9 +122,12 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.onprem.llm.plugins.module_utils._package_lists import (
+    DPKG_QUERY_FORMAT,
     decide,
     index_files,
+    not_installed,
     package_names,
+    parse_dpkg_status,
     parse_policy,
     unavailable,
 )
@@ -133,6 +153,24 @@ def missing_packages(module: AnsibleModule, names: list[str]) -> list[str]:
     return unavailable(names, parse_policy(out))
 
 
+def installed_versions(module: AnsibleModule, names: list[str]) -> dict[str, str]:
+    if not names:
+        return {}
+    dpkg_query = module.get_bin_path("dpkg-query", required=True)
+    command = [dpkg_query, "--show", f"--showformat={DPKG_QUERY_FORMAT}", *names]
+    rc, out, err = module.run_command(command, environ_update={"LC_ALL": "C"})
+    # 1: some name is unknown to dpkg; the others are still listed.
+    if rc not in (0, 1):
+        module.fail_json(msg=f"dpkg-query failed: {err.strip()}", rc=rc)
+    return parse_dpkg_status(out)
+
+
+def version_at_least(module: AnsibleModule, version: str, wanted: str) -> bool:
+    dpkg = module.get_bin_path("dpkg", required=True)
+    rc, _out, _err = module.run_command([dpkg, "--compare-versions", version, "ge", wanted])
+    return rc == 0
+
+
 def refresh(module: AnsibleModule) -> None:
     apt_get = module.get_bin_path("apt-get", required=True)
     # Any source that fails to download fails the task, instead of leaving that source's packages
@@ -148,6 +186,19 @@ def refresh(module: AnsibleModule) -> None:
 
 def run(module: AnsibleModule, now: float) -> dict[str, Any]:
     names = package_names(module.params["packages"])
+    pending = not_installed(
+        module.params["packages"],
+        installed_versions(module, names),
+        lambda version, wanted: version_at_least(module, version, wanted),
+    )
+    if not pending:
+        return {
+            "changed": False,
+            "installed": True,
+            "cache_updated": False,
+            "reason": "every package is installed at a version it accepts",
+            "missing": [],
+        }
     entries = os.listdir(LISTS_DIR) if os.path.isdir(LISTS_DIR) else []
     index_count = len(index_files(entries))
     missing = missing_packages(module, names) if index_count else names
@@ -161,6 +212,7 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
     if not decision.refresh:
         return {
             "changed": False,
+            "installed": False,
             "cache_updated": False,
             "reason": decision.reason,
             "missing": [],
@@ -177,6 +229,7 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
         )
         return {
             "changed": False,
+            "installed": False,
             "cache_updated": True,
             "reason": decision.reason,
             "missing": still_missing,
@@ -190,7 +243,13 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
             cache_updated=True,
             reason=decision.reason,
         )
-    return {"changed": False, "cache_updated": True, "reason": decision.reason, "missing": []}
+    return {
+        "changed": False,
+        "installed": False,
+        "cache_updated": True,
+        "reason": decision.reason,
+        "missing": [],
+    }
 
 
 def main() -> None:

@@ -6,7 +6,9 @@ import pytest
 from ansible_collections.onprem.llm.plugins.module_utils._package_lists import (
     decide,
     index_files,
+    not_installed,
     package_names,
+    parse_dpkg_status,
     parse_policy,
     unavailable,
 )
@@ -137,3 +139,58 @@ def test_old_lists_refresh_except_in_check_mode() -> None:
     assert decide(
         index_count=3, lists_age=60, missing=["x"], valid_time=3600, check_mode=True
     ).refresh
+
+
+DPKG_QUERY_OUTPUT = (
+    "haproxy\thaproxy\tinstall ok installed\t2.6.12-1+deb12u2\n"
+    "libc6:amd64\tlibc6\tinstall ok installed\t2.36-9+deb12u14\n"
+    "nvidia-open\tnvidia-open\thold ok installed\t580.95.05-1\n"
+    "cuda-toolkit-13-0\tcuda-toolkit-13-0\tinstall ok half-configured\t13.0.2-1\n"
+    "docker.io\tdocker.io\tdeinstall ok config-files\t20.10.24+dfsg1-1+b3\n"
+)
+
+
+def test_dpkg_status_keeps_installed_and_held_packages_by_both_names() -> None:
+    assert parse_dpkg_status(DPKG_QUERY_OUTPUT) == {
+        "haproxy": "2.6.12-1+deb12u2",
+        "libc6:amd64": "2.36-9+deb12u14",
+        "libc6": "2.36-9+deb12u14",
+        "nvidia-open": "580.95.05-1",
+    }
+
+
+def test_entries_not_installed_at_an_accepted_version() -> None:
+    installed = parse_dpkg_status(DPKG_QUERY_OUTPUT)
+    compared: list[tuple[str, str]] = []
+
+    def at_least(version: str, wanted: str) -> bool:
+        compared.append((version, wanted))
+        return version >= wanted
+
+    entries = [
+        "haproxy",
+        "libc6:amd64",
+        "libc6",
+        "nvidia-open=580.95.05-1",
+        "haproxy>=2.6",
+        "haproxy>=2.7",
+        "nvidia-open=580.82.07-1",
+        "cuda-toolkit-13-0",
+        "docker.io",
+        "jq",
+        "nvidia-open=580.*",
+        "nvidia-*",
+        "./local/package.deb",
+        "",
+    ]
+    assert not_installed(entries, installed, at_least) == [
+        "haproxy>=2.7",
+        "nvidia-open=580.82.07-1",
+        "cuda-toolkit-13-0",
+        "docker.io",
+        "jq",
+        "nvidia-open=580.*",
+        "nvidia-*",
+        "./local/package.deb",
+    ]
+    assert compared == [("2.6.12-1+deb12u2", "2.6"), ("2.6.12-1+deb12u2", "2.7")]

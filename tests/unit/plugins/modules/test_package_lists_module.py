@@ -16,7 +16,8 @@ INDEX = "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"
 
 
 class Apt:
-    """apt-get update fills the lists from `mirror`; apt-cache policy answers from the lists."""
+    """apt-get update fills the lists from `mirror`; apt-cache policy answers from the lists;
+    dpkg-query and dpkg --compare-versions answer from `installed` (name: (status, version))."""
 
     def __init__(self, root: Path, mirror: dict[str, str], update_rc: int = 0) -> None:
         self.lists = root / "lists"
@@ -26,12 +27,31 @@ class Apt:
         self.mirror = mirror
         self.update_rc = update_rc
         self.commands: list[list[str]] = []
+        self.installed: dict[str, tuple[str, str]] = {}
 
     def fill(self) -> None:
         (self.lists / INDEX).write_text("".join(f"Package: {name}\n\n" for name in self.mirror))
 
+    def dpkg_query(self, names: list[str]) -> tuple[int, str, str]:
+        lines = [
+            f"{name}\t{name}\t{self.installed[name][0]}\t{self.installed[name][1]}\n"
+            for name in names
+            if name in self.installed
+        ]
+        unknown = [name for name in names if name not in self.installed]
+        errors = "".join(f"dpkg-query: no packages found matching {name}\n" for name in unknown)
+        return (1 if unknown else 0), "".join(lines), errors
+
     def run_command(self, args: list[str], **_: Any) -> tuple[int, str, str]:
         self.commands.append(args)
+        if args[0] == "dpkg-query":
+            assert args[1:3] == ["--show", f"--showformat={package_lists.DPKG_QUERY_FORMAT}"]
+            return self.dpkg_query(args[3:])
+        if args[0] == "dpkg":
+            # Versions in these tests are dotted numbers: enough to order them as dpkg would.
+            assert args[1] == "--compare-versions" and args[3] == "ge"
+            numbers = [tuple(int(part) for part in arg.split(".")) for arg in (args[2], args[4])]
+            return (0 if numbers[0] >= numbers[1] else 1), "", ""
         if args[1] == "update":
             if self.update_rc:
                 return (
@@ -80,7 +100,7 @@ def test_lists_emptied_a_minute_ago_are_refreshed(
     assert rc == 0, result
     assert (result["changed"], result["cache_updated"]) == (False, True)
     assert result["reason"] == "no package lists are present"
-    assert apt.commands[0] == ["apt-get", "update", "-q", "-o", "APT::Update::Error-Mode=any"]
+    assert apt.commands[1] == ["apt-get", "update", "-q", "-o", "APT::Update::Error-Mode=any"]
     assert os.path.exists(package_lists.UPDATE_STAMP)
 
 
@@ -92,7 +112,7 @@ def test_second_run_reads_the_stamp_and_does_nothing(
     rc, result = run_module(capsys, packages=["python3-venv", "haproxy=2.6.12-1+deb12u2"])
     assert rc == 0, result
     assert result["cache_updated"] is False
-    assert [command[1] for command in apt.commands] == ["policy"]
+    assert [command[1] for command in apt.commands if command[0] == "apt-cache"] == ["policy"]
 
 
 def test_a_package_from_a_new_source_refreshes_fresh_lists(
@@ -163,3 +183,43 @@ def test_a_negative_valid_time_is_refused(apt: Apt, capsys: pytest.CaptureFixtur
     assert rc == 1
     assert result["msg"] == "valid_time must be 0 or more, got -1"
     assert apt.commands == []
+
+
+def test_installed_packages_skip_the_lists_and_the_install(
+    apt: Apt, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A no-op run: nothing to install, so old or even absent lists are not refreshed."""
+    apt.installed = {
+        "haproxy": ("install ok installed", "2.6.12"),
+        "jq": ("hold ok installed", "1.6"),
+    }
+    rc, result = run_module(capsys, packages=["haproxy=2.6.12", "jq>=1.5", "jq"])
+    assert rc == 0, result
+    assert (result["installed"], result["cache_updated"], result["missing"]) == (True, False, [])
+    assert result["reason"] == "every package is installed at a version it accepts"
+    assert [command[0] for command in apt.commands] == ["dpkg-query", "dpkg"]
+
+
+@pytest.mark.parametrize(
+    ("packages", "installed"),
+    [
+        (["haproxy=2.6.13"], {"haproxy": ("install ok installed", "2.6.12")}),
+        (["haproxy>=2.7"], {"haproxy": ("install ok installed", "2.6.12")}),
+        (["haproxy"], {"haproxy": ("install ok half-configured", "2.6.12")}),
+        (["haproxy"], {"haproxy": ("deinstall ok config-files", "2.6.12")}),
+        (["haproxy", "python3-venv"], {"haproxy": ("install ok installed", "2.6.12")}),
+        (["haproxy=2.6.*"], {"haproxy": ("install ok installed", "2.6.12")}),
+    ],
+    ids=["other-version", "older", "half-configured", "config-files", "one-absent", "pattern"],
+)
+def test_anything_apt_would_install_leaves_installed_false(
+    apt: Apt,
+    capsys: pytest.CaptureFixture[str],
+    packages: list[str],
+    installed: dict[str, tuple[str, str]],
+) -> None:
+    apt.installed = installed
+    apt.mirror["haproxy"] = "2.6.13"
+    rc, result = run_module(capsys, packages=packages)
+    assert rc == 0, result
+    assert (result["installed"], result["cache_updated"]) == (False, True)

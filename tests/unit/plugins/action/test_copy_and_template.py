@@ -1,0 +1,119 @@
+"""onprem.llm.copy and onprem.llm.template run by ansible-playbook on localhost.
+
+The file module is replaced by one that fails (a module named file in the play's library path,
+which ansible.legacy.file resolves to first): a run that passes made no file module call. A
+file already right must not need it; a mode to change must still reach it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
+FAILING_FILE_MODULE = """#!/usr/bin/python
+import json, sys
+print(json.dumps({"failed": True, "msg": "the file module was called"}))
+sys.exit(1)
+"""
+
+
+def run_play(
+    tmp_path: Path, tasks: list[dict[str, Any]], *args: str
+) -> subprocess.CompletedProcess[str]:
+    library = tmp_path / "library"
+    library.mkdir(exist_ok=True)
+    (library / "file.py").write_text(FAILING_FILE_MODULE)
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
+    )
+    return subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", *args,
+         "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            **os.environ,
+            "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
+            "ANSIBLE_LIBRARY": str(library),
+            "ANSIBLE_NOCOLOR": "1",
+        },
+    )  # fmt: skip
+
+
+def recap(result: subprocess.CompletedProcess[str]) -> str:
+    return next(line for line in result.stdout.splitlines() if line.startswith("localhost"))
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> list[dict[str, Any]]:
+    (tmp_path / "site.conf.j2").write_text("listen {{ 8000 + 1 }}\n")
+    return [
+        {
+            "name": "Write the rendered file",
+            "onprem.llm.template": {
+                "src": str(tmp_path / "site.conf.j2"),
+                "dest": str(tmp_path / "site.conf"),
+                "mode": "0640",
+            },
+        },
+        {
+            "name": "Write the file's content",
+            "onprem.llm.copy": {
+                "content": "verbose = false\n",
+                "dest": str(tmp_path / "copied.conf"),
+                "mode": "0600",
+            },
+        },
+    ]
+
+
+def test_files_already_right_cost_no_file_module_call(
+    tmp_path: Path, files: list[dict[str, Any]]
+) -> None:
+    first = run_play(tmp_path, files)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "changed=2" in recap(first)
+    assert (tmp_path / "site.conf").read_text() == "listen 8001\n"
+    assert stat.S_IMODE((tmp_path / "site.conf").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "copied.conf").stat().st_mode) == 0o600
+
+    for mode in ([], ["--check", "--diff"]):
+        again = run_play(tmp_path, files, *mode)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "ok=2    changed=0" in recap(again), again.stdout
+
+
+def test_the_builtin_action_would_have_called_the_file_module(
+    tmp_path: Path, files: list[dict[str, Any]]
+) -> None:
+    """The stand-in file module fails as the test needs: the builtin path reaches it."""
+    assert run_play(tmp_path, files).returncode == 0
+    builtin = [{**files[0], "ansible.builtin.template": files[0]["onprem.llm.template"]}]
+    del builtin[0]["onprem.llm.template"]
+    result = run_play(tmp_path, builtin)
+    assert result.returncode != 0
+    assert "the file module was called" in result.stdout
+
+
+@pytest.mark.parametrize("task", [0, 1], ids=["template", "copy"])
+def test_a_mode_to_change_still_goes_to_the_file_module(
+    tmp_path: Path, files: list[dict[str, Any]], task: int
+) -> None:
+    assert run_play(tmp_path, files).returncode == 0
+    changed = files[task]
+    action = next(key for key in changed if key.startswith("onprem.llm."))
+    changed[action]["mode"] = "0644"
+    result = run_play(tmp_path, [changed])
+    assert result.returncode != 0
+    assert "the file module was called" in result.stdout
