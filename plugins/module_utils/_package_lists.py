@@ -67,6 +67,16 @@ def parse_dpkg_status(output: str) -> dict[str, str]:
     return installed
 
 
+def held_packages(output: str) -> list[str]:
+    """The packages on hold (dpkg's selection `hold`), from dpkg-query with DPKG_QUERY_FORMAT."""
+    held = set()
+    for line in output.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 4 and fields[2].startswith("hold "):
+            held.add(fields[1])
+    return sorted(held)
+
+
 def not_installed(
     packages: Iterable[str],
     installed: Mapping[str, str],

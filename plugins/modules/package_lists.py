@@ -97,6 +97,14 @@ installed:
       for an empty O(packages).
   returned: always
   type: bool
+held:
+  description:
+    - The packages of O(packages) on hold (dpkg selection C(hold)) before any install, by bare
+      name. A role holds the others only, unless its install changed something.
+  returned: always
+  type: list
+  elements: str
+  sample: [nvidia-open]
 cache_updated:
   description: Whether C(apt-get update) ran.
   returned: always
@@ -124,6 +132,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.onprem.llm.plugins.module_utils._package_lists import (
     DPKG_QUERY_FORMAT,
     decide,
+    held_packages,
     index_files,
     not_installed,
     package_names,
@@ -153,16 +162,16 @@ def missing_packages(module: AnsibleModule, names: list[str]) -> list[str]:
     return unavailable(names, parse_policy(out))
 
 
-def installed_versions(module: AnsibleModule, names: list[str]) -> dict[str, str]:
+def dpkg_status(module: AnsibleModule, names: list[str]) -> str:
     if not names:
-        return {}
+        return ""
     dpkg_query = module.get_bin_path("dpkg-query", required=True)
     command = [dpkg_query, "--show", f"--showformat={DPKG_QUERY_FORMAT}", *names]
     rc, out, err = module.run_command(command, environ_update={"LC_ALL": "C"})
     # 1: some name is unknown to dpkg; the others are still listed.
     if rc not in (0, 1):
         module.fail_json(msg=f"dpkg-query failed: {err.strip()}", rc=rc)
-    return parse_dpkg_status(out)
+    return str(out)
 
 
 def version_at_least(module: AnsibleModule, version: str, wanted: str) -> bool:
@@ -186,15 +195,18 @@ def refresh(module: AnsibleModule) -> None:
 
 def run(module: AnsibleModule, now: float) -> dict[str, Any]:
     names = package_names(module.params["packages"])
+    status = dpkg_status(module, names)
+    held = held_packages(status)
     pending = not_installed(
         module.params["packages"],
-        installed_versions(module, names),
+        parse_dpkg_status(status),
         lambda version, wanted: version_at_least(module, version, wanted),
     )
     if not pending:
         return {
             "changed": False,
             "installed": True,
+            "held": held,
             "cache_updated": False,
             "reason": "every package is installed at a version it accepts",
             "missing": [],
@@ -213,6 +225,7 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
         return {
             "changed": False,
             "installed": False,
+            "held": held,
             "cache_updated": False,
             "reason": decision.reason,
             "missing": [],
@@ -230,6 +243,7 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
         return {
             "changed": False,
             "installed": False,
+            "held": held,
             "cache_updated": True,
             "reason": decision.reason,
             "missing": still_missing,
@@ -246,6 +260,7 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
     return {
         "changed": False,
         "installed": False,
+        "held": held,
         "cache_updated": True,
         "reason": decision.reason,
         "missing": [],

@@ -1,26 +1,43 @@
 #!/usr/bin/env bash
-# Time `make lab` from nothing, then a second, no-op site.yml run against the lab, and report
-# the changed count of that second run (expected 0). Removes the lab first and leaves it up.
+# The lab from nothing, then a no-op site.yml, over ssh as production runs it: the time to start
+# the hosts, a cold site.yml, a second (no-op) site.yml with its changed count (expected 0) and
+# its share of the cold run, then the no-op's ten slowest tasks and its roles (profile_tasks,
+# profile_roles). Removes the lab first and leaves it up.
 # Usage: tests/bench/bench_lab.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$PWD/collections" ANSIBLE_NOCOLOR=1
 make --no-print-directory lab-down >/dev/null
+make --no-print-directory image vllm-assets gateway-wheel >/dev/null
 log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
+milliseconds() { echo $((($(date +%s%N) - $1) / 1000000)); }
+seconds() { printf '%d.%03d s' $(($1 / 1000)) $(($1 % 1000)); }
 
 start=$(date +%s%N)
-make --no-print-directory lab >"$log" 2>&1
-lab_ms=$((($(date +%s%N) - start) / 1000000))
+ansible-playbook -i localhost, playbooks/lab_up.yml >"$log" 2>&1
+hosts_ms=$(milliseconds "$start")
 
 start=$(date +%s%N)
-PATH="$PWD/.venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$PWD/collections" ANSIBLE_NOCOLOR=1 \
+ansible-playbook -i inventories/lab site.yml >"$log" 2>&1
+cold_ms=$(milliseconds "$start")
+
+start=$(date +%s%N)
+ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks,ansible.posix.profile_roles,onprem.llm.audit_log \
   ansible-playbook -i inventories/lab site.yml >"$log" 2>&1
-noop_ms=$((($(date +%s%N) - start) / 1000000))
+noop_ms=$(milliseconds "$start")
 changed=$(grep -E '^\S+\s+: ok=' "$log" | sed -E 's/.*changed=([0-9]+).*/\1/' | paste -sd+)
-changed=$((changed))
 hosts=$(grep -cE '^\S+\s+: ok=' "$log")
 
-printf 'make lab (create hosts + site.yml):  %d.%03d s\n' $((lab_ms / 1000)) $((lab_ms % 1000))
-printf 'no-op site.yml re-run (%d hosts):     %d.%03d s, changed=%d\n' "$hosts" \
-  $((noop_ms / 1000)) $((noop_ms % 1000)) "$changed"
-rm -f "$log"
+printf 'lab hosts started:                %s\n' "$(seconds "$hosts_ms")"
+printf 'site.yml, cold:                   %s\n' "$(seconds "$cold_ms")"
+printf 'site.yml, no-op (%d hosts):        %s, changed=%d, %d%% of cold\n' "$hosts" \
+  "$(seconds "$noop_ms")" $((changed)) $((100 * noop_ms / cold_ms))
+echo
+echo "no-op: ten slowest tasks"
+sed -n '/^TASKS RECAP/,/^ROLES RECAP/p' "$log" | grep -E ' -+ [0-9.]+s$' | head -10
+echo
+echo "no-op: roles"
+sed -n '/^ROLES RECAP/,$p' "$log" | grep -E ' -+ [0-9.]+s$'

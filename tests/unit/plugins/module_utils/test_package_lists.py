@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.onprem.llm.plugins.module_utils._package_lists import (
     decide,
+    held_packages,
     index_files,
     not_installed,
     package_names,
@@ -194,3 +195,10 @@ def test_entries_not_installed_at_an_accepted_version() -> None:
         "./local/package.deb",
     ]
     assert compared == [("2.6.12-1+deb12u2", "2.6"), ("2.6.12-1+deb12u2", "2.7")]
+
+
+def test_held_packages_by_bare_name_whatever_their_state() -> None:
+    assert held_packages(DPKG_QUERY_OUTPUT) == ["nvidia-open"]
+    assert held_packages(
+        "nvidia-open:amd64\tnvidia-open\thold ok half-configured\t580.95.05-1\n"
+    ) == ["nvidia-open"]

@@ -196,6 +196,7 @@ def test_installed_packages_skip_the_lists_and_the_install(
     rc, result = run_module(capsys, packages=["haproxy=2.6.12", "jq>=1.5", "jq"])
     assert rc == 0, result
     assert (result["installed"], result["cache_updated"], result["missing"]) == (True, False, [])
+    assert result["held"] == ["jq"]
     assert result["reason"] == "every package is installed at a version it accepts"
     assert [command[0] for command in apt.commands] == ["dpkg-query", "dpkg"]
 
