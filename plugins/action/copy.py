@@ -37,13 +37,21 @@ class ActionModule(BuiltinCopyAction):
             self._remote_stats[path] = status
         return status
 
+    def _stat_of(self, file_args: dict[str, Any]) -> dict[str, Any] | None:
+        """The stat made of the file the file module would touch: dest, or in a directory dest
+        the file named by _original_basename (as the file module resolves it)."""
+        dest = str(file_args.get("dest", ""))
+        status = self._remote_stats.get(dest)
+        basename = file_args.get("_original_basename")
+        if (status is None or status.get("isdir")) and basename:
+            status = self._remote_stats.get(self._connection._shell.join_path(dest, basename))
+        return status
+
     def _execute_module(
         self, module_name: Any = None, module_args: Any = None, *args: Any, **kwargs: Any
     ) -> Any:
         if module_name == "ansible.legacy.file" and module_args:
-            unchanged = unchanged_file_result(
-                module_args, self._remote_stats.get(module_args.get("dest", ""))
-            )
+            unchanged = unchanged_file_result(module_args, self._stat_of(module_args))
             if unchanged is not None:
                 return unchanged
         return super()._execute_module(module_name, module_args, *args, **kwargs)

@@ -13,6 +13,7 @@ attributes, a symbolic mode that would read the umask) is left to it.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import stat
 from collections.abc import Mapping
@@ -53,14 +54,18 @@ def unchanged_file_result(
     """The file module's result for a file it would leave as it is, or None to run the module.
 
     `file_args` are the arguments copy gives the file module (state=file, dest, owner, group,
-    mode, ...); `status` is the stat copy made of that same dest (follow=False), or None.
+    mode, ...); `status` is the stat copy made of the file they name (follow=False), or None.
+    Into a directory (a recursive copy), dest is the directory and _original_basename the file's
+    path in it, which the file module joins.
     """
+    dest = str(file_args.get("dest", ""))
+    names = {dest, posixpath.join(dest, str(file_args.get("_original_basename", "")))}
     if (
         status is None
         or file_args.get("state") != "file"
         or not status.get("exists")
         or not status.get("isreg")
-        or status.get("path") != file_args.get("dest")
+        or status.get("path") not in names
         or any(file_args.get(option) is not None for option in _UNJUDGED_OPTIONS)
     ):
         return None

@@ -78,6 +78,29 @@ def files(tmp_path: Path) -> list[dict[str, Any]]:
     ]
 
 
+def test_a_directory_already_right_costs_no_file_module_call(tmp_path: Path) -> None:
+    """The engine role's model copy: a directory of files, with a symbolic mode."""
+    model = tmp_path / "tiny-model"
+    model.mkdir()
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        (model / name).write_text(f"{name}\n")
+    copy = {
+        "name": "Copy the model",
+        "onprem.llm.copy": {
+            "src": f"{model}/",
+            "dest": f"{tmp_path}/store/tiny-model/",
+            "mode": "u=rwX,go=rX",
+            "directory_mode": "0755",
+        },
+    }
+    first = run_play(tmp_path, [copy])
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert (tmp_path / "store" / "tiny-model" / "config.json").read_text() == "config.json\n"
+    again = run_play(tmp_path, [copy])
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "ok=1    changed=0" in recap(again), again.stdout
+
+
 def test_files_already_right_cost_no_file_module_call(
     tmp_path: Path, files: list[dict[str, Any]]
 ) -> None:

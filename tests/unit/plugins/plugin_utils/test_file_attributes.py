@@ -113,3 +113,12 @@ def test_anything_the_file_module_could_change_runs_it(
 
 def test_without_a_stat_of_that_file_the_file_module_runs() -> None:
     assert unchanged_file_result(FILE_ARGS, None) is None
+
+
+def test_a_file_copied_into_a_directory_is_judged_by_its_own_stat() -> None:
+    """A recursive copy gives the file module the directory and the file's name in it."""
+    into_directory = {**FILE_ARGS, "dest": "/etc/chrony/", "_original_basename": "chrony.conf"}
+    result = unchanged_file_result(into_directory, STATUS)
+    assert result is not None and result["path"] == STATUS["path"]
+    other_file = {**into_directory, "_original_basename": "sources.conf"}
+    assert unchanged_file_result(other_file, STATUS) is None
