@@ -14,7 +14,7 @@ export NO_COLOR := 1
 # `make molecule SCENARIOS=common` runs one scenario.
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: help deps image test lint argspecs syntax unit molecule vllm-assets gateway-wheel lab lab-status lab-down
+.PHONY: help deps image test lint argspecs syntax unit molecule vllm-assets gateway-wheel lab lab-hosts lab-status lab-down
 
 help:
 	@echo "make lab       bring up the local lab and deploy site.yml to it"
@@ -74,10 +74,13 @@ molecule: image vllm-assets gateway-wheel
 	  molecule test -s $$scenario || exit 1; \
 	done
 
-lab: image vllm-assets gateway-wheel
-	ansible-playbook -i localhost, playbooks/lab_up.yml
+lab: lab-hosts
 	ansible-playbook -i inventories/lab site.yml
 	ansible-playbook -i localhost, playbooks/lab_status.yml
+
+# The lab's hosts started, nothing deployed (tests/bench/bench_lab.sh times site.yml apart).
+lab-hosts: image vllm-assets gateway-wheel
+	ansible-playbook -i localhost, playbooks/lab_up.yml
 
 lab-status: deps
 	ansible-playbook -i localhost, playbooks/lab_status.yml

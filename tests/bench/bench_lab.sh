@@ -8,16 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$PWD/collections" ANSIBLE_NOCOLOR=1
-make --no-print-directory lab-down >/dev/null
-make --no-print-directory image vllm-assets gateway-wheel >/dev/null
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+make --no-print-directory lab-down >"$log" 2>&1
+make --no-print-directory image vllm-assets gateway-wheel >"$log" 2>&1
 
 milliseconds() { echo $((($(date +%s%N) - $1) / 1000000)); }
 seconds() { printf '%d.%03d s' $(($1 / 1000)) $(($1 % 1000)); }
 
 start=$(date +%s%N)
-ansible-playbook -i localhost, playbooks/lab_up.yml >"$log" 2>&1
+make --no-print-directory lab-hosts >"$log" 2>&1
 hosts_ms=$(milliseconds "$start")
 
 start=$(date +%s%N)
@@ -28,8 +28,8 @@ start=$(date +%s%N)
 ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks,ansible.posix.profile_roles,onprem.llm.audit_log \
   ansible-playbook -i inventories/lab site.yml >"$log" 2>&1
 noop_ms=$(milliseconds "$start")
-changed=$(grep -E '^\S+\s+: ok=' "$log" | sed -E 's/.*changed=([0-9]+).*/\1/' | paste -sd+)
-hosts=$(grep -cE '^\S+\s+: ok=' "$log")
+changed=$(grep -E '^\S+\s+: ok=' "$log" | grep -v '^localhost ' | sed -E 's/.*changed=([0-9]+).*/\1/' | paste -sd+)
+hosts=$(grep -E '^\S+\s+: ok=' "$log" | grep -cv '^localhost ')
 
 printf 'lab hosts started:                %s\n' "$(seconds "$hosts_ms")"
 printf 'site.yml, cold:                   %s\n' "$(seconds "$cold_ms")"
