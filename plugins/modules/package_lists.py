@@ -193,6 +193,20 @@ def refresh(module: AnsibleModule) -> None:
         os.utime(UPDATE_STAMP)
 
 
+def result(
+    *, installed: bool, held: list[str], cache_updated: bool, reason: str, missing: list[str]
+) -> dict[str, Any]:
+    # Refreshing only changes apt's cache, never the host's configuration: never "changed".
+    return {
+        "changed": False,
+        "installed": installed,
+        "held": held,
+        "cache_updated": cache_updated,
+        "reason": reason,
+        "missing": missing,
+    }
+
+
 def run(module: AnsibleModule, now: float) -> dict[str, Any]:
     names = package_names(module.params["packages"])
     status = dpkg_status(module, names)
@@ -203,14 +217,13 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
         lambda version, wanted: version_at_least(module, version, wanted),
     )
     if not pending:
-        return {
-            "changed": False,
-            "installed": True,
-            "held": held,
-            "cache_updated": False,
-            "reason": "every package is installed at a version it accepts",
-            "missing": [],
-        }
+        return result(
+            installed=True,
+            held=held,
+            cache_updated=False,
+            reason="every package is installed at a version it accepts",
+            missing=[],
+        )
     entries = os.listdir(LISTS_DIR) if os.path.isdir(LISTS_DIR) else []
     index_count = len(index_files(entries))
     missing = missing_packages(module, names) if index_count else names
@@ -222,14 +235,9 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
         check_mode=module.check_mode,
     )
     if not decision.refresh:
-        return {
-            "changed": False,
-            "installed": False,
-            "held": held,
-            "cache_updated": False,
-            "reason": decision.reason,
-            "missing": [],
-        }
+        return result(
+            installed=False, held=held, cache_updated=False, reason=decision.reason, missing=[]
+        )
     refresh(module)
     still_missing = missing_packages(module, names)
     if still_missing and module.check_mode:
@@ -240,14 +248,13 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
             + ", ".join(still_missing)
             + " yet; the tasks that install and configure them are not checked"
         )
-        return {
-            "changed": False,
-            "installed": False,
-            "held": held,
-            "cache_updated": True,
-            "reason": decision.reason,
-            "missing": still_missing,
-        }
+        return result(
+            installed=False,
+            held=held,
+            cache_updated=True,
+            reason=decision.reason,
+            missing=still_missing,
+        )
     if still_missing:
         module.fail_json(
             msg="no configured package source offers "
@@ -257,14 +264,9 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
             cache_updated=True,
             reason=decision.reason,
         )
-    return {
-        "changed": False,
-        "installed": False,
-        "held": held,
-        "cache_updated": True,
-        "reason": decision.reason,
-        "missing": [],
-    }
+    return result(
+        installed=False, held=held, cache_updated=True, reason=decision.reason, missing=[]
+    )
 
 
 def main() -> None:

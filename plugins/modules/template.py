@@ -26,26 +26,11 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - ansible.builtin.action_common_attributes.files
+  - onprem.llm.file_action
   - ansible.builtin.backup
   - ansible.builtin.files
   - ansible.builtin.template_common
   - ansible.builtin.validate
-attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
-    support: full
-  platform:
-    platforms: posix
 seealso:
   - module: ansible.builtin.template
   - module: onprem.llm.copy
