@@ -182,3 +182,25 @@ def resolve_sources(
             }
         )
     return resolved
+
+
+def without_absent_groups(
+    rules: Any, groups: Mapping[str, Any], optional_groups: Iterable[str]
+) -> Any:
+    """Rules less the optional groups the inventory lacks (a role's rule for the monitoring
+    hosts on a site without any); a rule left with no source is left out. Anything not shaped
+    like a list of rules is returned as it is, for normalize_rules to name what is wrong."""
+    if isinstance(rules, (str, Mapping)) or not isinstance(rules, Iterable):
+        return rules
+    optional = set(optional_groups)
+    kept: list[Any] = []
+    for rule in rules:
+        from_groups = rule.get("from_groups") if isinstance(rule, Mapping) else None
+        if isinstance(from_groups, (str, Mapping)) or not isinstance(from_groups, Iterable):
+            kept.append(rule)
+            continue
+        present = [group for group in from_groups if group in groups or group not in optional]
+        if not present and not rule.get("from_networks"):
+            continue
+        kept.append({**rule, "from_groups": present})
+    return kept

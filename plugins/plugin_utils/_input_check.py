@@ -10,7 +10,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible_collections.onprem.llm.plugins.plugin_utils._input_rules import RULES, SPEC_SKIP
+from ansible_collections.onprem.llm.plugins.plugin_utils._input_rules import (
+    RULES,
+    SPEC_SKIP,
+    declared_firewall_rules,
+)
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import (
     VariableError,
     plain,
@@ -76,6 +80,12 @@ def rule_errors(role: str, v: Any, groups: Mapping[str, list[str]]) -> list[str]
             errors.append(str(error))
         except (TypeError, ValueError, AttributeError) as error:
             errors.append(f"{rule.__name__}: cannot check the input: {error}")
+    declared = role + "_firewall_rules"
+    if declared in v:
+        try:
+            errors.extend(declared_firewall_rules(declared, v, groups))
+        except VariableError as error:
+            errors.append(str(error))
     return errors
 
 

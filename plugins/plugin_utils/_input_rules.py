@@ -31,8 +31,12 @@ from ansible_collections.onprem.llm.plugins.module_utils._firewall import (
     FirewallRuleError,
     normalize_rules,
     parse_networks,
+    without_absent_groups,
 )
-from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import has_template
+from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import (
+    SITE_GROUPS,
+    has_template,
+)
 
 Groups = Mapping[str, list[str]]
 Rule = Callable[[Any, Groups], Iterator[str]]
@@ -186,6 +190,14 @@ def firewall(v: Any, groups: Groups) -> Iterator[str]:
     try:
         parse_networks(v["firewall_admin_networks"], "firewall_admin_networks")
         normalize_rules({name: v[name] for name in names}, groups)
+    except FirewallRuleError as error:
+        yield str(error)
+
+
+def declared_firewall_rules(name: str, v: Any, groups: Groups) -> Iterator[str]:
+    """A listening role's <role>_firewall_rules, as the firewall role will read them."""
+    try:
+        normalize_rules({name: without_absent_groups(v[name], groups, SITE_GROUPS)}, groups)
     except FirewallRuleError as error:
         yield str(error)
 

@@ -52,6 +52,9 @@ def site_roles(playbook: Path = SITE_PLAYBOOK) -> tuple[SiteRole, ...]:
 
 SITE_ROLES = site_roles()
 ROLES = tuple(role.name for role in SITE_ROLES)
+# The groups site.yml gives roles to: a role may name one in its firewall rules (who scrapes,
+# who connects) that a smaller site's inventory lacks.
+SITE_GROUPS = frozenset(role.group for role in SITE_ROLES if role.group is not None)
 
 
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
@@ -203,6 +206,8 @@ class HostVariables(Mapping[str, Any]):
         return value
 
     def _template(self, name: str, value: Any) -> Any:
+        if isinstance(value, (dict, list)):
+            return self._container(name, value)
         parts = simple_template(value) if isinstance(value, str) else None
         if parts is None:
             return self._jinja(name, value)
@@ -223,6 +228,16 @@ class HostVariables(Mapping[str, Any]):
         if len(parts) == 1 and parts[0][1] is not None:
             return values[0]
         return "".join(str(item) for item in values)
+
+    def _container(self, name: str, value: Any) -> Any:
+        """A list or dict whose templates are all simple, item by item; else Jinja renders it."""
+        if not _only_simple_templates(value):
+            return self._jinja(name, value)
+        if isinstance(value, dict):
+            return {key: self._container(name, item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._container(name, item) for item in value]
+        return self._template(name, value) if has_template(value) else value
 
     def _jinja(self, name: str, value: Any) -> Any:
         if self._render is None:
@@ -276,6 +291,16 @@ class HostVariables(Mapping[str, Any]):
     def raw(self, name: str, default: Any = None) -> Any:
         """The value before templating."""
         return self._raw.get(name, default)
+
+
+def _only_simple_templates(value: Any) -> bool:
+    if isinstance(value, str):
+        return not has_template(value) or simple_template(value) is not None
+    if isinstance(value, dict):
+        return all(not has_template(key) and _only_simple_templates(v) for key, v in value.items())
+    if isinstance(value, list):
+        return all(_only_simple_templates(item) for item in value)
+    return True
 
 
 def _fingerprint(value: Any) -> Any:

@@ -59,13 +59,24 @@ def site(hosts: int, bad: dict[str, dict]) -> tuple[list[str], dict, dict]:
     return names, groups, inventory
 
 
+def trusted(value: object) -> object:
+    """A value as Ansible loads role files: every string in it trusted as a template."""
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, dict):
+        return {key: trusted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [trusted(item) for item in value]
+    return value
+
+
 def templar_render(raw: dict):
     """What the validate_input action passes: Ansible's Templar over the host's variables."""
     templar = Templar(DataLoader(), variables=raw)
 
     def render(name: str, value: object) -> object:
         try:
-            return templar.template(trust_as_template(value))
+            return templar.template(trusted(value))
         except AnsibleError as error:
             raise VariableError(name, error.message) from None
 

@@ -1,0 +1,53 @@
+"""The firewall rules of the services a host runs, each declared by the role that listens.
+
+Every role that opens a port declares who may reach it in <role>_firewall_rules, built from
+its own port variables (so a port is written once). This action reads, for the current host,
+that variable of every role playbooks/site.yml applies to the host, as the role sees it (its
+defaults, the host's inventory, its vars). The firewall role opens exactly those ports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.onprem.llm.plugins.module_utils._firewall import without_absent_groups
+from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import (
+    SITE_GROUPS,
+    VariableError,
+)
+from ansible_collections.onprem.llm.plugins.plugin_utils._site_variables import SiteVariables
+
+RULES_SUFFIX = "_firewall_rules"
+
+
+class ActionModule(ActionBase):
+    """Read on the controller; no connection to any host."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        self.validate_argument_spec(argument_spec={})
+        hostvars = task_vars.get("hostvars")
+        if hostvars is None:
+            raise AnsibleActionFail("firewall_listeners needs hostvars")
+        host = task_vars["inventory_hostname"]
+        groups = dict(task_vars.get("groups") or {})
+        site = SiteVariables(self._loader, self._templar, hostvars, groups)
+        rules: dict[str, Any] = {}
+        roles = site.roles_of(host)
+        for role in roles:
+            name = role + RULES_SUFFIX
+            variables = site.variables_of(host, role)
+            if name not in variables:
+                continue
+            try:
+                rules[name] = without_absent_groups(variables[name], groups, SITE_GROUPS)
+            except VariableError as error:
+                raise AnsibleActionFail(f"{host}: {error}") from None
+        result.update(changed=False, roles=roles, rules=rules)
+        return result
