@@ -117,6 +117,8 @@ def environment(instance: Mapping[str, Any], settings: Mapping[str, Any]) -> dic
         env["CUDA_VISIBLE_DEVICES"] = str(instance["cuda_visible_devices"])
     if instance.get("tls"):
         env["OPENSSL_CONF"] = str(settings["openssl_config"])
+    # One host per instance: the engine's own distributed traffic stays on loopback.
+    env.update({str(name): str(value) for name, value in spec.get("loopback_env", {}).items()})
     if settings["api_key"] and spec["api_key_env"]:
         env[str(spec["api_key_env"])] = str(settings["api_key"])
     env.update({str(name): str(value) for name, value in settings["extra_env"].items()})

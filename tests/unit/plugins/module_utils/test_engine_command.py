@@ -103,7 +103,12 @@ def test_native_vllm_on_gpus_runs_the_module_with_every_setting():
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "CUDA_VISIBLE_DEVICES": "4,5,6,7",
+        **LOOPBACK,
     }
+
+
+# vLLM's process groups and NCCL's bootstrap of an instance stay on the host's loopback.
+LOOPBACK = {"VLLM_HOST_IP": "127.0.0.1", "GLOO_SOCKET_IFNAME": "lo", "NCCL_SOCKET_IFNAME": "lo"}
 
 
 def test_a_cpu_instance_has_no_gpu_settings_and_its_kv_cache_size():
@@ -111,7 +116,10 @@ def test_a_cpu_instance_has_no_gpu_settings_and_its_kv_cache_size():
     assert "--tensor-parallel-size" not in args
     assert "--gpu-memory-utilization" not in args
     assert "--max-model-len" not in args  # 0: the model's own length
-    assert environment(CPU_INSTANCE, settings(hub_offline=False)) == {"VLLM_CPU_KVCACHE_SPACE": "4"}
+    assert environment(CPU_INSTANCE, settings(hub_offline=False)) == {
+        "VLLM_CPU_KVCACHE_SPACE": "4",
+        **LOOPBACK,
+    }
 
 
 def test_tls_adds_the_key_certificate_refresh_ciphers_and_openssl_configuration():
@@ -144,6 +152,7 @@ def test_the_api_key_is_in_the_environment_only_and_extra_env_wins():
         "HF_HUB_OFFLINE": "0",
         "TRANSFORMERS_OFFLINE": "1",
         "CUDA_VISIBLE_DEVICES": "4,5,6,7",
+        **LOOPBACK,
         "VLLM_API_KEY": "sk-secret",
         "VLLM_LOGGING_LEVEL": "10",
     }
@@ -188,6 +197,12 @@ def test_a_vllm_container_gets_cdi_devices_a_published_port_and_env_by_name():
         "HF_HUB_OFFLINE",
         "--env",
         "TRANSFORMERS_OFFLINE",
+        "--env",
+        "VLLM_HOST_IP",
+        "--env",
+        "GLOO_SOCKET_IFNAME",
+        "--env",
+        "NCCL_SOCKET_IFNAME",
         "--env",
         "VLLM_API_KEY",
     ]

@@ -9,6 +9,7 @@ from ansible_collections.onprem.llm.plugins.module_utils._firewall import (
     normalize_rules,
     parse_networks,
     resolve_sources,
+    without_absent_groups,
 )
 
 GROUPS = {
@@ -121,3 +122,31 @@ def test_vrrp_rules_take_no_port():
             {"v": [{"name": "vrrp", "protocol": "vrrp", "port": 112, "from_groups": ["gateways"]}]},
             GROUPS,
         )
+
+
+def test_absent_optional_groups_leave_the_rules_and_a_rule_without_source_goes():
+    rules = [
+        {"name": "exporter", "port": 9100, "from_groups": ["monitoring"]},
+        {"name": "redis", "port": 6379, "from_groups": ["gateways", "monitoring"]},
+        {
+            "name": "api",
+            "port": 443,
+            "from_groups": ["monitoring"],
+            "from_networks": ["10.0.0.0/8"],
+        },
+        {"name": "typo", "port": 80, "from_groups": ["gatways"]},
+    ]
+    kept = without_absent_groups(rules, {"gateways": ["gw-1"]}, {"monitoring", "gateways"})
+    assert kept == [
+        {"name": "redis", "port": 6379, "from_groups": ["gateways"]},
+        {"name": "api", "port": 443, "from_groups": [], "from_networks": ["10.0.0.0/8"]},
+        # Not a group site.yml uses: left for normalize_rules to name.
+        {"name": "typo", "port": 80, "from_groups": ["gatways"]},
+    ]
+    with pytest.raises(FirewallRuleError, match=r"x\[2\]\.from_groups: 'gatways'"):
+        normalize_rules({"x": kept}, {"gateways": ["gw-1"]})
+
+
+@pytest.mark.parametrize("value", ["a string", {"name": "x"}, None, [42, {"from_groups": "g"}]])
+def test_values_that_are_not_rule_lists_pass_through_for_validation(value):
+    assert without_absent_groups(value, {}, {"monitoring"}) == value

@@ -1,0 +1,54 @@
+"""Every host's firewall opens the ports its roles listen on, declared by those roles, and
+nothing else: each listening socket is on loopback or open (the socket audit), and the engines
+and Redis answer the gateways while the client, outside their groups, gets no answer."""
+
+from __future__ import annotations
+
+import socket_audit
+import testinfra
+from gateway_client import ENGINES, GATEWAYS, address
+
+SERVERS = [
+    "serving-gw1",
+    "serving-gw2",
+    "serving-engine1",
+    "serving-engine2",
+    "serving-engine3",
+    "serving-engine4",
+    "serving-redis1",
+    "serving-redis2",
+    "serving-redis3",
+]
+testinfra_hosts = [f"ansible://{name}" for name in SERVERS]
+
+CLIENT = testinfra.get_host("ansible://serving-client")
+REDIS = testinfra.get_host("ansible://serving-redis1")
+
+
+def test_every_listening_socket_is_on_loopback_or_opened_by_its_role(host):
+    assert socket_audit.unexpected_listeners(host) == []
+
+
+def test_the_ruleset_holds_the_rules_the_roles_declared(host):
+    ruleset = host.check_output("nft list table inet onprem_llm")
+    assert "policy drop" in ruleset
+    name = host.backend.host
+    if name.startswith("serving-gw"):
+        expected = ["# gateway-https", "# gateway-service-metrics", "# keepalived-vrrp"]
+    elif name.startswith("serving-engine"):
+        expected = ["# engine-8000 from groups gateways"]
+    else:
+        expected = ["# redis from groups gateways, redis", "# redis-sentinel"]
+    for comment in expected:
+        assert comment in ruleset, ruleset
+
+
+def test_engines_and_redis_answer_the_gateways_only():
+    gateway = GATEWAYS[0]
+    for engine in ENGINES:
+        assert socket_audit.probe(gateway, address(engine), 8000) == "open"
+        assert socket_audit.probe(CLIENT, address(engine), 8000) == "dropped"
+    assert socket_audit.probe(gateway, address(REDIS), 6379) == "open"
+    assert socket_audit.probe(CLIENT, address(REDIS), 6379) == "dropped"
+    # The API port is open to the client networks.
+    assert socket_audit.probe(CLIENT, address(gateway), 443) == "open"
