@@ -73,6 +73,13 @@ def test_native_cpu_host_passes(validate_input):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+LUKS_KEY = "test-luks-key-0123456789abcdef0123456789"
+LUKS = {
+    "model_store_device": "/dev/disk/by-id/nvme-test-store",
+    "model_store_encryption": "luks",
+    "model_store_luks_key": LUKS_KEY,
+}
+
 BAD_INPUT = {
     "tensor parallel size above the host's GPUs": (
         {"engine_tensor_parallel_size": 16},
@@ -215,6 +222,48 @@ BAD_INPUT = {
         {"model_store_mode": "rwxr-xr-x"},
         ["model_store_mode", "octal"],
     ),
+    # Encryption at rest of the model store.
+    "LUKS on a plain directory": (
+        {"model_store_encryption": "luks", "model_store_luks_key": LUKS_KEY},
+        ["model_store_encryption: luks needs model_store_device"],
+    ),
+    "LUKS without a key": (
+        {**LUKS, "model_store_luks_key": ""},
+        ["model_store_luks_key must hold 32 characters or more"],
+    ),
+    "LUKS key too short": (
+        {**LUKS, "model_store_luks_key": "short-luks-key"},
+        ["model_store_luks_key must hold 32 characters or more"],
+    ),
+    "an encryption method that does not exist": (
+        {**LUKS, "model_store_encryption": "dm-crypt"},
+        ["model_store_encryption", "none, luks"],
+    ),
+    "a clevis pin without a tang server": (
+        {**LUKS, "model_store_luks_unlock": "tang"},
+        ["model_store_luks_unlock: tang needs model_store_luks_tang_servers"],
+    ),
+    "a tang server that is not a URL": (
+        {**LUKS, "model_store_luks_unlock": "tang", "model_store_luks_tang_servers": ["tang1"]},
+        ["model_store_luks_tang_servers[0] must be an http(s):// URL", "'tang1'"],
+    ),
+    "a tang threshold above the servers": (
+        {
+            **LUKS,
+            "model_store_luks_unlock": "tang",
+            "model_store_luks_tang_servers": ["http://tang-1.example.internal"],
+            "model_store_luks_tang_threshold": 2,
+        },
+        ["model_store_luks_tang_threshold must be 1 to 1", "got 2"],
+    ),
+    "TPM PCRs that are not numbers": (
+        {**LUKS, "model_store_luks_unlock": "tpm2", "model_store_luks_tpm2_pcr_ids": "secure"},
+        ["model_store_luks_tpm2_pcr_ids must be PCR numbers", "'secure'"],
+    ),
+    "a mapper name with a slash": (
+        {**LUKS, "model_store_luks_name": "models/0"},
+        ["model_store_luks_name must be letters", "'models/0'"],
+    ),
 }
 
 
@@ -224,6 +273,22 @@ def test_bad_input_is_rejected_naming_the_variable(validate_input, assert_reject
     result = validate_input(inventory({**GOOD_VARS, **bad_vars}))
     output = assert_rejected(result, expected, case)
     assert API_KEY not in output
+    assert LUKS_KEY not in output
+
+
+def test_a_luks_model_store_unlocked_by_tang_passes(validate_input):
+    tang = {
+        **LUKS,
+        "model_store_luks_unlock": "tang",
+        "model_store_luks_tang_servers": [
+            "http://tang-1.example.internal",
+            "https://tang-2.example.internal:7500",
+        ],
+        "model_store_luks_tang_threshold": 2,
+    }
+    result = validate_input(inventory({**GOOD_VARS, **tang}))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert LUKS_KEY not in result.stdout + result.stderr
 
 
 def test_two_models_on_their_own_gpus_pass(validate_input):
