@@ -13,6 +13,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -32,6 +33,9 @@ from ansible_collections.onprem.llm.plugins.module_utils._firewall import (
     normalize_rules,
     parse_networks,
     without_absent_groups,
+)
+from ansible_collections.onprem.llm.plugins.plugin_utils._certificates import (
+    provided_certificate_errors,
 )
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import (
     SITE_GROUPS,
@@ -1025,6 +1029,36 @@ def pki_provided(v: Any, groups: Groups) -> Iterator[str]:
             "must name the certificate and key files on the controller (got "
             f"'{certificate}' and '{'a path' if len(key) > 0 else ''}')."
         )
+        return
+    certificate_path = _controller_file(v, certificate)
+    if certificate_path is None:
+        return  # a path relative to a playbook this check does not know: the copy finds it
+    ca = v["pki_provided_ca_certificate"]
+    ca_path = _controller_file(v, ca) if len(ca) > 0 else None
+    if len(ca) > 0 and ca_path is None:
+        return
+    # What peers connect to and check: the names given, and the host's inventory address.
+    names = [
+        str(name).split(":", 1)[1]
+        for name in v["pki_subject_alt_names"]
+        if str(name).startswith(("DNS:", "IP:"))
+    ]
+    names.append(str(v["ansible_host"]) if v.defined("ansible_host") else v.host)
+    yield from provided_certificate_errors(certificate_path, ca_path, names)
+
+
+def _controller_file(v: Any, path: str) -> Path | None:
+    """A controller path as the copy module finds it: absolute, or under the playbook's
+    directory (or its files/); None when relative and the playbook's directory is unknown."""
+    if os.path.isabs(path):
+        return Path(path)
+    if not v.defined("playbook_dir"):
+        return None
+    base = Path(str(v["playbook_dir"]))
+    for candidate in (base / "files" / path, base / path):
+        if candidate.exists():
+            return candidate
+    return base / path
 
 
 def pki_names_and_lifetimes(v: Any, groups: Groups) -> Iterator[str]:
