@@ -1,9 +1,12 @@
 """Engines serve HTTPS with their host's certificate from the site's CA; the gateways verify it
 (chain and name) and plain HTTP gets no answer; a renewed certificate goes live in the running
-vLLM without a restart and without a failed request, twice in a row."""
+vLLM without a restart and without a failed request, twice in a row; a tap on the gateway sees
+only TLS between it and the engines."""
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 
@@ -14,6 +17,7 @@ from gateway_client import (
     ENGINES,
     GATEWAYS,
     NATIVE,
+    SCENARIO_DIR,
     SITE_CA,
     UNIT,
     address,
@@ -113,3 +117,31 @@ def test_a_renewed_certificate_goes_live_without_restart_or_failed_request(host)
     # The gateways still verify the engine with its new certificate.
     for gateway in GATEWAYS:
         assert f"{name(engine)}-0" in engines_up(gateway)
+
+
+def test_a_tap_between_the_gateway_and_the_engines_sees_no_prompt(host):
+    # The gateway host's own capture of every interface: the engines' port carries TLS only;
+    # on its loopback, HAProxy hands the same requests to the gateway service in plain HTTP,
+    # where the capture does see the prompt (so a prompt in clear text would be seen).
+    wait_for_engines(3)
+    gateway = GATEWAYS[0]
+    script = (SCENARIO_DIR / "clients" / "tcp_capture.py").read_text()
+    gateway.check_output(f"cat > /tmp/tcp_capture.py <<'PY'\n{script}PY")
+    marker = f"tap-marker-{os.urandom(8).hex()}"
+    captured = {}
+
+    def capture():
+        out = gateway.check_output(f"python3 /tmp/tcp_capture.py 20 {marker} 8000 8480")
+        captured.update(json.loads(out.splitlines()[-1]))
+
+    tap = threading.Thread(target=capture)
+    tap.start()
+    time.sleep(4)
+    for index in range(4):
+        answer = chat(host, address(gateway), max_tokens=2, content=f"{marker} {index}")
+        assert answer["status"] == 200, answer
+    tap.join(timeout=60)
+    engines, loopback = captured["8000"], captured["8480"]
+    assert engines["bytes"] > 0 and engines["tls_records"] > 0, captured
+    assert not engines["marker"], captured
+    assert loopback["marker"], captured
