@@ -10,9 +10,14 @@ import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.x509.oid import ExtensionOID
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.x509.oid import ExtensionOID
+except ImportError:  # ansible-core requires it; without it the host-side checks remain
+    HAS_CRYPTOGRAPHY = False
+else:
+    HAS_CRYPTOGRAPHY = True
 
 
 def _certificates(path: Path) -> list[x509.Certificate]:
@@ -72,6 +77,8 @@ def provided_certificate_errors(
 ) -> list[str]:
     """What is wrong with the provided certificate file (leaf first, then any intermediates)
     for a host reached by `names`; ca_certificate None: none was given."""
+    if not HAS_CRYPTOGRAPHY:
+        return []
     now = now or datetime.datetime.now(datetime.UTC)
     if not certificate.is_file():
         return [f"pki_provided_certificate: {certificate} is not a file on the controller."]
