@@ -187,38 +187,47 @@ def test_spill_over_sends_public_requests_to_the_cloud_and_keeps_restricted_ones
     # is long then spill over. Each pair is sent from its own thread whenever the queue is read
     # long, so a pair that reached the engines first (and waits its turn) does not hold back the
     # next one: a fast engine or a slow client costs attempts, not the test.
+    # A burst that ends before any public request spilled (the engine drained the queue between
+    # two reads) is followed by another, up to three: timing costs rounds, not the test.
     blockers: list = []
-    blocking = threading.Thread(
-        target=lambda: blockers.extend(
-            burst(
-                host, gateway_address, "restricted", MODEL_B, 16, gap=0, max_tokens=480, choices=8
-            )
-        )
-    )
-    blocking.start()
     public: list = []
-    senders: list[threading.Thread] = []
-    waited = time.monotonic()
-    while blocking.is_alive() and CLOUD_ROUTE not in [r["route"] for r in public]:
-        assert time.monotonic() - waited < 120, "the blocking requests never kept a queue"
-        if len(senders) < 8 and queued(GATEWAYS[0], BACKEND_B) >= 2:
-            sender = threading.Thread(
-                target=lambda: public.extend(
-                    burst(host, gateway_address, "public", MODEL_B, 2, gap=0)
+    for attempt in range(3):
+        if attempt:
+            assert wait_until_up(GATEWAYS[0], BACKEND_B, 60), queued(GATEWAYS[0], BACKEND_B)
+        burst_results: list = []
+
+        def block(out: list = burst_results) -> None:
+            long_requests = {"gap": 0, "max_tokens": 480, "choices": 8}
+            out.extend(burst(host, gateway_address, "restricted", MODEL_B, 16, **long_requests))
+
+        blocking = threading.Thread(target=block)
+        blocking.start()
+        senders: list[threading.Thread] = []
+        waited = time.monotonic()
+        while blocking.is_alive() and CLOUD_ROUTE not in [r["route"] for r in public]:
+            assert time.monotonic() - waited < 120, "the blocking requests never kept a queue"
+            if len(senders) < 8 and queued(GATEWAYS[0], BACKEND_B) >= 2:
+                sender = threading.Thread(
+                    target=lambda: public.extend(
+                        burst(host, gateway_address, "public", MODEL_B, 2, gap=0)
+                    )
                 )
-            )
-            sender.start()
-            senders.append(sender)
-            time.sleep(0.5)
-        else:
-            time.sleep(0.1)
-    blocking.join(timeout=300)
-    for sender in senders:
-        sender.join(timeout=300)
+                sender.start()
+                senders.append(sender)
+                time.sleep(0.5)
+            else:
+                time.sleep(0.1)
+        blocking.join(timeout=300)
+        for sender in senders:
+            sender.join(timeout=300)
+        blockers.extend(burst_results)
+        if CLOUD_ROUTE in [r["route"] for r in public]:
+            break
     assert all(result["status"] == 200 for result in public), public
     routes = [result["route"] for result in public]
     assert routes.count(CLOUD_ROUTE) >= 1, routes
-    assert [(r["status"], r["route"]) for r in blockers] == [(200, "on-prem")] * 16, blockers
+    assert len(blockers) % 16 == 0, blockers
+    assert [(r["status"], r["route"]) for r in blockers] == [(200, "on-prem")] * len(blockers)
     spilled = len(cloud_records()) - before
     assert spilled == routes.count(CLOUD_ROUTE)
     # A restricted burst waits in the queue: answered on premises, nothing leaves the site. The
