@@ -27,14 +27,22 @@ ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 
 
 class Role:
-    """What a role brings: its defaults, vars and argument spec, read once per run."""
+    """What a role brings: its defaults, vars and argument spec, read once per run (the spec,
+    the largest file, only when a check asks for it)."""
 
     def __init__(self, loader: Any, name: str) -> None:
         self.name = name
+        self._loader = loader
         self.defaults = self._load(loader, "defaults/main.yml")
         self.vars = self._load(loader, "vars/main.yml")
-        specs = self._load(loader, "meta/argument_specs.yml").get("argument_specs", {})
-        self.spec = RoleSpec(name, specs.get("main", {}).get("options", {}))
+        self._spec: RoleSpec | None = None
+
+    @property
+    def spec(self) -> RoleSpec:
+        if self._spec is None:
+            specs = self._load(self._loader, "meta/argument_specs.yml").get("argument_specs", {})
+            self._spec = RoleSpec(self.name, specs.get("main", {}).get("options", {}))
+        return self._spec
 
     def _load(self, loader: Any, relative: str) -> dict[str, Any]:
         path = ROLES_DIR / self.name / relative
