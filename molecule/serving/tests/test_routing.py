@@ -196,11 +196,11 @@ def test_spill_over_sends_public_requests_to_the_cloud_and_keeps_restricted_ones
             assert wait_until_up(GATEWAYS[0], BACKEND_B, 60), queued(GATEWAYS[0], BACKEND_B)
         burst_results: list = []
 
-        def block(out: list = burst_results) -> None:
+        def block(out: list) -> None:
             long_requests = {"gap": 0, "max_tokens": 480, "choices": 8}
             out.extend(burst(host, gateway_address, "restricted", MODEL_B, 16, **long_requests))
 
-        blocking = threading.Thread(target=block)
+        blocking = threading.Thread(target=block, args=(burst_results,))
         blocking.start()
         senders: list[threading.Thread] = []
         waited = time.monotonic()
