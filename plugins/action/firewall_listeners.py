@@ -32,12 +32,9 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         self.validate_argument_spec(argument_spec={})
-        hostvars = task_vars.get("hostvars")
-        if hostvars is None:
-            raise AnsibleActionFail("firewall_listeners needs hostvars")
         host = task_vars["inventory_hostname"]
         groups = dict(task_vars.get("groups") or {})
-        site = SiteVariables(self._loader, self._templar, hostvars, groups)
+        site = SiteVariables.of_task(self, task_vars)
         rules: dict[str, Any] = {}
         roles = site.roles_of(host)
         for role in roles:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_check import (
     check_hosts,
@@ -76,9 +75,6 @@ class ActionModule(ActionBase):
     def _check_play(
         self, hosts: list[str], groups: dict[str, list[str]], task_vars: dict[str, Any]
     ) -> dict[str, list[str]]:
-        hostvars = task_vars.get("hostvars")
-        if hostvars is None:
-            raise AnsibleActionFail("validate_input needs hostvars")
-        site = SiteVariables(self._loader, self._templar, hostvars, groups)
+        site = SiteVariables.of_task(self, task_vars)
         specs = {name: site.role(name).spec for name in ROLES}
         return check_hosts(hosts, site.roles_of, site.variables_of, groups, specs)

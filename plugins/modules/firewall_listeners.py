@@ -19,17 +19,7 @@ description:
 options: {}
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
-    support: full
-  platform:
-    support: full
-    platforms: all
+  - onprem.llm.controller_action
 """
 
 EXAMPLES = r"""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.template import trust_as_template
 from ansible.vars.hostvars import HostVars
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_check import RoleSpec
@@ -121,6 +121,15 @@ class SiteVariables:
         self._memo: dict[Any, Any] = {}
         self._renderer = Renderer(templar)
         self._inventory: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def of_task(cls, action: Any, task_vars: Mapping[str, Any]) -> SiteVariables:
+        """The site as an action plugin's task sees it (its loader, templar and variables)."""
+        hostvars = task_vars.get("hostvars")
+        if hostvars is None:
+            raise AnsibleActionFail(f"{action._task.action} needs hostvars")
+        groups = dict(task_vars.get("groups") or {})
+        return cls(action._loader, action._templar, hostvars, groups)
 
     def role(self, name: str) -> Role:
         if name not in self._roles:

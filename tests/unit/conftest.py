@@ -4,7 +4,9 @@ collections/ansible_collections/onprem/llm is a committed link to the repository
 same path ansible-playbook uses when run from a checkout.
 """
 
+import datetime
 import importlib.util
+import ipaddress
 import json
 import os
 import shutil
@@ -218,3 +220,67 @@ def role_debug_messages(
         }
 
     return run
+
+
+class CertificateMaker:
+    """Certificates for tests, generated here (never recorded): a CA or a leaf signed by one,
+    with EC P-256 keys, and PEM files of certificates and keys."""
+
+    def issue(
+        self,
+        name: str,
+        issuer: tuple[Any, Any] | None = None,
+        dns: tuple[str, ...] = (),
+        ips: tuple[str, ...] = (),
+        not_before: datetime.datetime | None = None,
+        not_after: datetime.datetime | None = None,
+        ca: bool = False,
+    ) -> tuple[Any, Any]:
+        """(certificate, key); self-signed without issuer, else signed by issuer (cert, key)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        now = datetime.datetime.now(datetime.UTC)
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer[0].subject if issuer else subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or now - datetime.timedelta(minutes=1))
+            .not_valid_after(not_after or now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        names = [x509.DNSName(item) for item in dns]
+        names += [x509.IPAddress(ipaddress.ip_address(item)) for item in ips]
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return builder.sign(issuer[1] if issuer else key, hashes.SHA256()), key
+
+    def write(self, path: Path, *items: Any) -> Path:
+        """Certificates and private keys, in PEM, one after the other."""
+        from cryptography.hazmat.primitives import serialization
+
+        def pem(item: Any) -> bytes:
+            if hasattr(item, "public_bytes") and hasattr(item, "subject"):
+                return bytes(item.public_bytes(serialization.Encoding.PEM))
+            return bytes(
+                item.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+
+        path.write_bytes(b"".join(pem(item) for item in items))
+        return path
+
+
+@pytest.fixture(scope="session")
+def certificates() -> CertificateMaker:
+    """Generated test certificates: certificates.issue(...) and certificates.write(path, ...)."""
+    return CertificateMaker()

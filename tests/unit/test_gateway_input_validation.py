@@ -10,13 +10,8 @@ their variables, as in a site.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 KEY = "sk-test-0123456789abcdef0123456789abcdef"
 CLOUD_KEY = "sk-cloud-test-5f2b9c0e"
@@ -377,57 +372,23 @@ def test_one_served_name_for_two_different_models_is_rejected(
 
 
 @pytest.fixture(scope="module")
-def provided_certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def provided_certificates(tmp_path_factory: pytest.TempPathFactory, certificates) -> dict[str, str]:
     """A CA, a gateway certificate for 10.20.0.11 signed by it, one that expired, one for
     another host, and the key: files on the controller (generated here)."""
     directory = tmp_path_factory.mktemp("provided")
-    now = datetime.datetime.now(datetime.UTC)
-    day = datetime.timedelta(days=1)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "corporate CA")])
-
-    def certificate(subject: x509.Name, public_key, signer, start, end, address=None):
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca_name)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-        )
-        if address:
-            names = [x509.IPAddress(ipaddress.ip_address(address))]
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        return builder.sign(signer, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
-
-    gateway = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway-1")])
-    files = {
-        "ca.crt": certificate(ca_name, ca_key.public_key(), ca_key, now - day, now + 30 * day),
-        "good.crt": certificate(
-            gateway, key.public_key(), ca_key, now - day, now + 30 * day, "10.20.0.11"
-        ),
-        "other.crt": certificate(
-            gateway, key.public_key(), ca_key, now - day, now + 30 * day, "10.20.0.99"
-        ),
-        "expired.crt": certificate(
-            gateway,
-            key.public_key(),
-            ca_key,
-            datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC),
-            datetime.datetime(2025, 2, 1, tzinfo=datetime.UTC),
-            "10.20.0.11",
-        ),
-        "server.key": key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    }
-    for name, content in files.items():
-        (directory / name).write_bytes(content)
-    return {name: str(directory / name) for name in files}
+    ca = certificates.issue("corporate CA", ca=True)
+    good, key = certificates.issue("gateway-1", issuer=ca, ips=("10.20.0.11",))
+    other = certificates.issue("gateway-1", issuer=ca, ips=("10.20.0.99",))[0]
+    expired = certificates.issue(
+        "gateway-1",
+        issuer=ca,
+        ips=("10.20.0.11",),
+        not_before=datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC),
+        not_after=datetime.datetime(2025, 2, 1, tzinfo=datetime.UTC),
+    )[0]
+    files = {"ca.crt": ca[0], "good.crt": good, "other.crt": other, "expired.crt": expired,
+             "server.key": key}  # fmt: skip
+    return {name: str(certificates.write(directory / name, item)) for name, item in files.items()}
 
 
 def provided(files: dict[str, str], certificate: str, ca: str | None = "ca.crt") -> dict:

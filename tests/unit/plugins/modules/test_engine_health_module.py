@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import http.server
 import json
 import ssl
@@ -292,53 +291,16 @@ def test_real_http_answers(
     assert (result["status"], len(host.sleeps)) == (200, 2)
 
 
-def _certificate(subject: str, issuer_key: Any, issuer: str, key: Any, ca: bool) -> Any:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        # The engine's inventory name only: the health check calls 127.0.0.1.
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("engine-1")]), critical=False
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _pem_files(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+def _pem_files(tmp_path: Path, certificates: Any) -> tuple[Path, Path, Path, Path]:
     """A site CA, an engine certificate and key it signed, and an unrelated CA."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    def pem(certificate: Any) -> bytes:
-        return certificate.public_bytes(serialization.Encoding.PEM)
-
-    ca_key, other_key, engine_key = (
-        ec.generate_private_key(ec.SECP256R1()) for _unused in range(3)
-    )
-    files = {
-        "ca.crt": pem(_certificate("site CA", ca_key, "site CA", ca_key, ca=True)),
-        "other-ca.crt": pem(_certificate("other CA", other_key, "other CA", other_key, ca=True)),
-        "server.crt": pem(_certificate("engine-1", ca_key, "site CA", engine_key, ca=False)),
-        "server.key": engine_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    }
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
+    site_ca = certificates.issue("site CA", ca=True)
+    other_ca = certificates.issue("other CA", ca=True)
+    # The engine's inventory name only: the health check calls 127.0.0.1.
+    engine, engine_key = certificates.issue("engine-1", issuer=site_ca, dns=("engine-1",))
+    files = {"ca.crt": site_ca[0], "other-ca.crt": other_ca[0], "server.crt": engine,
+             "server.key": engine_key}  # fmt: skip
+    for name, item in files.items():
+        certificates.write(tmp_path / name, item)
     return tuple(tmp_path / name for name in ("ca.crt", "other-ca.crt", "server.crt", "server.key"))
 
 
@@ -348,13 +310,14 @@ def test_real_https_answers_are_verified_against_the_site_ca(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    certificates: Any,
     ca_name: str,
     healthy: bool,
 ) -> None:
     host_factory([RUNNING], [200])
     monkeypatch.setattr(engine_health, "open_health_url", REAL_OPEN_HEALTH_URL)
     monkeypatch.setattr(_Engine, "answers", [200])
-    _ca, _other, certificate, key = _pem_files(tmp_path)
+    _ca, _other, certificate, key = _pem_files(tmp_path, certificates)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Engine)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate, key)

@@ -5,66 +5,32 @@ recorded)."""
 from __future__ import annotations
 
 import datetime
-import ipaddress
 from pathlib import Path
 
 import pytest
 from ansible_collections.onprem.llm.plugins.plugin_utils._certificates import (
     provided_certificate_errors,
 )
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 NOW = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.UTC)
 DAY = datetime.timedelta(days=1)
 
 
-def make(
-    name: str,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
-    dns: tuple[str, ...] = (),
-    ips: tuple[str, ...] = (),
-    not_before: datetime.datetime = NOW - DAY,
-    not_after: datetime.datetime = NOW + 90 * DAY,
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer[0].subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-    )
-    alternative = [x509.DNSName(item) for item in dns]
-    alternative += [x509.IPAddress(ipaddress.ip_address(item)) for item in ips]
-    if alternative:
-        builder = builder.add_extension(x509.SubjectAlternativeName(alternative), critical=False)
-    signer = issuer[1] if issuer else key
-    return builder.sign(signer, hashes.SHA256()), key
-
-
-def write(path: Path, *certificates: x509.Certificate) -> Path:
-    path.write_bytes(
-        b"".join(item.public_bytes(serialization.Encoding.PEM) for item in certificates)
-    )
-    return path
-
-
 @pytest.fixture
-def site(tmp_path: Path) -> dict:
-    ca = make("corporate CA")
+def site(tmp_path: Path, certificates) -> dict:
+    def make(name, **kwargs):
+        return certificates.issue(name, not_before=NOW - DAY, not_after=NOW + 90 * DAY, **kwargs)
+
+    ca = make("corporate CA", ca=True)
     leaf = make("gw-1", issuer=ca, dns=("gw-1.example.internal", "*.api.example.internal"),
                 ips=("10.20.0.11",))  # fmt: skip
     return {
         "ca": ca,
-        "ca_file": write(tmp_path / "ca.crt", ca[0]),
-        "leaf_file": write(tmp_path / "gw-1.crt", leaf[0]),
+        "ca_file": certificates.write(tmp_path / "ca.crt", ca[0]),
+        "leaf_file": certificates.write(tmp_path / "gw-1.crt", leaf[0]),
         "dir": tmp_path,
+        "make": make,
+        "write": certificates.write,
     }
 
 
@@ -74,9 +40,9 @@ def test_a_good_certificate_has_no_errors(site):
 
 
 def test_an_intermediate_in_the_certificate_file_is_followed(site):
-    intermediate = make("issuing CA", issuer=site["ca"])
-    leaf = make("gw-2", issuer=intermediate, ips=("10.20.0.12",))
-    chain = write(site["dir"] / "gw-2.crt", leaf[0], intermediate[0])
+    intermediate = site["make"]("issuing CA", issuer=site["ca"], ca=True)
+    leaf = site["make"]("gw-2", issuer=intermediate, ips=("10.20.0.12",))
+    chain = site["write"](site["dir"] / "gw-2.crt", leaf[0], intermediate[0])
     assert provided_certificate_errors(chain, site["ca_file"], ["10.20.0.12"], NOW) == []
 
 
@@ -109,7 +75,7 @@ def test_a_missing_or_foreign_ca_is_named(site):
                        "on the controller."]  # fmt: skip
     none = provided_certificate_errors(site["leaf_file"], None, ["10.20.0.11"], NOW)
     assert "pki_provided_ca_certificate must name the CA chain" in none[0]
-    other = write(site["dir"] / "other-ca.crt", make("another CA")[0])
+    other = site["write"](site["dir"] / "other-ca.crt", site["make"]("another CA", ca=True)[0])
     foreign = provided_certificate_errors(site["leaf_file"], other, ["10.20.0.11"], NOW)
     assert "is not signed by a certificate of pki_provided_ca_certificate" in foreign[0]
 
