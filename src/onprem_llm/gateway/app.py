@@ -452,10 +452,13 @@ class Gateway:
         while (remaining := deadline - self._clock()) > 0:
             await asyncio.sleep(min(LEASE_POLL_SECONDS, remaining))
             try:
+                # The holder stores the entry, then drops the lease: read in the other order,
+                # so a lease seen gone means the entry (if any) is already there.
+                held = await store.lease_held(key)
                 entry = await store.lookup(key, call.stream)
                 if entry is not None:
                     return entry
-                if not await store.lease_held(key):
+                if not held:
                     return None
             except CacheUnavailable:
                 return None

@@ -61,7 +61,8 @@ def base_config(upstream_url: str) -> dict[str, Any]:
             "max_ttl_seconds": 86400,
             "max_entry_bytes": 65536,
             "scope": "tenant",
-            "lease_ms": 2000,
+            # Long, as in production: a busy CI machine must not expire a lease mid-test.
+            "lease_ms": 30000,
         },
         "models": {"tiny-llama": {"revision": "rev-1"}},
     }

@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import fakeredis
 import pytest
 from gateway_fakes import CHAT, chat_body
 
@@ -89,6 +90,51 @@ async def test_a_lease_makes_another_gateway_wait_for_the_entry(
     assert lead_response.headers["Cache-Status"] == "onprem-llm; fwd=miss; stored"
     assert follow_response.headers["Cache-Status"].startswith("onprem-llm; hit; collapsed")
     await first.drain()
+    await second.drain()
+
+
+class StaleEntryRead:
+    """A Redis client whose next missing-entry read, once armed, answers only after the
+    holder has stored its entry and dropped its lease: the race a poll must survive."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.armed = False
+        self.parked = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def get(self, name: Any) -> Any:
+        value = await self.inner.get(name)
+        if self.armed and value is None and ":cache:" in str(name):
+            self.armed = False
+            self.parked.set()
+            await self.release.wait()
+        return value
+
+
+async def test_a_waiter_that_reads_the_entry_before_the_lease_drop_still_gets_the_entry(
+    make_gateway: Any, engine: Any, redis_server: Any
+) -> None:
+    first = await make_gateway()
+    stale = StaleEntryRead(fakeredis.FakeAsyncRedis(server=redis_server))
+    second = await make_gateway(client=stale)
+    engine.gate = asyncio.Event()
+    leader = asyncio.ensure_future(first.post(CHAT, chat_body()))
+    await wait_for_calls(engine, 1)
+    follower = asyncio.ensure_future(second.post(CHAT, chat_body()))
+    await asyncio.sleep(0.1)
+    stale.armed = True
+    await asyncio.wait_for(stale.parked.wait(), 5)
+    engine.gate.set()
+    await leader
+    await first.drain()
+    stale.release.set()
+    follow_response, _follow_body = await follower
+    assert engine.calls == 1
+    assert follow_response.headers["Cache-Status"].startswith("onprem-llm; hit; collapsed")
     await second.drain()
 
 
