@@ -10,13 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.onprem.llm.plugins.module_utils._firewall import without_absent_groups
-from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import (
-    SITE_GROUPS,
-    VariableError,
-)
+from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import SITE_GROUPS
 from ansible_collections.onprem.llm.plugins.plugin_utils._site_variables import SiteVariables
 
 RULES_SUFFIX = "_firewall_rules"
@@ -35,16 +31,11 @@ class ActionModule(ActionBase):
         host = task_vars["inventory_hostname"]
         groups = dict(task_vars.get("groups") or {})
         site = SiteVariables.of_task(self, task_vars)
-        rules: dict[str, Any] = {}
+        declared = site.declared(host, RULES_SUFFIX)
+        rules = {
+            name: without_absent_groups(value, groups, SITE_GROUPS)
+            for name, value in declared.items()
+        }
         roles = site.roles_of(host)
-        for role in roles:
-            name = role + RULES_SUFFIX
-            variables = site.variables_of(host, role)
-            if name not in variables:
-                continue
-            try:
-                rules[name] = without_absent_groups(variables[name], groups, SITE_GROUPS)
-            except VariableError as error:
-                raise AnsibleActionFail(f"{host}: {error}") from None
         result.update(changed=False, roles=roles, rules=rules)
         return result

@@ -10,9 +10,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.onprem.llm.plugins.plugin_utils._data_volumes import (
+    DataVolumeError,
+    data_volumes,
+)
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_rules import (
     RULES,
     SPEC_SKIP,
+    declared_data_volumes,
     declared_firewall_rules,
 )
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import (
@@ -80,12 +85,16 @@ def rule_errors(role: str, v: Any, groups: Mapping[str, list[str]]) -> list[str]
             errors.append(str(error))
         except (TypeError, ValueError, AttributeError) as error:
             errors.append(f"{rule.__name__}: cannot check the input: {error}")
-    declared = role + "_firewall_rules"
-    if declared in v:
-        try:
-            errors.extend(declared_firewall_rules(declared, v, groups))
-        except VariableError as error:
-            errors.append(str(error))
+    for suffix, declared_rule in (
+        ("_firewall_rules", declared_firewall_rules),
+        ("_data_volumes", declared_data_volumes),
+    ):
+        declared = role + suffix
+        if declared in v:
+            try:
+                errors.extend(declared_rule(declared, v, groups))
+            except VariableError as error:
+                errors.append(str(error))
     return errors
 
 
@@ -111,7 +120,8 @@ def check_hosts(
     left out. variables_of(host, role) gives the host's variables as that role sees them."""
     found: dict[str, list[str]] = {}
     for host in hosts:
-        for role in roles_of(host):
+        roles = list(roles_of(host))
+        for role in roles:
             try:
                 v = variables_of(host, role)
                 errors = check_role(role, v, groups, specs.get(role))
@@ -119,7 +129,32 @@ def check_hosts(
                 errors = [str(error)]
             for message in errors:
                 found.setdefault(host, []).append(f"{role}: {message}")
+        if host not in found:
+            for message in host_data_volume_errors(host, roles, variables_of):
+                found.setdefault(host, []).append(f"data_volume: {message}")
     return found
+
+
+def host_data_volume_errors(
+    host: str, roles: Iterable[str], variables_of: Callable[[str, str], Any]
+) -> list[str]:
+    """What the volumes of all the host's roles get wrong together (one device or mount point
+    for two); each role's own volumes are checked with its rules."""
+    declared: dict[str, Any] = {}
+    for role in roles:
+        name = "data_volume_volumes" if role == "data_volume" else role + "_data_volumes"
+        v = variables_of(host, role)
+        if name in v:
+            declared[name] = v[name]
+    # As the data_volume role reads them: the roles' volumes, then the host's own.
+    own = declared.pop("data_volume_volumes", None)
+    if own is not None:
+        declared["data_volume_volumes"] = own
+    try:
+        data_volumes(declared)
+    except DataVolumeError as error:
+        return [str(error)]
+    return []
 
 
 def report(

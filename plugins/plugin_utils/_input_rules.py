@@ -37,6 +37,10 @@ from ansible_collections.onprem.llm.plugins.module_utils._firewall import (
 from ansible_collections.onprem.llm.plugins.plugin_utils._certificates import (
     provided_certificate_errors,
 )
+from ansible_collections.onprem.llm.plugins.plugin_utils._data_volumes import (
+    DataVolumeError,
+    data_volumes,
+)
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import (
     SITE_GROUPS,
     has_template,
@@ -165,61 +169,53 @@ def model_store_path(v: Any, groups: Groups) -> Iterator[str]:
         yield f"model_store_path must be an absolute path other than /, got '{path}'."
 
 
-def model_store_device(v: Any, groups: Groups) -> Iterator[str]:
-    device = v["model_store_device"]
-    if len(device) > 0 and not _match("^/dev/", device):
-        yield f"model_store_device must be empty or a /dev/ path, got '{device}'."
-
-
 def model_store_mode(v: Any, groups: Groups) -> Iterator[str]:
     mode = v["model_store_mode"]
     if not _match("^0[0-7]{3}$", mode):
         yield f"model_store_mode must be an octal string such as '0755', got '{mode}'."
 
 
-def model_store_luks(v: Any, groups: Groups) -> Iterator[str]:
-    if v["model_store_encryption"] != "luks":
-        return
-    if len(v["model_store_device"]) == 0:
-        yield (
-            "model_store_encryption: luks needs model_store_device, the block device to encrypt; "
-            "a plain directory cannot be."
-        )
-    if not _match(r"^[A-Za-z0-9_-]+$", v["model_store_luks_name"]):
-        yield (
-            "model_store_luks_name must be letters, digits, '_' or '-' (a /dev/mapper/ name), "
-            f"got '{v['model_store_luks_name']}'."
-        )
-    if v.defined("model_store_luks_key") and len(str(v["model_store_luks_key"])) < 32:
-        yield (
-            "model_store_luks_key must hold 32 characters or more for model_store_encryption: "
-            "luks; put a random key in the vault."
-        )
-    unlock = v["model_store_luks_unlock"]
-    servers = v["model_store_luks_tang_servers"]
+# data_volume
+
+
+def data_volume_unlock(v: Any, groups: Groups) -> Iterator[str]:
+    unlock = v["data_volume_luks_unlock"]
+    servers = v["data_volume_luks_tang_servers"]
     if unlock == "tang":
         if len(servers) == 0:
             yield (
-                "model_store_luks_unlock: tang needs model_store_luks_tang_servers, the URLs of "
-                "one tang server or more; without one no boot could open the volume."
+                "data_volume_luks_unlock: tang needs data_volume_luks_tang_servers, the URLs of "
+                "one tang server or more; without one no boot could open the volumes."
             )
         for index, url in enumerate(servers):
             if not _match(r"^https?://[^\s/]+", url):
                 yield (
-                    f"model_store_luks_tang_servers[{index}] must be an http(s):// URL of a "
+                    f"data_volume_luks_tang_servers[{index}] must be an http(s):// URL of a "
                     f"tang server, got '{url}'."
                 )
-        threshold = v["model_store_luks_tang_threshold"]
+        threshold = v["data_volume_luks_tang_threshold"]
         if servers and not 1 <= _int(threshold) <= len(servers):
             yield (
-                f"model_store_luks_tang_threshold must be 1 to {len(servers)} (the number of "
+                f"data_volume_luks_tang_threshold must be 1 to {len(servers)} (the number of "
                 f"tang servers), got {threshold}."
             )
-    if unlock == "tpm2" and not _match(r"^[0-9]+(,[0-9]+)*$", v["model_store_luks_tpm2_pcr_ids"]):
+    if unlock == "tpm2" and not _match(r"^[0-9]+(,[0-9]+)*$", v["data_volume_luks_tpm2_pcr_ids"]):
         yield (
-            "model_store_luks_tpm2_pcr_ids must be PCR numbers separated by commas, such as "
-            f"'7' or '0,7', got '{v['model_store_luks_tpm2_pcr_ids']}'."
+            "data_volume_luks_tpm2_pcr_ids must be PCR numbers separated by commas, such as "
+            f"'7' or '0,7', got '{v['data_volume_luks_tpm2_pcr_ids']}'."
         )
+
+
+def data_volume_volumes(v: Any, groups: Groups) -> Iterator[str]:
+    yield from declared_data_volumes("data_volume_volumes", v, groups)
+
+
+def declared_data_volumes(name: str, v: Any, groups: Groups) -> Iterator[str]:
+    """A role's <role>_data_volumes (or the host's own), as the data_volume role will read them."""
+    try:
+        data_volumes({name: v[name]})
+    except DataVolumeError as error:
+        yield str(error)
 
 
 # common
@@ -1803,7 +1799,8 @@ def gateway_service_request_audit(v: Any, groups: Groups) -> Iterator[str]:
 RULES: dict[str, tuple[Rule, ...]] = {
     "common": (common_plaintext_links,),
     "firewall": (firewall,),
-    "model_store": (model_store_path, model_store_device, model_store_mode, model_store_luks),
+    "data_volume": (data_volume_unlock, data_volume_volumes),
+    "model_store": (model_store_path, model_store_mode),
     "audit": (audit_journal, audit_log_hosts, audit_auditd),
     "node_exporter": (node_exporter_checksums, node_exporter_listen_address, node_exporter_tls),
     "prometheus": (

@@ -165,3 +165,18 @@ class SiteVariables:
         spec = self.role(name)
         raw = layered(spec.defaults, self.inventory(host), spec.vars)
         return HostVariables(host, raw, self._renderer.for_variables(raw), self._memo)
+
+    def declared(self, host: str, suffix: str) -> dict[str, Any]:
+        """<role><suffix> of every role site.yml applies to the host, as that role sees it:
+        what each role declares about itself (its listeners, its data volumes)."""
+        found: dict[str, Any] = {}
+        for role in self.roles_of(host):
+            name = role + suffix
+            variables = self.variables_of(host, role)
+            if name not in variables:
+                continue
+            try:
+                found[name] = variables[name]
+            except VariableError as error:
+                raise AnsibleActionFail(f"{host}: {error}") from None
+        return found

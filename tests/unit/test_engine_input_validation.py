@@ -240,25 +240,25 @@ BAD_INPUT = {
         ["model_store_encryption", "none, luks"],
     ),
     "a clevis pin without a tang server": (
-        {**LUKS, "model_store_luks_unlock": "tang"},
-        ["model_store_luks_unlock: tang needs model_store_luks_tang_servers"],
+        {**LUKS, "data_volume_luks_unlock": "tang"},
+        ["data_volume_luks_unlock: tang needs data_volume_luks_tang_servers"],
     ),
     "a tang server that is not a URL": (
-        {**LUKS, "model_store_luks_unlock": "tang", "model_store_luks_tang_servers": ["tang1"]},
-        ["model_store_luks_tang_servers[0] must be an http(s):// URL", "'tang1'"],
+        {**LUKS, "data_volume_luks_unlock": "tang", "data_volume_luks_tang_servers": ["tang1"]},
+        ["data_volume_luks_tang_servers[0] must be an http(s):// URL", "'tang1'"],
     ),
     "a tang threshold above the servers": (
         {
             **LUKS,
-            "model_store_luks_unlock": "tang",
-            "model_store_luks_tang_servers": ["http://tang-1.example.internal"],
-            "model_store_luks_tang_threshold": 2,
+            "data_volume_luks_unlock": "tang",
+            "data_volume_luks_tang_servers": ["http://tang-1.example.internal"],
+            "data_volume_luks_tang_threshold": 2,
         },
-        ["model_store_luks_tang_threshold must be 1 to 1", "got 2"],
+        ["data_volume_luks_tang_threshold must be 1 to 1", "got 2"],
     ),
     "TPM PCRs that are not numbers": (
-        {**LUKS, "model_store_luks_unlock": "tpm2", "model_store_luks_tpm2_pcr_ids": "secure"},
-        ["model_store_luks_tpm2_pcr_ids must be PCR numbers", "'secure'"],
+        {**LUKS, "data_volume_luks_unlock": "tpm2", "data_volume_luks_tpm2_pcr_ids": "secure"},
+        ["data_volume_luks_tpm2_pcr_ids must be PCR numbers", "'secure'"],
     ),
     "a mapper name with a slash": (
         {**LUKS, "model_store_luks_name": "models/0"},
@@ -279,12 +279,12 @@ def test_bad_input_is_rejected_naming_the_variable(validate_input, assert_reject
 def test_a_luks_model_store_unlocked_by_tang_passes(validate_input):
     tang = {
         **LUKS,
-        "model_store_luks_unlock": "tang",
-        "model_store_luks_tang_servers": [
+        "data_volume_luks_unlock": "tang",
+        "data_volume_luks_tang_servers": [
             "http://tang-1.example.internal",
             "https://tang-2.example.internal:7500",
         ],
-        "model_store_luks_tang_threshold": 2,
+        "data_volume_luks_tang_threshold": 2,
     }
     result = validate_input(inventory({**GOOD_VARS, **tang}))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,11 +1,13 @@
-"""The model store on a LUKS2 volume, on the loop-device disks prepare.yml gives the node.
+"""Data volumes (the data_volume role) on the loop-device disks prepare.yml gives the node: a
+LUKS2 volume, and a plain one mounted by UUID.
 
 What a test host can run: the format (refused on a disk that holds a filesystem), the vault key's
 slot, the clevis binding to a real tang server on the client host (the key it recovers opens the
 volume), /etc/crypttab, the key file method, and re-runs that reformat nothing. Opening the
 volume needs device-mapper, which this machine's kernel lacks (no dm_mod): there the role must
 stop with that reason after everything above is in place; with device-mapper it goes on to the
-filesystem and the mount."""
+filesystem and the mount. The filesystem and the mount run here on a volume without encryption:
+a device that holds a filesystem is mounted as it is, never reformatted."""
 
 from __future__ import annotations
 
@@ -26,18 +28,23 @@ EMPTY = "/dev/disk/by-id/onprem-llm-test-empty-disk"
 USED = "/dev/disk/by-id/onprem-llm-test-used-disk"
 NAME = "onprem-llm-models"
 NO_DEVICE_MAPPER = "has no device-mapper (no device-mapper in"
+PLAIN_PATH = "/srv/plain-data"
+VOLUME = "data_volume_volumes[0]"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _detach_the_loop_devices():
     # Loop devices belong to the machine's kernel: give them back when the module ends.
     yield
+    NODE.run(f"umount {PLAIN_PATH}")
     for disk in (EMPTY, USED):
         NODE.run(f"losetup -d $(readlink -f {disk})")
 
 
-def encrypt(device: str = "empty-disk", unlock: str = "tang", key: str = KEY) -> tuple[str, bool]:
-    extra = {"luks_test_device": device, "luks_test_unlock": unlock, "luks_test_key": key}
+def encrypt(
+    device: str = "empty-disk", unlock: str = "tang", key: str = KEY, **more: str
+) -> tuple[str, bool]:
+    extra = {"luks_test_device": device, "luks_test_unlock": unlock, "luks_test_key": key, **more}
     output, ok, _seconds = run_playbook(PLAYBOOK, "-e", json.dumps(extra))
     assert key not in output
     return output, ok
@@ -59,7 +66,7 @@ def test_a_disk_that_holds_a_filesystem_is_not_formatted():
     output, ok = encrypt(device="used-disk")
     assert not ok
     assert "holds ext4, not a LUKS volume" in output, output[-3000:]
-    assert "model_store_luks_format_force" in output
+    assert f"{VOLUME}.luks_format_force: true" in output
     assert NODE.check_output(f"blkid -p -s TYPE -o value {USED}") == "ext4"
 
 
@@ -101,7 +108,7 @@ def test_a_second_run_reformats_nothing_and_binds_nothing_again():
 def test_another_key_is_refused_before_anything_changes():
     output, ok = encrypt(key="another-vault-key-0123456789abcdef012345")
     assert not ok
-    assert "model_store_luks_key does not open the LUKS volume" in output, output[-3000:]
+    assert f"{VOLUME}.luks_key does not open the LUKS volume" in output, output[-3000:]
     assert len(NODE.check_output(f"clevis luks list -d {EMPTY}").splitlines()) == 1
 
 
@@ -114,3 +121,20 @@ def test_the_key_file_method_replaces_the_clevis_binding():
     crypttab = NODE.file("/etc/crypttab").content_string
     assert f"{NAME} UUID={luks_uuid()} /etc/onprem-llm/luks/{NAME}.key luks,discard" in crypttab
     assert NODE.run(f"clevis luks list -d {EMPTY}").stdout.strip() == ""
+
+
+def test_a_plain_volume_keeps_its_filesystem_and_is_mounted_by_uuid():
+    before = NODE.check_output(f"blkid -p -s UUID -o value {USED}")
+    plain = {"luks_test_encryption": "none", "luks_test_path": PLAIN_PATH}
+    output, ok = encrypt(device="used-disk", **plain)
+    assert ok, output[-3000:]
+    assert NODE.check_output(f"blkid -p -s UUID -o value {USED}") == before, "not reformatted"
+    mount = NODE.mount_point(PLAIN_PATH)
+    assert mount.exists and mount.filesystem == "ext4"
+    assert NODE.check_output(f"findmnt -n -o SOURCE {PLAIN_PATH}") == NODE.check_output(
+        f"readlink -f {USED}"
+    )
+    fstab = NODE.file("/etc/fstab").content_string
+    assert f"UUID={before} {PLAIN_PATH} ext4 defaults,noatime" in fstab
+    output, ok = encrypt(device="used-disk", **plain)
+    assert ok and "changed: [common-node]" not in output, output[-3000:]

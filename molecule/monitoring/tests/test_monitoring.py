@@ -54,6 +54,43 @@ def firing(host):
     }
 
 
+DATA_VOLUMES = [
+    ("/var/lib/prometheus/metrics2", "prometheus-disk", "xfs", "prometheus"),
+    ("/var/log/remote", "logs-disk", "ext4", "root"),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_the_loop_devices():
+    # Loop devices belong to the machine's kernel. Detached while mounted, each goes once the
+    # test host (and its mount) is gone.
+    yield
+    monitoring = testinfra.get_host("ansible://monitoring-1")
+    for _path, disk, _fstype, _owner in DATA_VOLUMES:
+        monitoring.run(f"losetup -d $(readlink -f /dev/disk/by-id/onprem-llm-test-{disk})")
+
+
+@pytest.mark.parametrize(("path", "disk", "fstype", "owner"), DATA_VOLUMES)
+def test_the_database_and_the_shipped_logs_live_on_devices_of_their_own(
+    host, path, disk, fstype, owner
+):
+    device = host.check_output(f"readlink -f /dev/disk/by-id/onprem-llm-test-{disk}")
+    mounted = host.check_output("findmnt -n -o SOURCE,FSTYPE --mountpoint %s", path).split()
+    assert mounted == [device, fstype]
+    uuid = host.check_output("blkid -s UUID -o value %s", device)
+    fstab = host.file("/etc/fstab").content_string
+    assert f"UUID={uuid} {path} {fstype} defaults,noatime" in fstab
+    assert host.file(path).user == owner
+
+
+def test_prometheus_writes_its_database_on_its_device(host):
+    # The write-ahead log and the lock of the running server, on the mounted filesystem.
+    path = DATA_VOLUMES[0][0]
+    assert host.file(f"{path}/wal").is_directory
+    on = host.check_output("df --output=source %s/wal | tail -1", path)
+    assert on == host.check_output("findmnt -n -o SOURCE --mountpoint %s", path)
+
+
 def test_check_mode_on_the_converged_hosts_changes_nothing():
     seconds = assert_check_mode_changes_nothing(SCENARIO_DIR, ["monitoring-1", "gpu-1"])
     print(f"check mode on the converged hosts: {seconds:.0f} s")
