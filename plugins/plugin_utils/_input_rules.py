@@ -1593,8 +1593,23 @@ def redis_tls_profile(v: Any, groups: Groups) -> Iterator[str]:
 
 
 def redis_exporter_tls(v: Any, groups: Groups) -> Iterator[str]:
-    if _bool(v["redis_exporter_enabled"]) and not _bool(v["redis_exporter_tls"]):
+    if not _bool(v["redis_exporter_enabled"]):
+        return
+    if not _bool(v["redis_exporter_tls"]):
         yield from _plaintext_refused(v, "redis_exporter", "redis_exporter_tls: false")
+        return
+    local = _int(v["redis_exporter_local_port"])
+    taken = {
+        _int(v["redis_port"]),
+        _int(v["redis_sentinel_port"]),
+        _int(str(v["redis_exporter_listen_address"]).rsplit(":", 1)[-1]),
+    }
+    if not 1 <= local <= 65535 or local in taken:
+        yield (
+            "redis_exporter_local_port must be a port 1-65535 other than Redis', Sentinel's and "
+            "the exporter's listen address (its TLS terminator serves that one), got "
+            f"{v['redis_exporter_local_port']}."
+        )
 
 
 def redis_sentinel(v: Any, groups: Groups) -> Iterator[str]:

@@ -155,6 +155,14 @@ BAD_INPUT = {
         {"redis_exporter_listen_address": "10.20.0.21:6379"},
         "redis_exporter_listen_address must be address:port",
     ),
+    "the exporter behind its TLS terminator on the terminator's port": (
+        {"redis_exporter_local_port": 9121},
+        "redis_exporter_local_port must be a port 1-65535 other than Redis'",
+    ),
+    "the exporter behind its TLS terminator on Sentinel's port": (
+        {"redis_exporter_local_port": 26379},
+        "redis_exporter_local_port must be a port 1-65535 other than Redis'",
+    ),
     "bind address that is not an address": (
         {"redis_bind_address": "redis-1.example"},
         "redis_bind_address must be the host's internal IP address",

@@ -290,9 +290,10 @@ def test_gateway_endpoints_meet_mozillas_intermediate_profile(port):
     assert tls_profile.violations(tls_profile.host_runner(GATEWAY), f"127.0.0.1:{port}") == []
 
 
-@pytest.mark.parametrize("port", [6379, 26379])
-def test_redis_and_sentinel_meet_mozillas_intermediate_profile(port):
-    # Their suites and groups come from OpenSSL's configuration (OPENSSL_CONF in their units).
+@pytest.mark.parametrize("port", [6379, 26379, 9121])
+def test_redis_sentinel_and_exporter_meet_mozillas_intermediate_profile(port):
+    # Redis' and Sentinel's suites and groups come from OpenSSL's configuration (OPENSSL_CONF in
+    # their units); the exporter's from its TLS terminator (stunnel), with the same profile.
     redis = REDIS_HOSTS[0]
     endpoint = f"{address(redis)}:{port}"
     assert tls_profile.violations(tls_profile.host_runner(redis), endpoint) == []
@@ -310,6 +311,9 @@ def test_metrics_of_the_gateway_service_and_redis_only_over_tls():
         metrics = redis.check_output(f"curl -fsS --cacert {SITE_CA} https://{exporter}/metrics")
         assert re.search(r"(?m)^redis_up 1$", metrics)
         assert plain_http(redis, exporter).stdout != "200"
+        # Behind its TLS terminator the exporter itself listens on loopback only.
+        assert redis.socket("tcp://127.0.0.1:9122").is_listening
+        assert not redis.socket("tcp://0.0.0.0:9122").is_listening
 
 
 def test_keys_are_stored_only_as_hashes():

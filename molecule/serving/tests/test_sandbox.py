@@ -5,6 +5,7 @@ running processes. The other tests of this scenario prove that they serve with i
 from __future__ import annotations
 
 import pytest
+import testinfra
 from gateway_client import CONTAINER, GATEWAYS, NATIVE, UNIT
 from unit_sandbox import assert_sandboxed
 
@@ -15,6 +16,8 @@ SANDBOXED = [
     (CONTAINER, UNIT),
     (GATEWAYS[0], "haproxy.service"),
     (GATEWAYS[0], "onprem-llm-gateway.service"),
+    # The TLS terminator of the Redis exporter's metrics.
+    (testinfra.get_host("ansible://serving-redis1"), "onprem-llm-redis-exporter-tls.service"),
 ]
 
 
