@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+import testinfra
 import tls_profile
 from gateway_client import (
     CONTAINER,
@@ -117,6 +118,39 @@ def test_a_renewed_certificate_goes_live_without_restart_or_failed_request(host)
     # The gateways still verify the engine with its new certificate.
     for gateway in GATEWAYS:
         assert f"{name(engine)}-0" in engines_up(gateway)
+
+
+def test_a_renewed_certificate_reaches_the_redis_exporters_terminator_without_a_restart():
+    redis = testinfra.get_host("ansible://serving-redis1")
+    unit = "onprem-llm-redis-exporter-tls"
+    endpoint = f"{address(redis)}:9121"
+
+    def served():
+        return redis.check_output(
+            "openssl s_client -connect %s -CAfile %s </dev/null 2>/dev/null"
+            " | openssl x509 -noout -serial",
+            endpoint,
+            SITE_CA,
+        )
+
+    pid = redis.check_output(f"systemctl show -p MainPID --value {unit}")
+    before = served()
+    output, ok, _unused = run_playbook(
+        "renew_certificate.yml",
+        "--limit",
+        "serving-redis1",
+        "-e",
+        "pki_certificate_days=400 pki_renew_before_days=380",
+    )
+    assert ok, output
+    deadline = time.monotonic() + 30
+    while served() == before and time.monotonic() < deadline:
+        time.sleep(1)
+    assert served() != before
+    # Reloaded (SIGHUP), not restarted; the metrics still come through it.
+    assert redis.check_output(f"systemctl show -p MainPID --value {unit}") == pid
+    metrics = redis.check_output(f"curl -fsS --cacert {SITE_CA} https://{endpoint}/metrics")
+    assert "redis_up 1" in metrics
 
 
 def test_a_tap_between_the_gateway_and_the_engines_sees_no_prompt(host):
