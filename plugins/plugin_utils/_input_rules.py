@@ -1593,10 +1593,13 @@ def redis_tls_profile(v: Any, groups: Groups) -> Iterator[str]:
 
 
 def redis_exporter_tls(v: Any, groups: Groups) -> Iterator[str]:
-    if not _bool(v["redis_exporter_enabled"]):
-        return
-    if not _bool(v["redis_exporter_tls"]):
+    if _bool(v["redis_exporter_enabled"]) and not _bool(v["redis_exporter_tls"]):
         yield from _plaintext_refused(v, "redis_exporter", "redis_exporter_tls: false")
+
+
+def redis_exporter_local_port(v: Any, groups: Groups) -> Iterator[str]:
+    """The exporter's own port behind its TLS terminator."""
+    if not (_bool(v["redis_exporter_enabled"]) and _bool(v["redis_exporter_tls"])):
         return
     local = _int(v["redis_exporter_local_port"])
     taken = {
@@ -1906,6 +1909,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         redis_sentinel,
         redis_tls_profile,
         redis_exporter_tls,
+        redis_exporter_local_port,
     ),
     "gateway_service": (
         gateway_service_wheel,

@@ -12,6 +12,7 @@ from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import
 def test_the_validation_reads_every_play_of_site_yml_in_order():
     assert (
         SiteRole("common", None, None),
+        SiteRole("data_volume", None, None),
         SiteRole("firewall", None, None),
         SiteRole("pki", None, None),
         SiteRole("node_exporter", None, None),

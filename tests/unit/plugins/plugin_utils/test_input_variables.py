@@ -45,7 +45,7 @@ class Render:
         return self.results[value]
 
 
-BASELINE = ["common", "firewall", "pki", "node_exporter"]
+BASELINE = ["common", "data_volume", "firewall", "pki", "node_exporter"]
 GPU_STACK = ["nvidia_driver", "cuda_toolkit", "nccl", "container_runtime", "dcgm", "gpu_validate"]
 
 
