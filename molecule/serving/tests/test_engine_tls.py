@@ -138,7 +138,7 @@ def test_a_renewed_certificate_reaches_the_redis_exporters_terminator_without_a_
     output, ok, _unused = run_playbook(
         "renew_certificate.yml",
         "--limit",
-        "serving-redis1",
+        "redis",
         "-e",
         "pki_certificate_days=400 pki_renew_before_days=380",
     )
