@@ -93,6 +93,40 @@ def validate_input(tmp_path: Path) -> Callable[[dict], subprocess.CompletedProce
     return run
 
 
+@pytest.fixture
+def controller_play(tmp_path: Path) -> Callable[[list, Path | dict], tuple[Any, dict]]:
+    """Run a play whose tasks read the site on the controller (no host is reached) against an
+    inventory path or dict; the run and its JSON report ({"plays": [{"tasks": [{"hosts"}]}]})."""
+
+    def run(play: list, inventory: Path | dict) -> tuple[subprocess.CompletedProcess[str], dict]:
+        playbook = tmp_path / "play.yml"
+        playbook.write_text(yaml.safe_dump(play))
+        if isinstance(inventory, dict):
+            path = tmp_path / "hosts.yml"
+            path.write_text(yaml.safe_dump(inventory))
+            (tmp_path / "group_vars").mkdir(exist_ok=True)
+            (tmp_path / "group_vars" / "all.yml").write_text("prometheus_web_users: {a: b}\n")
+            inventory = path
+        result = subprocess.run(
+            ["ansible-playbook", "-i", str(inventory), str(playbook)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={
+                **os.environ,
+                "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT),
+                "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            },
+            timeout=300,
+        )
+        start = result.stdout.find("{")
+        report = json.JSONDecoder().raw_decode(result.stdout[start:])[0] if start >= 0 else {}
+        return result, report
+
+    return run
+
+
 def _assert_rejected(
     result: subprocess.CompletedProcess[str], expected: list[str], case: str
 ) -> str:

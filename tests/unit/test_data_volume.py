@@ -5,15 +5,8 @@ controller (no host is reached)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
-import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-data-volume-luks-key-0123456789abcdef"
 SECRET = "another-vault-key-that-must-never-be-printed-0123"
 DISK = "/dev/disk/by-id/nvme-TEST_DISK_"
@@ -54,35 +47,17 @@ def inventory(monitoring: dict | None = None, redis: dict | None = None, gpu: di
 
 
 @pytest.fixture
-def volumes_of(tmp_path: Path):
-    """{host: [volume, ...]} as the action returns them, or the failed run's output."""
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(yaml.safe_dump(PLAY))
+def volumes_of(controller_play):
+    """{host: [volume, ...]} as the action returns them (None when the run failed), and the
+    run's output."""
 
     def run(hosts: dict) -> tuple[dict[str, list[dict]] | None, str]:
-        path = tmp_path / "hosts.yml"
-        path.write_text(yaml.safe_dump(hosts))
-        (tmp_path / "group_vars").mkdir(exist_ok=True)
-        (tmp_path / "group_vars" / "all.yml").write_text("prometheus_web_users: {a: b}\n")
-        result = subprocess.run(
-            ["ansible-playbook", "-i", str(path), str(playbook)],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={
-                **os.environ,
-                "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
-                "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            },
-            timeout=300,
-        )
+        result, report = controller_play(PLAY, hosts)
         output = result.stdout + result.stderr
-        report, _end = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
-        hosts_results = report["plays"][0]["tasks"][0]["hosts"]
         if result.returncode != 0:
             return None, output
-        return {host: value["volumes"] for host, value in hosts_results.items()}, output
+        outcomes = report["plays"][0]["tasks"][0]["hosts"]
+        return {host: outcome["volumes"] for host, outcome in outcomes.items()}, output
 
     return run
 

@@ -8,14 +8,10 @@ host is reached.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,33 +39,12 @@ PLAY = [
 
 
 @pytest.fixture
-def resolve(tmp_path: Path) -> Callable[[Path | dict], dict[str, dict[str, tuple]]]:
+def resolve(controller_play) -> Callable[[Path | dict], dict[str, dict[str, tuple]]]:
     """{host: {rule name: (protocol, port, sources)}} for an inventory path or dict."""
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(yaml.safe_dump(PLAY))
 
     def run(inventory: Path | dict) -> dict[str, dict[str, tuple]]:
-        if isinstance(inventory, dict):
-            path = tmp_path / "hosts.yml"
-            path.write_text(yaml.safe_dump(inventory))
-            (tmp_path / "group_vars").mkdir(exist_ok=True)
-            (tmp_path / "group_vars" / "all.yml").write_text("prometheus_web_users: {a: b}\n")
-            inventory = path
-        result = subprocess.run(
-            ["ansible-playbook", "-i", str(inventory), str(playbook)],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={
-                **os.environ,
-                "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
-                "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            },
-            timeout=300,
-        )
+        result, report = controller_play(PLAY, inventory)
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr
-        report, _end = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
         resolved = report["plays"][0]["tasks"][1]["hosts"]
         return {
             host: {
