@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
+from ansible_collections.onprem.llm.plugins.plugin_utils._controller_action import ControllerAction
 from ansible_collections.onprem.llm.plugins.plugin_utils._data_volumes import (
     DataVolumeError,
     data_volumes,
@@ -22,17 +22,13 @@ from ansible_collections.onprem.llm.plugins.plugin_utils._site_variables import 
 VOLUMES_SUFFIX = "_data_volumes"
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Read on the controller; no connection to any host."""
-
-    TRANSFERS_FILES = False
-    _requires_connection = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
-        _unused, args = self.validate_argument_spec(
-            argument_spec={"volumes": {"type": "list", "elements": "raw", "default": []}}
+        result, args = self.start(
+            tmp, task_vars, {"volumes": {"type": "list", "elements": "raw", "default": []}}
         )
         host = task_vars["inventory_hostname"]
         site = SiteVariables.of_task(self, task_vars)

@@ -10,24 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.plugins.action import ActionBase
 from ansible_collections.onprem.llm.plugins.module_utils._firewall import without_absent_groups
+from ansible_collections.onprem.llm.plugins.plugin_utils._controller_action import ControllerAction
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import SITE_GROUPS
 from ansible_collections.onprem.llm.plugins.plugin_utils._site_variables import SiteVariables
 
 RULES_SUFFIX = "_firewall_rules"
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Read on the controller; no connection to any host."""
-
-    TRANSFERS_FILES = False
-    _requires_connection = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
-        self.validate_argument_spec(argument_spec={})
+        result, _args = self.start(tmp, task_vars, {})
         host = task_vars["inventory_hostname"]
         groups = dict(task_vars.get("groups") or {})
         site = SiteVariables.of_task(self, task_vars)

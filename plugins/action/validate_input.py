@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.plugins.action import ActionBase
+from ansible_collections.onprem.llm.plugins.plugin_utils._controller_action import ControllerAction
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_check import (
     check_hosts,
     report,
@@ -35,16 +35,12 @@ _ARGUMENT_SPEC = {
 }
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Validate input on the controller; no connection to any host."""
-
-    TRANSFERS_FILES = False
-    _requires_connection = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
-        _validation, args = self.validate_argument_spec(argument_spec=_ARGUMENT_SPEC)
+        result, args = self.start(tmp, task_vars, _ARGUMENT_SPEC)
         groups = dict(task_vars.get("groups") or {})
         if args["roles"]:
             host = task_vars["inventory_hostname"]

@@ -53,6 +53,20 @@ def promtool() -> str:
     return _required_tool("promtool", "run tests/harness/install-deps.sh")
 
 
+def ansible_playbook(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook with this checkout's collection; env adds to the environment."""
+    return subprocess.run(
+        ["ansible-playbook", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT), **(env or {})},
+        timeout=timeout,
+    )
+
+
 @pytest.fixture(scope="session")
 def systemd_analyze() -> str:
     return _required_tool("systemd-analyze", "install systemd")
@@ -74,20 +88,13 @@ def validate_input(tmp_path: Path) -> Callable[[dict], subprocess.CompletedProce
         (tmp_path / "group_vars" / "monitoring.yml").write_text(
             yaml.safe_dump({"prometheus_web_users": {"operator": "a-test-operator-password"}})
         )
-        env = {
-            **os.environ,
-            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        }
         playbook = REPO_ROOT / "playbooks" / "validate_input.yml"
-        return subprocess.run(
-            ["ansible-playbook", "-i", str(inventory_file), str(playbook)],
-            capture_output=True,
-            text=True,
-            env=env,
+        return ansible_playbook(
+            "-i",
+            str(inventory_file),
+            str(playbook),
+            env={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0"},
             timeout=180,
-            check=False,
         )
 
     return run
@@ -107,18 +114,14 @@ def controller_play(tmp_path: Path) -> Callable[[list, Path | dict], tuple[Any, 
             (tmp_path / "group_vars").mkdir(exist_ok=True)
             (tmp_path / "group_vars" / "all.yml").write_text("prometheus_web_users: {a: b}\n")
             inventory = path
-        result = subprocess.run(
-            ["ansible-playbook", "-i", str(inventory), str(playbook)],
-            capture_output=True,
-            text=True,
-            check=False,
+        result = ansible_playbook(
+            "-i",
+            str(inventory),
+            str(playbook),
             env={
-                **os.environ,
-                "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT),
                 "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
                 "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
             },
-            timeout=300,
         )
         start = result.stdout.find("{")
         report = json.JSONDecoder().raw_decode(result.stdout[start:])[0] if start >= 0 else {}
@@ -215,18 +218,11 @@ def run_role_play(
             "tasks": tasks,
         }
         playbook.write_text(yaml.safe_dump([play]))
-        result = subprocess.run(
-            ["ansible-playbook", "-i", inventory, "-c", "local",
-             "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={
-                **os.environ,
-                "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT),
-                "ANSIBLE_NOCOLOR": "1",
-                **(env or {}),
-            },
+        result = ansible_playbook(
+            "-i", inventory, "-c", "local",
+            "-e", f"ansible_python_interpreter={sys.executable}", str(playbook),
+            env={"ANSIBLE_NOCOLOR": "1", **(env or {})},
+            timeout=600,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
         return result
