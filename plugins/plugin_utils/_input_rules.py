@@ -253,9 +253,41 @@ def declared_firewall_rules(name: str, v: Any, groups: Groups) -> Iterator[str]:
 _TIME_SPAN = r"^([0-9]+ ?(us|ms|s|sec|m|min|h|hr|d|day|w|week)? ?)+$"
 
 
+_AUDIT_RETENTION = {
+    "audit_retention_host_days": "host audit records",
+    "audit_retention_request_days": "request records",
+    "audit_retention_content_days": "prompt and answer text",
+    "audit_retention_playbook_run_days": "playbook-run records",
+}
+
+
+def audit_retention(v: Any, groups: Groups) -> Iterator[str]:
+    bad = [
+        name
+        for name in _AUDIT_RETENTION
+        if isinstance(v[name], bool) or not _match(r"^[0-9]+$", v[name]) or _int(v[name]) < 1
+    ]
+    for name in bad:
+        yield (
+            f"{name} must be 1 or more days (how long {_AUDIT_RETENTION[name]} are kept); "
+            f"got {v[name]!r}."
+        )
+    content, requests = "audit_retention_content_days", "audit_retention_request_days"
+    if not {content, requests} & set(bad) and _int(v[content]) > _int(v[requests]):
+        yield (
+            f"{content} ({v[content]}) is longer than {requests} ({v[requests]}): text would "
+            "outlive the records that say who asked it."
+        )
+    programs = v["audit_log_request_programs"] or []
+    wrong = [str(name) for name in programs if not _match(r"^[A-Za-z0-9_.@-]+$", name)]
+    if wrong:
+        yield (
+            f"audit_log_request_programs has {wrong}: each must be a program name as syslog "
+            "records it (letters, digits, _ . @ -), such as haproxy."
+        )
+
+
 def audit_journal(v: Any, groups: Groups) -> Iterator[str]:
-    if not _int(v["audit_retention_days"]) >= 1:
-        yield (f"audit_retention_days ({v['audit_retention_days']}) must be 1 or more days.")
     if not _match(_TIME_SPAN, v["audit_journal_seal_interval"]):
         yield (
             f"audit_journal_seal_interval ({v['audit_journal_seal_interval']!r}) must be a systemd "
@@ -1819,7 +1851,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "firewall": (firewall,),
     "data_volume": (data_volume_unlock, data_volume_volumes),
     "model_store": (model_store_path, model_store_mode),
-    "audit": (audit_journal, audit_log_hosts, audit_auditd),
+    "audit": (audit_retention, audit_journal, audit_log_hosts, audit_auditd),
     "node_exporter": (node_exporter_checksums, node_exporter_listen_address, node_exporter_tls),
     "prometheus": (
         prometheus_durations,

@@ -24,9 +24,25 @@ def test_defaults_pass(validate_input):
 
 
 BAD_INPUT = {
-    "no retention": (
-        {"audit_retention_days": 0},
-        ["audit_retention_days (0) must be 1 or more days"],
+    "no retention of host audit records": (
+        {"audit_retention_host_days": 0},
+        ["audit_retention_host_days must be 1 or more days (how long host audit records are kept)"],
+    ),
+    "a negative retention of request records": (
+        {"audit_retention_request_days": -5},
+        ["audit_retention_request_days must be 1 or more days", "got -5"],
+    ),
+    "a retention of playbook runs that is no number of days": (
+        {"audit_retention_playbook_run_days": "a year"},
+        ["'audit_retention_playbook_run_days' is of type str", "cannot be converted to an int"],
+    ),
+    "prompt text kept longer than the records of who asked it": (
+        {"audit_retention_content_days": 120, "audit_retention_request_days": 60},
+        ["audit_retention_content_days (120) is longer than audit_retention_request_days (60)"],
+    ),
+    "a request program name that would break the log host's rsyslog configuration": (
+        {"audit_log_request_programs": ["haproxy", 'x" or 1 then stop #']},
+        ["audit_log_request_programs has ['x\" or 1 then stop #']: each must be a program name"],
     ),
     "a seal interval that is no time span": (
         {"audit_journal_seal_interval": "every quarter hour"},

@@ -103,6 +103,10 @@ BAD_INPUT = {
         },
         ["gateway_service_request_audit_retention_days (1) is shorter than gateway_service_cache"],
     ),
+    "the site's request retention shorter than cached answers": (
+        {"audit_retention_request_days": 1, "gateway_service_cache_max_ttl_seconds": 172800},
+        ["gateway_service_request_audit_retention_days (1) is shorter than gateway_service_cache"],
+    ),
     "text kept for no day": (
         {"gateway_service_request_audit_content_retention_days": 0},
         ["gateway_service_request_audit_content_retention_days must be 1 or more days", "got 0"],

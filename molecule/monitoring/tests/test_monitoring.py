@@ -325,21 +325,37 @@ def test_logs_reach_the_log_host_and_none_is_lost_while_it_is_down(host):
     assert len(received) - 1000 <= 16, f"{len(received) - 1000} messages received twice"
 
 
-def test_shipped_logs_older_than_the_retention_are_deleted(host):
-    # Rotated files of a shipped log, one past the 90 days of retention, one within them.
-    base = f"{REMOTE_LOGS}/retention-test.log"
-    host.check_output(
-        "echo line > %s && echo old | gzip > %s-20250101.gz && echo recent | gzip > %s-20261201.gz"
-        " && touch -d '-200 days' %s-20250101.gz && touch -d '-4 days' %s-20261201.gz",
-        base,
-        base,
-        base,
-        base,
-        base,
-    )
+def test_request_records_reach_the_log_host_apart_from_the_host_log(host):
+    # HAProxy's JSON request log is a request record: kept apart, with its own retention. gpu-1
+    # has Debian's haproxy package, whose 49-haproxy.conf keeps HAProxy's log on the host.
+    assert GPU_NODE.file("/etc/rsyslog.d/49-haproxy.conf").exists
+    marker = f"onprem-llm-request-{time.time_ns()}"
+    GPU_NODE.check_output("logger -t haproxy %s", marker)
+    requests = f"{REMOTE_LOGS}/requests/haproxy.log"
+    assert wait_for(lambda: host.run("grep -qF -- %s %s", marker, requests).rc == 0, timeout=30)
+    assert host.run("grep -rqF -- %s %s/*.log", marker, REMOTE_LOGS).rc != 0
+    assert host.file(f"{REMOTE_LOGS}/requests").mode == 0o750
+
+
+def test_shipped_logs_are_deleted_after_the_retention_of_their_kind(host):
+    # Rotated files 200, 40 and 4 days old of a host log (90 days here) and of a request log
+    # (30 days here): the host log keeps the 40-day file, the request log does not.
+    dated = {"20250101": 200, "20261027": 40, "20261202": 4}
+    bases = [f"{REMOTE_LOGS}/retention-test.log", f"{REMOTE_LOGS}/requests/retention-test.log"]
+    for base in bases:
+        for date, age in dated.items():
+            host.check_output(
+                "mkdir -p $(dirname %s) && echo line > %s && echo old | gzip > %s-%s.gz && touch -d '-%s days' %s-%s.gz",
+                base, base, base, date, str(age), base, date,
+            )  # fmt: skip
     try:
         host.check_output("logrotate --force /etc/logrotate.d/onprem-llm-remote-logs")
-        assert not host.file(f"{base}-20250101.gz").exists
-        assert host.file(f"{base}-20261201.gz").exists
+        host_log, request_log = bases
+        kept = {
+            base: sorted(date for date in dated if host.file(f"{base}-{date}.gz").exists)
+            for base in bases
+        }
+        assert kept == {host_log: ["20261027", "20261202"], request_log: ["20261202"]}, kept
     finally:
-        host.run("rm -f %s %s-*", base, base)
+        for base in bases:
+            host.run("rm -f %s %s-*", base, base)
