@@ -19,6 +19,9 @@ from ansible_collections.onprem.llm.plugins.module_utils._audit_chain import (
 from ansible_collections.onprem.llm.plugins.plugin_utils._controller_action import ControllerAction
 
 CALLBACK = "onprem.llm.audit_log"
+# Records leave once the oldest is a day past the retention: a large log is checked and rewritten
+# at most once a day, however often the site runs.
+BATCH_DAYS = 1
 
 
 def callback_option(name: str, task_vars: dict[str, Any]) -> Any:
@@ -57,7 +60,13 @@ class ActionModule(ControllerAction):
             return result
         try:
             key = load_key(Path(key_file).expanduser()) if key_file else None
-            report = prune(path, args["days"], key, dry_run=bool(self._task.check_mode))
+            report = prune(
+                path,
+                args["days"],
+                key,
+                dry_run=bool(self._task.check_mode),
+                batch_days=BATCH_DAYS,
+            )
         except (OSError, AuditKeyError) as error:
             raise AnsibleActionFail(f"{path}: {error}") from None
         except PruneError as error:

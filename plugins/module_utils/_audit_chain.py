@@ -278,11 +278,14 @@ def prune(
     key: bytes | None = None,
     now: datetime | None = None,
     dry_run: bool = False,
+    batch_days: int = 0,
 ) -> PruneReport:
     """Remove the records older than the retention from the start of the log, in place, under
     the lock the callback appends under (a run writing at the same time continues the chain
     after it). When there is something to remove the log must verify first; the original is
-    kept beside it until the new one is on disk. dry_run counts and changes nothing.
+    kept beside it until the new one is on disk. dry_run counts and changes nothing. With
+    batch_days, nothing is removed until the oldest record is that many days past the retention,
+    so a log pruned at every run is checked and rewritten at most once per batch_days.
     PruneError if it does not verify; OSError if unreadable."""
     if older_than_days < 1:
         raise ValueError("older_than_days must be 1 or more")
@@ -296,6 +299,10 @@ def prune(
         lines, _complete = _split_lines(data)
         first_is_stand_in = bool(lines) and _record(lines[0]).get("kind") == PRUNED
         old = int(first_is_stand_in)
+        if old < len(lines) and not _older(
+            _record(lines[old]), cutoff - timedelta(days=batch_days)
+        ):
+            return PruneReport(path, 0, len(lines) - first_is_stand_in, before)
         # Records are in time order: only the first ones are read when nothing is old.
         while old < len(lines) and _older(_record(lines[old]), cutoff):
             old += 1

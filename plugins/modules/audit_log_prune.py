@@ -8,7 +8,8 @@ author: onprem.llm maintainers (@onprem-llm)
 description:
   - Applies the retention of playbook runs to the controller's audit log, the JSON-lines file
     the C(onprem.llm.audit_log) callback writes.
-  - Records older than O(days) leave the start of the log, and one C(pruned) record, signed
+  - Records older than O(days) leave the start of the log once the oldest is a day past that
+    (so a large log is checked and rewritten at most once a day), and one C(pruned) record, signed
     with the callback's key, stands in for them, so the records kept still verify with
     C(onprem-llm audit verify) and a record deleted later is still found.
   - The log is checked first. A log that does not verify is left as it is, with a warning, so

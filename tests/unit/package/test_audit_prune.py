@@ -120,3 +120,16 @@ def test_cli_prunes_with_the_key_and_refuses_a_retention_below_one_day(tmp_path:
     assert code == 0 and "(1 older record pruned)" in out
     code, _unused, err = run_cli("audit", "prune", str(path), "--older-than-days", "0")
     assert code == 5 and "--older-than-days must be 1 or more, got 0" in err
+
+
+def test_with_batch_days_records_leave_only_once_the_oldest_is_that_far_past(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log(path, [365, 300]).close()
+    before = path.read_bytes()
+    # 365 days old: a day past a retention of 364 days, not more; two days past 363.
+    assert audit.prune(path, 364, KEY, now=NOW, batch_days=1).removed == 0
+    assert path.read_bytes() == before
+    assert audit.prune(path, 363, KEY, now=NOW, batch_days=1).removed == 1
+    assert problems(path) == []
