@@ -9,6 +9,9 @@ own group), with 8 gateways, a Redis host and a monitoring host, then times:
   render      the HAProxy configuration of one gateway and the Prometheus configuration of
               the monitoring host, rendered from the roles' templates into a temporary
               directory (connection: local, nothing is installed)
+  declared    what site.yml asks on the controller for every host: its listening ports
+              (onprem.llm.firewall_listeners) and data volumes (onprem.llm.data_volumes), each
+              read from the declarations of every role the host runs (no connection)
 
   python tests/bench/bench_scale.py [--nodes 10 100 1000] [--keep DIR] [--validate-playbook FILE]
 
@@ -36,7 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PROD = REPO_ROOT / "inventories" / "prod"
 TRAYS_PER_RACK = 18
 GATEWAYS = 8
-STEPS = ("inventory", "validate", "render")
+STEPS = ("inventory", "validate", "render", "declared")
 
 # Renders the two configurations with the roles' defaults and vars at their usual precedence:
 # a throwaway role whose defaults and vars are those of haproxy and prometheus.
@@ -71,6 +74,21 @@ RENDER_PLAYBOOK = """\
   gather_facts: false
   roles:
     - bench_render
+"""
+
+
+DECLARED_PLAYBOOK = """\
+---
+- name: Read every host's declared listeners and data volumes on the controller
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: The ports the host's roles listen on
+      onprem.llm.firewall_listeners:
+
+    - name: The devices the host's roles keep data on
+      onprem.llm.data_volumes:
+      no_log: true
 """
 
 
@@ -146,6 +164,7 @@ def write_render_role(directory: Path) -> Path:
     (role / "tasks").mkdir()
     (role / "tasks" / "main.yml").write_text(RENDER_TASKS)
     (directory / "render.yml").write_text(RENDER_PLAYBOOK)
+    (directory / "declared.yml").write_text(DECLARED_PLAYBOOK)
     return roles
 
 
@@ -174,14 +193,7 @@ def bench(nodes: int, directory: Path, validate_playbook: Path) -> dict[str, flo
     inventory_arg = ["-i", str(site / "hosts.yml")]
     times = {
         "inventory": timed(["ansible-inventory", *inventory_arg, "--list"], env),
-        "validate": timed(
-            [
-                "ansible-playbook",
-                *inventory_arg,
-                str(REPO_ROOT / "playbooks" / "validate_input.yml"),
-            ],
-            env,
-        ),
+        "validate": timed(["ansible-playbook", *inventory_arg, str(validate_playbook)], env),
         "render": timed(
             [
                 "ansible-playbook",
@@ -200,6 +212,9 @@ def bench(nodes: int, directory: Path, validate_playbook: Path) -> dict[str, flo
             env,
         ),
     }
+    times["declared"] = timed(
+        ["ansible-playbook", *inventory_arg, str(directory / "declared.yml")], env
+    )
     for name in ("gateway-01/haproxy.cfg", "monitoring-01/prometheus.yml"):
         if not (output / name).is_file():
             raise SystemExit(f"render: {output / name} was not written")

@@ -345,7 +345,8 @@ def test_shipped_logs_are_deleted_after_the_retention_of_their_kind(host):
     for base in bases:
         for date, age in dated.items():
             host.check_output(
-                "mkdir -p $(dirname %s) && echo line > %s && echo old | gzip > %s-%s.gz && touch -d '-%s days' %s-%s.gz",
+                "mkdir -p $(dirname %s) && echo line > %s"
+                " && echo old | gzip > %s-%s.gz && touch -d '-%s days' %s-%s.gz",
                 base, base, base, date, str(age), base, date,
             )  # fmt: skip
     try:
