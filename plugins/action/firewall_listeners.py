@@ -1,9 +1,10 @@
-"""The firewall rules of the services a host runs, each declared by the role that listens.
+"""The firewall rules of the services each host runs, each declared by the role that listens.
 
 Every role that opens a port declares who may reach it in <role>_firewall_rules, built from
-its own port variables (so a port is written once). This action reads, for the current host,
-that variable of every role playbooks/site.yml applies to the host, as the role sees it (its
-defaults, the host's inventory, its vars). The firewall role opens exactly those ports.
+its own port variables (so a port is written once). This action reads, for each host it is
+given, that variable of every role playbooks/site.yml applies to the host, as the role sees it
+(its defaults, the host's inventory, its vars). The firewall role runs it once for the play's
+hosts and opens exactly those ports on each.
 """
 
 from __future__ import annotations
@@ -23,15 +24,18 @@ class ActionModule(ControllerAction):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
-        result, _args = self.start(tmp, task_vars, {})
-        host = task_vars["inventory_hostname"]
+        result, args = self.start(
+            tmp, task_vars, {"hosts": {"type": "list", "elements": "str", "default": []}}
+        )
         groups = dict(task_vars.get("groups") or {})
         site = SiteVariables.of_task(self, task_vars)
-        declared = site.declared(host, RULES_SUFFIX)
-        rules = {
-            name: without_absent_groups(value, groups, SITE_GROUPS)
-            for name, value in declared.items()
-        }
-        roles = site.roles_of(host)
-        result.update(changed=False, roles=roles, rules=rules)
+        found: dict[str, Any] = {}
+        for host in args["hosts"] or [task_vars["inventory_hostname"]]:
+            declared = site.declared(host, RULES_SUFFIX)
+            rules = {
+                name: without_absent_groups(value, groups, SITE_GROUPS)
+                for name, value in declared.items()
+            }
+            found[host] = {"roles": site.roles_of(host), "rules": rules}
+        result.update(changed=False, hosts=found)
         return result

@@ -11,7 +11,8 @@ own group), with 8 gateways, a Redis host and a monitoring host, then times:
               directory (connection: local, nothing is installed)
   declared    what site.yml asks on the controller for every host: its listening ports
               (onprem.llm.firewall_listeners) and data volumes (onprem.llm.data_volumes), each
-              read from the declarations of every role the host runs (no connection)
+              read from the declarations of every role the host runs, once for all hosts as
+              the firewall and data_volume roles run them (no connection)
 
   python tests/bench/bench_scale.py [--nodes 10 100 1000] [--keep DIR] [--validate-playbook FILE]
 
@@ -85,9 +86,13 @@ DECLARED_PLAYBOOK = """\
   tasks:
     - name: The ports the host's roles listen on
       onprem.llm.firewall_listeners:
+        hosts: "{{ ansible_play_batch }}"
+      run_once: true
 
     - name: The devices the host's roles keep data on
       onprem.llm.data_volumes:
+        hosts: "{{ ansible_play_batch }}"
+      run_once: true
       no_log: true
 """
 

@@ -20,7 +20,8 @@ PLAY = [
         "tasks": [
             {
                 "name": "Read the volumes",
-                "onprem.llm.data_volumes": {"volumes": "{{ data_volume_volumes | default([]) }}"},
+                "onprem.llm.data_volumes": {"hosts": "{{ ansible_play_batch }}"},
+                "run_once": True,
             }
         ],
     }
@@ -57,7 +58,8 @@ def volumes_of(controller_play):
         if result.returncode != 0:
             return None, output
         outcomes = report["plays"][0]["tasks"][0]["hosts"]
-        return {host: outcome["volumes"] for host, outcome in outcomes.items()}, output
+        (outcome,) = outcomes.values()  # run once, for every host
+        return outcome["hosts"], output
 
     return run
 

@@ -24,13 +24,15 @@ PLAY = [
         "tasks": [
             {
                 "name": "Read the ports",
-                "onprem.llm.firewall_listeners": {},
+                "onprem.llm.firewall_listeners": {"hosts": "{{ ansible_play_batch }}"},
+                "run_once": True,
                 "register": "listeners",
             },
             {
                 "name": "Resolve",
                 "ansible.builtin.debug": {
-                    "msg": "{{ listeners.rules | onprem.llm.firewall_rules(groups, hostvars) }}"
+                    "msg": "{{ listeners.hosts[inventory_hostname].rules"
+                    " | onprem.llm.firewall_rules(groups, hostvars) }}"
                 },
             },
         ],
