@@ -61,6 +61,10 @@ DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 DEFAULT_KV_CACHE_HEADROOM = 0.2
 DEFAULT_BASE_PORT = 8000
 MIB_TO_GB = 1024 * 1024 / 1e9
+# Pipeline stages over more HGX nodes than this are not a plan to stand behind.
+MAX_PIPELINE_NODES = 8
+NVLINK = "nvlink"
+NETWORK = "network"
 
 
 class PlacementInputError(ValueError):
@@ -171,6 +175,9 @@ class Placement:
     idle_gpus: tuple[int, ...] = ()
     reason: str | None = None
     per_gpu_gb: float | None = None
+    pipeline_parallel_size: int = 1
+    nodes_per_instance: int = 1
+    interconnect: str | None = None  # between the hosts of one instance: nvlink or network
 
     def to_dict(self) -> dict[str, Any]:
         tp = self.tensor_parallel_size
@@ -179,6 +186,9 @@ class Placement:
             "fits": self.fits,
             "reason": self.reason,
             "tensor_parallel_size": tp,
+            "pipeline_parallel_size": self.pipeline_parallel_size,
+            "nodes_per_instance": self.nodes_per_instance,
+            "interconnect": self.interconnect,
             "instances_per_host": len(self.instances),
             "instances": [instance.to_dict() for instance in self.instances],
             "idle_gpus": list(self.idle_gpus),
@@ -206,6 +216,7 @@ class PlacementOptions:
     base_port: int = DEFAULT_BASE_PORT
     ports: tuple[int, ...] | None = None
     reserved_ports: frozenset[int] = field(default_factory=frozenset)
+    max_nodes: int = 1  # hosts one instance may span when it fits no single host
 
 
 # --- input parsing -----------------------------------------------------------------------------
@@ -381,7 +392,7 @@ def host_from_dict(spec: Any, where: str = "host") -> HostSpec:
 def options_from_kwargs(**kwargs: Any) -> PlacementOptions:
     """Validate the filter's keyword options."""
     known = {"gpu_memory_utilization", "tensor_parallel_size", "instances", "base_port", "ports"}
-    known.add("reserved_ports")
+    known |= {"reserved_ports", "max_nodes"}
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise PlacementInputError(unknown[0], f"unknown option (known: {', '.join(sorted(known))})")
@@ -403,6 +414,7 @@ def options_from_kwargs(**kwargs: Any) -> PlacementOptions:
         reserved_ports=frozenset(
             port_number(port, f"reserved_ports[{i}]") for i, port in enumerate(reserved)
         ),
+        max_nodes=positive_int(kwargs.get("max_nodes", 1), "max_nodes"),
     )
 
 
@@ -475,6 +487,57 @@ def smallest_fitting_tp(
         shards = model.kv_shards(tp) if model is not None else None
         if fits(memory, tp, usable_per_gpu_gb, shards):
             return tp
+    return None
+
+
+# --- instances across hosts --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    """One instance over several hosts: tensor parallel over the trays of an NVLink domain wider
+    than a host (GB200 NVL72), else pipeline parallel over whole hosts, tensor parallel inside
+    each (HGX over InfiniBand or RoCE)."""
+
+    tp: int
+    pp: int
+    nodes: int
+    interconnect: str
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.tp * self.pp // self.nodes
+
+
+def spans(model: ModelSpec, host: HostSpec, max_nodes: int = MAX_PIPELINE_NODES) -> list[Span]:
+    """The ways one instance may span up to max_nodes hosts like this one, smallest first."""
+    node = host.gpu_count
+    if host.nvlink_domain_size > node:
+        return [
+            Span(tp, 1, tp // node, NVLINK)
+            for tp in tensor_parallel_sizes(host.nvlink_domain_size)
+            if tp > node and tp % node == 0 and model.tp_allowed(tp) and tp // node <= max_nodes
+        ]
+    inside = [t for t in tensor_parallel_sizes(host.domain_on_host, node) if model.tp_allowed(t)]
+    if not inside:
+        return []
+    tp = max(inside)
+    last = min(max_nodes, MAX_PIPELINE_NODES)
+    return [Span(tp, pp, pp, NETWORK) for pp in range(2, last + 1)]
+
+
+def span_per_gpu_gb(model: ModelSpec, memory: MemoryEstimate, span: Span) -> float:
+    # Pipeline stages split the layers: weights, headroom and KV cache all split pp ways more.
+    return memory.per_gpu_gb(span.tp, model.kv_shards(span.tp)) / span.pp
+
+
+def smallest_span(
+    model: ModelSpec, host: HostSpec, usable_per_gpu_gb: float, max_nodes: int
+) -> Span | None:
+    memory = estimate_memory(model)
+    for span in spans(model, host, max_nodes):
+        if span_per_gpu_gb(model, memory, span) <= usable_per_gpu_gb + 1e-9:
+            return span
     return None
 
 
@@ -569,6 +632,10 @@ def place(model: ModelSpec, host: HostSpec, options: PlacementOptions | None = N
         candidates = tensor_parallel_sizes(host.domain_on_host, divides=host.gpu_count)
         candidates = [tp for tp in candidates if model.tp_allowed(tp)] or [1]
         found = smallest_fitting_tp(memory, usable, candidates, model)
+        if found is None and options.max_nodes > 1:
+            span = smallest_span(model, host, usable, options.max_nodes)
+            if span is not None:
+                return _spanning(base, model, memory, host, span, options)
         if found is None:
             largest = candidates[-1]
             reason = (
@@ -578,10 +645,19 @@ def place(model: ModelSpec, host: HostSpec, options: PlacementOptions | None = N
                 f" that is {memory.per_gpu_gb(largest, model.kv_shards(largest)):.1f} GB per GPU,"
                 f" above the {limit}"
             )
-            if host.nvlink_domain_size > host.gpu_count:
+            widest = spans(model, host, options.max_nodes)
+            if options.max_nodes > 1:
+                reason += f"; across up to {options.max_nodes} hosts neither: " + (
+                    f"tensor_parallel_size {widest[-1].tp} x pipeline_parallel_size"
+                    f" {widest[-1].pp} over {widest[-1].nodes} hosts needs"
+                    f" {span_per_gpu_gb(model, memory, widest[-1]):.1f} GB per GPU"
+                    if widest
+                    else "no split over hosts divides the attention heads"
+                )
+            elif host.nvlink_domain_size > host.gpu_count:
                 reason += (
                     f"; the NVLink domain spans {host.nvlink_domain_size} GPUs across hosts, so a"
-                    " multi-node instance could hold it, which per-host placement does not plan"
+                    " multi-node instance could hold it (max_nodes)"
                 )
             return base(fits=False, reason=reason)
         tp = found
@@ -606,6 +682,34 @@ def place(model: ModelSpec, host: HostSpec, options: PlacementOptions | None = N
         instances=instances,
         idle_gpus=idle,
         per_gpu_gb=memory.per_gpu_gb(tp, model.kv_shards(tp)),
+    )
+
+
+def _spanning(
+    base: Any,
+    model: ModelSpec,
+    memory: MemoryEstimate,
+    host: HostSpec,
+    span: Span,
+    options: PlacementOptions,
+) -> Placement:
+    """One instance over span.nodes hosts: every host gives it the same GPUs; the first host
+    (the head) serves it on the port."""
+    if options.instances not in (None, 1):
+        raise PlacementInputError(
+            "instances", f"{options.instances} requested, but one instance spans {span.nodes} hosts"
+        )
+    gpus = tuple(range(span.gpus_per_node))
+    (port,) = _ports(1, options)
+    return base(
+        fits=True,
+        tensor_parallel_size=span.tp,
+        pipeline_parallel_size=span.pp,
+        nodes_per_instance=span.nodes,
+        interconnect=span.interconnect,
+        instances=(Instance(index=0, gpus=gpus, port=port),),
+        idle_gpus=tuple(range(span.gpus_per_node, host.gpu_count)),
+        per_gpu_gb=span_per_gpu_gb(model, memory, span),
     )
 
 

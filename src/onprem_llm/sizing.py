@@ -27,18 +27,21 @@ from typing import Any
 
 from onprem_llm.catalog import Platform
 from onprem_llm.collection_utils._placement import (
+    MAX_PIPELINE_NODES,
+    NVLINK,
     HostSpec,
     ModelSpec,
     PlacementOptions,
+    Span,
     bytes_per_param,
     estimate_memory,
     place,
-    tensor_parallel_sizes,
+    span_per_gpu_gb,
+    spans,
 )
 
 HOURS_PER_MONTH = 730.0
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
-MAX_PIPELINE_NODES = 8  # vLLM multi-node beyond this is not a plan we would stand behind
 
 
 @dataclass(frozen=True)
@@ -370,34 +373,28 @@ def _node_layout(
 
 
 def _spanning_layouts(model: ModelSpec, platform: Platform) -> list[Layout]:
-    """Candidates across nodes, smallest first: TP over trays of an NVLink domain larger than a
-    node, else PP over whole HGX nodes at the node's full TP."""
-    node = platform.gpus_per_node
-    if platform.nvlink_domain_gpus > node:
-        return [
-            Layout(tp, 1, tp // node, 0, f"NVLink across {tp // node} trays of one NVL72 rack")
-            for tp in tensor_parallel_sizes(platform.nvlink_domain_gpus)
-            if tp > node and tp % node == 0 and model.tp_allowed(tp)
-        ]
-    tp = max(t for t in tensor_parallel_sizes(node, divides=node) if model.tp_allowed(t))
+    """Candidates across nodes, smallest first: the engine_plan filter's own spans (TP over
+    trays of an NVLink domain larger than a node, else PP over whole HGX nodes at the node's
+    full TP)."""
+    node = HostSpec(platform.gpus_per_node, platform.gpu_memory_gb, platform.nvlink_domain_gpus)
     return [
         Layout(
-            tp,
-            pp,
-            pp,
+            span.tp,
+            span.pp,
+            span.nodes,
             0,
-            f"pipeline parallel over {pp} nodes: {platform.scale_out_gb_s * 8:g} Gb/s"
-            " InfiniBand/RoCE per GPU (vLLM multi-node with Ray)",
+            f"NVLink across {span.nodes} trays of one NVL72 rack"
+            if span.interconnect == NVLINK
+            else f"pipeline parallel over {span.pp} nodes: {platform.scale_out_gb_s * 8:g} Gb/s"
+            " InfiniBand/RoCE per GPU (vLLM's multi-node launcher)",
         )
-        for pp in range(2, MAX_PIPELINE_NODES + 1)
+        for span in spans(model, node, MAX_PIPELINE_NODES)
     ]
 
 
 def _fits(model: ModelSpec, layout: Layout, usable: float) -> bool:
-    memory = estimate_memory(model)
-    # Pipeline stages split layers, so weights, headroom and KV cache all split pp ways more.
-    per_gpu = memory.per_gpu_gb(layout.tp, model.kv_shards(layout.tp)) / layout.pp
-    return bool(per_gpu <= usable + 1e-9)
+    span = Span(layout.tp, layout.pp, layout.nodes_per_instance, "")
+    return bool(span_per_gpu_gb(model, estimate_memory(model), span) <= usable + 1e-9)
 
 
 def size_platform(

@@ -261,3 +261,52 @@ def test_gpu_facts_without_memory_name_the_gpu() -> None:
         engine_plan(model("m", 8, "bf16"), facts)
     with pytest.raises(PlacementInputError, match=r"^host\.gpu_count: "):
         engine_plan(model("m", 8, "bf16"), {**facts, "gpu_count": 0, "gpus": []})
+
+
+# One instance over several hosts (max_nodes): the issue's examples, with the models' attention
+# heads (Maverick 40, DeepSeek R1 128) and the memory model above.
+def test_maverick_bf16_spans_two_gb200_trays_at_tensor_parallel_8() -> None:
+    # 960 GB: a tray at TP 4 needs 240 GB per GPU > 167.4; TP 8 over two trays 120 GB fits.
+    maverick = model("llama-4-maverick", 400, "bf16", attention_heads=40)
+    plan = engine_plan(maverick, GB200_TRAY, max_nodes=18)
+    assert plan["fits"], plan["reason"]
+    assert (plan["tensor_parallel_size"], plan["pipeline_parallel_size"]) == (8, 1)
+    assert (plan["nodes_per_instance"], plan["interconnect"]) == (2, "nvlink")
+    assert plan["instances"] == [
+        {"index": 0, "gpus": [0, 1, 2, 3], "cuda_visible_devices": "0,1,2,3", "port": 8000}
+    ]
+    assert plan["memory"]["required_per_gpu_gb"] == pytest.approx(120.0)
+
+
+def test_deepseek_r1_fp8_spans_two_h100_nodes_pipeline_2_by_tensor_8() -> None:
+    # 671 GB x 1.2 = 805.2 GB: 100.7 GB per GPU at TP 8 > 72; PP 2 halves it to 50.3.
+    r1 = model("deepseek-r1", 671, "fp8", attention_heads=128)
+    plan = engine_plan(r1, H100_HGX, max_nodes=8)
+    assert plan["fits"], plan["reason"]
+    assert (plan["tensor_parallel_size"], plan["pipeline_parallel_size"]) == (8, 2)
+    assert (plan["nodes_per_instance"], plan["interconnect"]) == (2, "network")
+    assert plan["instances_per_host"] == 1 and plan["idle_gpus"] == []
+    assert plan["memory"]["required_per_gpu_gb"] == pytest.approx(805.2 / 16)
+
+
+def test_one_host_is_the_default_and_a_host_that_holds_the_model_never_spans() -> None:
+    r1 = model("deepseek-r1", 671, "fp8", attention_heads=128)
+    assert not engine_plan(r1, H100_HGX)["fits"]
+    assert engine_plan(r1, H200_HGX, max_nodes=8)["nodes_per_instance"] == 1
+    assert engine_plan(r1, H200_HGX, max_nodes=8)["pipeline_parallel_size"] == 1
+
+
+def test_too_few_hosts_names_the_widest_split_tried() -> None:
+    r1 = model("deepseek-r1", 671, "bf16", attention_heads=128)  # 1610.4 GB
+    plan = engine_plan(r1, H100_HGX, max_nodes=2)
+    assert not plan["fits"]
+    assert "across up to 2 hosts neither" in plan["reason"]
+    assert "tensor_parallel_size 8 x pipeline_parallel_size 2 over 2 hosts" in plan["reason"]
+
+
+def test_a_spanning_instance_is_one_instance() -> None:
+    maverick = model("llama-4-maverick", 400, "bf16", attention_heads=40)
+    with pytest.raises(PlacementInputError, match=r"^instances: 2 requested, but one instance"):
+        engine_plan(maverick, GB200_TRAY, max_nodes=4, instances=2)
+    with pytest.raises(PlacementInputError, match=r"^max_nodes: "):
+        engine_plan(maverick, GB200_TRAY, max_nodes=0)
