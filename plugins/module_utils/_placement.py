@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -686,7 +686,7 @@ def place(model: ModelSpec, host: HostSpec, options: PlacementOptions | None = N
 
 
 def _spanning(
-    base: Any,
+    base: Callable[..., Placement],
     model: ModelSpec,
     memory: MemoryEstimate,
     host: HostSpec,
