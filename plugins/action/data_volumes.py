@@ -31,9 +31,16 @@ class ActionModule(ControllerAction):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
         result, args = self.start(
-            tmp, task_vars, {"hosts": {"type": "list", "elements": "str", "default": []}}
+            tmp,
+            task_vars,
+            {
+                "hosts": {"type": "list", "elements": "str", "default": []},
+                "volumes": {"type": "list", "elements": "raw"},
+            },
         )
         site = SiteVariables.of_task(self, task_vars)
+        if args["volumes"] is not None:
+            self._same_as_the_inventory(site, task_vars["inventory_hostname"], args["volumes"])
         found: dict[str, Any] = {}
         for host in args["hosts"] or [task_vars["inventory_hostname"]]:
             try:
@@ -47,3 +54,19 @@ class ActionModule(ControllerAction):
                 raise AnsibleActionFail(f"{host}: {error}") from None
         result.update(changed=False, hosts=found)
         return result
+
+    @staticmethod
+    def _same_as_the_inventory(site: SiteVariables, host: str, volumes: list[Any]) -> None:
+        """Every host's volumes are read from the inventory (and extra vars), as the validation
+        reads them; a value set only in a play's or a role's vars would be missed for every
+        host, so it stops the run instead."""
+        try:
+            inventory = site.variables_of(host, "data_volume")[HOST_VOLUMES]
+        except VariableError as error:
+            raise AnsibleActionFail(f"{host}: {error}") from None
+        if inventory != volumes:
+            raise AnsibleActionFail(
+                f"{host}: {HOST_VOLUMES} is set where the controller does not read it (a play's "
+                "or a role's vars): set it in the inventory (group_vars or host_vars) or as an "
+                "extra variable, where the volumes of every host are read."
+            )

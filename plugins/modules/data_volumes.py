@@ -25,6 +25,14 @@ options:
     type: list
     elements: str
     default: []
+  volumes:
+    description:
+      - The current host's C(data_volume_volumes) as its task sees it. Every host's volumes are
+        read from the inventory and extra variables; when this differs (the variable was set in
+        a play's or a role's vars, which the controller cannot read for other hosts) the action
+        fails, naming the variable and where to set it.
+    type: list
+    elements: raw
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - onprem.llm.controller_action
@@ -34,6 +42,7 @@ EXAMPLES = r"""
 - name: Read the data volumes of the play's hosts
   onprem.llm.data_volumes:
     hosts: "{{ ansible_play_batch }}"
+    volumes: "{{ data_volume_volumes }}"
   run_once: true
   register: volumes
   no_log: true

@@ -245,3 +245,51 @@ def test_encrypted_volumes_everywhere_pass(validate_input):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert KEY not in result.stdout + result.stderr
+
+
+def test_volumes_set_in_a_plays_vars_stop_the_run_naming_where_to_set_them(controller_play):
+    # Every host's volumes are read from the inventory; a play's vars would be missed.
+    play = [
+        {
+            **PLAY[0],
+            "vars": {"data_volume_volumes": [{"path": "/srv/data", "device": f"{DISK}9"}]},
+            "tasks": [
+                {
+                    "name": "Read the volumes",
+                    "onprem.llm.data_volumes": {
+                        "hosts": "{{ ansible_play_batch }}",
+                        "volumes": "{{ data_volume_volumes }}",
+                    },
+                    "run_once": True,
+                }
+            ],
+        }
+    ]
+    result, _report = controller_play(play, inventory(gpu={}))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "data_volume_volumes is set where the controller does not read it" in output
+    assert "set it in the inventory (group_vars or host_vars) or as an extra variable" in output
+
+
+def test_volumes_from_the_inventory_pass_the_same_check(controller_play):
+    own = [{"path": "/srv/data", "device": f"{DISK}9"}]
+    play = [
+        {
+            **PLAY[0],
+            "tasks": [
+                {
+                    "name": "Read the volumes",
+                    "onprem.llm.data_volumes": {
+                        "hosts": "{{ ansible_play_batch }}",
+                        "volumes": "{{ data_volume_volumes | default([]) }}",
+                    },
+                    "run_once": True,
+                }
+            ],
+        }
+    ]
+    result, report = controller_play(play, inventory(monitoring={"data_volume_volumes": own}))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    (outcome,) = report["plays"][0]["tasks"][0]["hosts"].values()
+    assert [volume["device"] for volume in outcome["hosts"]["monitoring-1"]] == [f"{DISK}9"]

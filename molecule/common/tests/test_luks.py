@@ -42,9 +42,21 @@ def _detach_the_loop_devices():
 
 
 def encrypt(
-    device: str = "empty-disk", unlock: str = "tang", key: str = KEY, **more: str
+    device: str = "empty-disk",
+    unlock: str = "tang",
+    key: str = KEY,
+    encryption: str = "luks",
+    path: str = "/srv/encrypted-models",
 ) -> tuple[str, bool]:
-    extra = {"luks_test_device": device, "luks_test_unlock": unlock, "luks_test_key": key, **more}
+    volume = {
+        "path": path,
+        "device": f"/dev/disk/by-id/onprem-llm-test-{device}",
+        "fstype": "ext4",
+        "encryption": encryption,
+        "luks_name": NAME,
+        "luks_key": key,
+    }
+    extra = {"data_volume_volumes": [volume], "luks_test_unlock": unlock}
     output, ok, _seconds = run_playbook(PLAYBOOK, "-e", json.dumps(extra))
     assert key not in output
     return output, ok
@@ -125,7 +137,7 @@ def test_the_key_file_method_replaces_the_clevis_binding():
 
 def test_a_plain_volume_keeps_its_filesystem_and_is_mounted_by_uuid():
     before = NODE.check_output(f"blkid -p -s UUID -o value {USED}")
-    plain = {"luks_test_encryption": "none", "luks_test_path": PLAIN_PATH}
+    plain = {"encryption": "none", "path": PLAIN_PATH}
     output, ok = encrypt(device="used-disk", **plain)
     assert ok, output[-3000:]
     assert NODE.check_output(f"blkid -p -s UUID -o value {USED}") == before, "not reformatted"
