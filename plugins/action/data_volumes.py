@@ -13,7 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
-from ansible_collections.onprem.llm.plugins.plugin_utils._controller_action import ControllerAction
+from ansible_collections.onprem.llm.plugins.plugin_utils._controller_action import (
+    PLAY_HOSTS_OPTION,
+    ControllerAction,
+    play_hosts,
+)
 from ansible_collections.onprem.llm.plugins.plugin_utils._data_volumes import (
     DataVolumeError,
     data_volumes,
@@ -34,7 +38,7 @@ class ActionModule(ControllerAction):
             tmp,
             task_vars,
             {
-                "hosts": {"type": "list", "elements": "str", "default": []},
+                **PLAY_HOSTS_OPTION,
                 "volumes": {"type": "list", "elements": "raw"},
             },
         )
@@ -42,7 +46,7 @@ class ActionModule(ControllerAction):
         if args["volumes"] is not None:
             self._same_as_the_inventory(site, task_vars["inventory_hostname"], args["volumes"])
         found: dict[str, Any] = {}
-        for host in args["hosts"] or [task_vars["inventory_hostname"]]:
+        for host in play_hosts(args, task_vars):
             try:
                 own = site.variables_of(host, "data_volume")[HOST_VOLUMES]
             except VariableError as error:

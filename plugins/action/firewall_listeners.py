@@ -12,7 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.onprem.llm.plugins.module_utils._firewall import without_absent_groups
-from ansible_collections.onprem.llm.plugins.plugin_utils._controller_action import ControllerAction
+from ansible_collections.onprem.llm.plugins.plugin_utils._controller_action import (
+    PLAY_HOSTS_OPTION,
+    ControllerAction,
+    play_hosts,
+)
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import SITE_GROUPS
 from ansible_collections.onprem.llm.plugins.plugin_utils._site_variables import SiteVariables
 
@@ -24,13 +28,11 @@ class ActionModule(ControllerAction):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
-        result, args = self.start(
-            tmp, task_vars, {"hosts": {"type": "list", "elements": "str", "default": []}}
-        )
+        result, args = self.start(tmp, task_vars, PLAY_HOSTS_OPTION)
         groups = dict(task_vars.get("groups") or {})
         site = SiteVariables.of_task(self, task_vars)
         found: dict[str, Any] = {}
-        for host in args["hosts"] or [task_vars["inventory_hostname"]]:
+        for host in play_hosts(args, task_vars):
             declared = site.declared(host, RULES_SUFFIX)
             rules = {
                 name: without_absent_groups(value, groups, SITE_GROUPS)

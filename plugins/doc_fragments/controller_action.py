@@ -18,3 +18,17 @@ attributes:
     support: full
     platforms: all
 """
+
+    # The actions that read the site for every host of the play at once (firewall_listeners,
+    # data_volumes): run once, with hosts set to ansible_play_batch.
+    PLAY_HOSTS = r"""
+options:
+  hosts:
+    description:
+      - The inventory hosts to read; empty for the current host only.
+      - Run the action once for the play (C(run_once)) with C(ansible_play_batch) here, and
+        each host reads its own entry of the result's C(hosts).
+    type: list
+    elements: str
+    default: []
+"""

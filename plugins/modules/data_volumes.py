@@ -20,11 +20,6 @@ description:
     C(/dev/mapper/) name fail, naming the variable.
   - The C(onprem.llm.data_volume) role formats, opens and mounts what it returns.
 options:
-  hosts:
-    description: The inventory hosts to read; empty for the current host only.
-    type: list
-    elements: str
-    default: []
   volumes:
     description:
       - The current host's C(data_volume_volumes) as its task sees it. Every host's volumes are
@@ -36,6 +31,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - onprem.llm.controller_action
+  - onprem.llm.controller_action.play_hosts
 """
 
 EXAMPLES = r"""

@@ -20,15 +20,11 @@ description:
     none; that group then allows nobody, and a rule left with no source is left out.
   - The C(onprem.llm.firewall) role validates the rules with the C(onprem.llm.firewall_rules)
     filter and writes them into its nftables ruleset.
-options:
-  hosts:
-    description: The inventory hosts to read; empty for the current host only.
-    type: list
-    elements: str
-    default: []
+options: {}
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - onprem.llm.controller_action
+  - onprem.llm.controller_action.play_hosts
 """
 
 EXAMPLES = r"""

@@ -3,9 +3,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+
+# The option of the actions that read every host of the play in one run.
+PLAY_HOSTS_OPTION = {"hosts": {"type": "list", "elements": "str", "default": []}}
+
+
+def play_hosts(args: Mapping[str, Any], task_vars: Mapping[str, Any]) -> list[str]:
+    """The hosts to read: those given, else the current host."""
+    return list(args["hosts"] or [task_vars["inventory_hostname"]])
 
 
 class ControllerAction(ActionBase):
