@@ -14,6 +14,15 @@ from typing import Any
 
 # tcp dport 9100 ip saddr { ... } accept / udp dport 514 ...
 _OPEN_PORT = re.compile(r"\b(tcp|udp) dport (\d+)\b[^\n]*\baccept\b")
+# meta l4proto tcp ip saddr { ... } accept: every port, to named hosts (an engine across hosts).
+# nft lists the protocol by number (6, 17).
+_OPEN_PROTOCOL = re.compile(
+    r"^(?![^\n]*\b(?:dport|proto-dst)\b)[^\n]*\bmeta l4proto (tcp|udp|6|17)\b[^\n]*\baccept\b",
+    re.M,
+)
+_PROTOCOL_NAMES = {"6": "tcp", "17": "udp"}
+# Port 0 in open_ports: every port of the protocol.
+ANY_PORT = 0
 
 
 def listeners(host: Any) -> list[tuple[str, str, int, str]]:
@@ -32,7 +41,12 @@ def listeners(host: Any) -> list[tuple[str, str, int, str]]:
 def open_ports(host: Any) -> set[tuple[str, int]]:
     """(protocol, port) the host's nftables ruleset accepts from anywhere but loopback."""
     ruleset = host.check_output("nft list table inet onprem_llm")
-    return {(protocol, int(port)) for protocol, port in _OPEN_PORT.findall(ruleset)}
+    found = {(protocol, int(port)) for protocol, port in _OPEN_PORT.findall(ruleset)}
+    found |= {
+        (_PROTOCOL_NAMES.get(protocol, protocol), ANY_PORT)
+        for protocol in _OPEN_PROTOCOL.findall(ruleset)
+    }
+    return found
 
 
 def _loopback(address: str) -> bool:
@@ -47,7 +61,9 @@ def unexpected_listeners(host: Any) -> list[str]:
     return sorted(
         f"{protocol} {address}:{port} ({process})"
         for protocol, address, port, process in listeners(host)
-        if not _loopback(address) and (protocol, port) not in allowed
+        if not _loopback(address)
+        and (protocol, port) not in allowed
+        and (protocol, ANY_PORT) not in allowed
     )
 
 

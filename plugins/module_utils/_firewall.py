@@ -14,7 +14,10 @@ from typing import Any
 PROTOCOLS = ("tcp", "udp", "vrrp")
 # IP protocols without ports (VRRP between gateways, IP protocol 112): rules give no port.
 PORTLESS_PROTOCOLS = ("vrrp",)
-_RULE_KEYS = {"name", "port", "protocol", "from_groups", "from_networks"}
+_RULE_KEYS = {"name", "port", "protocol", "from_groups", "from_hosts", "from_networks"}
+# Every port of the protocol: for hosts that are one system (the hosts of one engine instance,
+# whose NCCL, Gloo and vLLM sockets take ports the kernel picks).
+ANY_PORT = "any"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -103,25 +106,43 @@ def _normalize_rule(
                 f"{where}.from_groups: {group!r} is not an inventory group "
                 f"(known: {', '.join(sorted(groups))})"
             )
-    from_networks = parse_networks(rule.get("from_networks") or [], f"{where}.from_networks")
-    if not from_groups and not from_networks:
+    from_hosts = rule.get("from_hosts") or []
+    if (
+        isinstance(from_hosts, str)
+        or not isinstance(from_hosts, Iterable)
+        or not all(isinstance(host, str) and host for host in from_hosts)
+    ):
         raise FirewallRuleError(
-            f"{where}: rule {name!r} allows nobody; give from_groups or from_networks"
+            f"{where}.from_hosts: expected a list of inventory host names, got {from_hosts!r}"
+        )
+    from_networks = parse_networks(rule.get("from_networks") or [], f"{where}.from_networks")
+    if not from_groups and not from_hosts and not from_networks:
+        raise FirewallRuleError(
+            f"{where}: rule {name!r} allows nobody; give from_groups, from_hosts or from_networks"
+        )
+    port = _rule_port(rule, protocol, where)
+    if port == ANY_PORT and (from_groups or from_networks):
+        raise FirewallRuleError(
+            f"{where}.port: {ANY_PORT} opens every port, to from_hosts only (named hosts that are "
+            "one system); give a port for groups and networks"
         )
     return {
         "name": name,
-        "port": _rule_port(rule, protocol, where),
+        "port": port,
         "protocol": protocol,
         "from_groups": sorted(from_groups),
+        "from_hosts": sorted(from_hosts),
         "from_networks": from_networks,
     }
 
 
-def _rule_port(rule: Mapping[str, Any], protocol: str, where: str) -> int | None:
+def _rule_port(rule: Mapping[str, Any], protocol: str, where: str) -> int | str | None:
     if protocol in PORTLESS_PROTOCOLS:
         if rule.get("port") is not None:
             raise FirewallRuleError(f"{where}.port: protocol {protocol} has no ports; remove port")
         return None
+    if rule.get("port") == ANY_PORT:
+        return ANY_PORT
     return parse_port(rule.get("port"), f"{where}.port")
 
 
@@ -173,6 +194,19 @@ def resolve_sources(
                         "or gather its facts in the same run"
                     )
                 sources.update(addresses)
+        for host in rule.get("from_hosts") or []:
+            if host not in hostvars:
+                raise FirewallRuleError(
+                    f"rule {rule['name']!r}: from_hosts names {host}, not a host of the inventory"
+                )
+            addresses = host_addresses(host, hostvars[host])
+            if not addresses:
+                raise FirewallRuleError(
+                    f"rule {rule['name']!r}: host {host} has no known IP address; set "
+                    "firewall_address or an IP ansible_host for it, or gather its facts in the "
+                    "same run"
+                )
+            sources.update(addresses)
         networks = [ipaddress.ip_network(s, strict=False) for s in sources]
         resolved.append(
             {
@@ -200,7 +234,7 @@ def without_absent_groups(
             kept.append(rule)
             continue
         present = [group for group in from_groups if group in groups or group not in optional]
-        if not present and not rule.get("from_networks"):
+        if not present and not rule.get("from_networks") and not rule.get("from_hosts"):
             continue
         kept.append({**rule, "from_groups": present})
     return kept

@@ -42,6 +42,7 @@ def test_rules_from_several_variables_are_merged_and_normalised():
             "port": 53,
             "protocol": "udp",
             "from_groups": [],
+            "from_hosts": [],
             "from_networks": ["10.0.0.0/8"],
         },
         {
@@ -49,9 +50,31 @@ def test_rules_from_several_variables_are_merged_and_normalised():
             "port": 6379,
             "protocol": "tcp",
             "from_groups": ["gateways"],
+            "from_hosts": [],
             "from_networks": [],
         },
     ]
+
+
+def test_named_hosts_may_reach_every_port_and_nobody_else_may():
+    # The hosts of one engine instance across hosts: NCCL and Gloo take ports the kernel picks.
+    rules = normalize_rules(
+        {"engine_firewall_rules": [{"name": "peer", "port": "any", "from_hosts": ["gpu-2"]}]},
+        GROUPS,
+    )
+    assert rules[0]["port"] == "any" and rules[0]["from_hosts"] == ["gpu-2"]
+    resolved = resolve_sources(rules, {}, {"gpu-2": {"ansible_host": "10.0.0.12"}})
+    assert resolved[0]["sources_v4"] == ["10.0.0.12/32"]
+    with pytest.raises(FirewallRuleError, match=r"^r\[0\]\.port: any opens every port, to"):
+        normalize_rules({"r": [{"name": "x", "port": "any", "from_groups": ["gateways"]}]}, GROUPS)
+    with pytest.raises(FirewallRuleError, match=r"from_hosts names gpu-9, not a host"):
+        resolve_sources(
+            normalize_rules({"r": [{"name": "x", "port": "any", "from_hosts": ["gpu-9"]}]}, GROUPS),
+            {},
+            {},
+        )
+    with pytest.raises(FirewallRuleError, match=r"^r\[0\]\.from_hosts: expected a list"):
+        normalize_rules({"r": [{"name": "x", "port": 1, "from_hosts": "gpu-2"}]}, GROUPS)
 
 
 def test_sources_come_from_explicit_address_ansible_host_and_facts():
