@@ -16,6 +16,8 @@ SERVERS = [
     "serving-engine2",
     "serving-engine3",
     "serving-engine4",
+    "serving-span1",
+    "serving-span2",
     "serving-redis1",
     "serving-redis2",
     "serving-redis3",
@@ -45,6 +47,15 @@ def test_the_ruleset_holds_the_rules_the_roles_declared(host):
         ]
     elif name.startswith("serving-engine"):
         expected = ["# engine-8000 from groups gateways, monitoring"]
+    elif name == "serving-span1":
+        # The head serves; its worker reaches every port (the ranks' sockets).
+        expected = [
+            "# engine-8000 from groups gateways, monitoring",
+            "# engine-span-serving-span2 from hosts serving-span2",
+        ]
+    elif name == "serving-span2":
+        expected = ["# engine-span-serving-span1 from hosts serving-span1"]
+        assert "engine-8000" not in ruleset, ruleset
     else:
         expected = [
             "# redis from groups gateways, redis",

@@ -136,6 +136,8 @@ def test_models_list_holds_the_tenants_models_only(host, gateway_address):
         MODEL: "on-premises",
         MODEL_B: "on-premises",
         MODEL_C: "on-premises",
+        # One instance across two hosts (test_engine_span.py).
+        "tiny-llama-wide": "on-premises",
         CLOUD_MODEL: "cloud",
     }
     team_b = call(host, gateway_address, "/v1/models", key=KEY_B)
@@ -266,7 +268,8 @@ def test_rate_limit_per_key_and_model(host, gateway_address):
     assert ask(MODEL)["status"] == 200
 
 
-ENGINE_HOSTS = [f"serving-engine{i}" for i in (1, 2, 3, 4)]
+# The hosts whose instances serve (serving-span2 runs a worker of serving-span1's instance).
+ENGINE_HOSTS = [*(f"serving-engine{i}" for i in (1, 2, 3, 4)), "serving-span1"]
 INSTANCE_HEADER = re.compile(r"^# Engine instance (\d+) \(([^)]+)\): .*, port (\d+)\.$", re.M)
 SERVER_LINE = re.compile(r"^backend (\S+)|^    server (\S+) (\S+):(\d+)", re.M)
 
@@ -279,7 +282,7 @@ def test_the_placement_computed_without_facts_is_what_the_engines_run():
         "groups['engine_nodes'] | onprem.llm.engine_backends(hostvars, details=true)"
     )
     expected = {(i["host"], i["name"], int(i["port"]), i["backend"]) for i in computed}
-    assert len(expected) == 5, computed
+    assert len(expected) == 6, computed
 
     running = set()
     for name in ENGINE_HOSTS:
