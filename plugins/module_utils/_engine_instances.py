@@ -16,7 +16,7 @@ variable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ansible_collections.onprem.llm.plugins.module_utils import _hardware, _placement, _routing
@@ -48,9 +48,17 @@ SETTINGS = (
     "engine_model_dir_name",
     "engine_model_source",
     "engine_tls",
+    "engine_span_hosts",
+    "engine_span_master_port",
+    "engine_span_interface",
 )
-# Host variables read besides the role's own.
-HOST_INPUTS = ("onprem_gpu", "nvidia_driver_profile", "ansible_host")
+# Host variables read besides the role's own (the rack's IMEX domain: one NVLink domain).
+HOST_INPUTS = (
+    "onprem_gpu",
+    "nvidia_driver_profile",
+    "ansible_host",
+    "nvidia_driver_imex_rack_group",
+)
 
 # GPUs of each hardware profile (NVIDIA's quoted memory per GPU, GB), from the hardware table.
 # NVLink domains: the HGX board, or the whole NVL72 rack.
@@ -76,6 +84,11 @@ _FIELD_VARIABLES = {
 
 class EngineInputError(ValueError):
     """Input that cannot give instances; the message names the host and the variable."""
+
+
+# The settings of another inventory host (the hosts of one instance across hosts), as
+# host_settings makes them; raises KeyError for a host the inventory does not have.
+PeerSettings = Callable[[str], Mapping[str, Any]]
 
 
 def _variable(field_name: str, gpu_source: str) -> str:
@@ -283,10 +296,15 @@ def _placement_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def host_instances(host: str, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The engine instances of one host, in order; raises EngineInputError on bad input."""
-    engine = _choice(settings, "engine_type", ENGINE_TYPES)
+def host_instances(
+    host: str, settings: Mapping[str, Any], peers: PeerSettings | None = None
+) -> list[dict[str, Any]]:
+    """The engine instances of one host, in order; raises EngineInputError on bad input.
+    peers gives the other hosts' settings, needed where engine_span_hosts is set."""
+    _choice(settings, "engine_type", ENGINE_TYPES)
     device = _choice(settings, "engine_device", ENGINE_DEVICES)
+    if settings.get("engine_span_hosts"):
+        return [_span_instance(host, settings, peers)]
     reserved = settings.get("engine_reserved_ports") or []
     entries = _entries(settings)
     gpu_source = "engine_host_gpus"
@@ -299,9 +317,6 @@ def host_instances(host: str, settings: Mapping[str, Any]) -> list[dict[str, Any
         except _placement.PlacementInputError as error:
             message = str(error).split(": ", 1)[1]
             raise EngineInputError(f"{_variable(error.field, gpu_source)}: {message}") from None
-    address = host_address(settings, host)
-    tls = str(settings.get("engine_tls", True)).lower() in ("true", "yes", "on", "1")
-    weight = settings.get("engine_gateway_weight")
     next_port = settings.get("engine_base_port", _placement.DEFAULT_BASE_PORT)
     taken: dict[int, str] = {}
     served_names: dict[str, str] = {}
@@ -396,42 +411,348 @@ def host_instances(host: str, settings: Mapping[str, Any]) -> list[dict[str, Any
         for gpu in gpus:
             taken[gpu] = prefix.rstrip(".") or "engine_model"
         max_len = entry.get("max_model_len") or context
-        model_settings = {
-            "engine_model": dict(model),
-            "max_model_len": int(max_len) if max_len else None,
-        }
         for instance in placed:
-            index = len(instances)
-            entry_out = {
-                "name": f"{host}-{index}",
-                "host": host,
-                "index": index,
-                "engine": engine,
-                "device": device,
-                "model": served,
-                "backend": _routing.backend_name(served),
-                "model_settings": model_settings,
-                "model_dir_name": directory,
-                "model_source": entry.get("source") or {"type": "none"},
-                "address": address,
-                "port": instance.port,
-                "gpus": list(instance.gpus),
-                "cuda_visible_devices": ",".join(str(gpu) for gpu in instance.gpus),
-                "tensor_parallel_size": tp,
-                "max_model_len": int(max_len) if max_len else None,
-                "gpu_memory_utilization": entry.get("gpu_memory_utilization"),
-                "unit": UNIT_TEMPLATE.format(index),
-                # HTTPS with the host's certificate (vLLM's own TLS; engine_tls).
-                "tls": tls,
-            }
+            entry_out = _instance(
+                host,
+                len(instances),
+                settings,
+                model=model,
+                port=instance.port,
+                gpus=list(instance.gpus),
+                tensor_parallel_size=tp,
+                max_model_len=max_len,
+                gpu_memory_utilization=entry.get("gpu_memory_utilization"),
+                served=served,
+                directory=directory,
+                source=entry.get("source"),
+            )
             if prefix:
                 entry_out["model_entry"] = int(prefix[len("engine_models[") : prefix.index("]")])
-            if weight:
-                entry_out["weight"] = int(weight)
             instances.append(entry_out)
         if placed:
             next_port = max(instance.port for instance in placed) + 1
     return instances
+
+
+# An instance across hosts (engine_span_hosts): settings every host of it must share, since each
+# host starts its part from its own copy (the engine, the model and the launcher's rendezvous).
+_SPAN_SHARED = (
+    "engine_type",
+    "engine_mode",
+    "engine_device",
+    "engine_model",
+    "engine_served_model_name",
+    "engine_model_dir_name",
+    "engine_max_model_len",
+    "engine_gpu_memory_utilization",
+    "engine_tls",
+    "engine_span_master_port",
+    "engine_span_interface",
+)
+# Settings an instance across hosts takes from its placement instead.
+_SPAN_UNUSED = ("engine_models", "engine_tensor_parallel_size", "engine_instances_per_host")
+
+
+def _span_hosts(host: str, settings: Mapping[str, Any]) -> list[str]:
+    hosts = settings.get("engine_span_hosts")
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
+        raise EngineInputError(
+            f"engine_span_hosts: expected a list of inventory host names, head first, got {hosts!r}"
+        )
+    if len(hosts) < 2:
+        raise EngineInputError(
+            f"engine_span_hosts: expected two or more hosts for one instance across them, got "
+            f"{hosts!r}; leave it empty for instances inside one host"
+        )
+    if len(set(hosts)) != len(hosts):
+        raise EngineInputError(f"engine_span_hosts: {hosts!r} lists a host twice")
+    if host not in hosts:
+        raise EngineInputError(
+            f"engine_span_hosts: {hosts!r} leaves out {host} itself: every host of the instance "
+            "lists the same hosts, head first"
+        )
+    return hosts
+
+
+def _span_members(
+    host: str, hosts: list[str], settings: Mapping[str, Any], peers: PeerSettings | None
+) -> dict[str, Mapping[str, Any]]:
+    """Every host's settings, checked to describe the same instance."""
+    members: dict[str, Mapping[str, Any]] = {}
+    for other in hosts:
+        if other == host:
+            members[other] = settings
+            continue
+        if peers is None:
+            raise EngineInputError(
+                f"engine_span_hosts: the variables of {other} are needed and were not given"
+            )
+        try:
+            members[other] = peers(other)
+        except KeyError:
+            raise EngineInputError(
+                f"engine_span_hosts: {other} is not a host of the inventory"
+            ) from None
+        theirs = members[other]
+        if theirs.get("engine_span_hosts") != hosts:
+            raise EngineInputError(
+                f"engine_span_hosts: {other} lists {theirs.get('engine_span_hosts')!r} and "
+                f"{host} lists {hosts!r}: every host of one instance lists the same hosts, head "
+                "first"
+            )
+        for name in _SPAN_SHARED:
+            if theirs.get(name) != settings.get(name):
+                raise EngineInputError(
+                    f"{name}: {host} has {settings.get(name)!r} and {other} has "
+                    f"{theirs.get(name)!r}: the hosts of one instance run the same engine, "
+                    "model and settings"
+                )
+    return members
+
+
+def _span_gpus(
+    host: str, members: Mapping[str, Mapping[str, Any]]
+) -> tuple[_placement.HostSpec, str]:
+    """The GPUs of each host of the instance: the same on every one."""
+    specs = {}
+    for other, theirs in members.items():
+        try:
+            gpu_host, source = _gpu_host(theirs)
+        except EngineInputError as error:
+            raise EngineInputError(f"{error} ({other})") from None
+        if other == host:
+            check_gpu_facts(theirs, gpu_host, source)
+        try:
+            specs[other] = (_placement.host_from_dict(gpu_host), source, theirs)
+        except _placement.PlacementInputError as error:
+            message = str(error).split(": ", 1)[1]
+            raise EngineInputError(
+                f"{_variable(error.field, source)}: {message} ({other})"
+            ) from None
+    spec, source = specs[host][:2]
+    for other, (their_spec, _their_source, theirs) in specs.items():
+        if their_spec != spec:
+            raise EngineInputError(
+                f"{source}: the hosts of one instance need the same GPUs, but {host} has "
+                f"{_describe_gpus(spec, settings=members[host])} and {other} has "
+                f"{_describe_gpus(their_spec, settings=theirs)}"
+            )
+    return spec, source
+
+
+def _describe_gpus(spec: _placement.HostSpec, settings: Mapping[str, Any]) -> str:
+    profile = "" if settings.get("engine_host_gpus") else settings.get("nvidia_driver_profile")
+    text = f"{spec.gpu_count} x {spec.gpu_memory_gb:g} GB"
+    return f"{text} ({profile})" if profile else text
+
+
+def _span_fabric(
+    hosts: list[str],
+    members: Mapping[str, Mapping[str, Any]],
+    interconnect: str,
+    model: str,
+    device: str,
+) -> None:
+    """NVLink across trays needs one IMEX domain; the network needs its interface named."""
+    if interconnect == _placement.NVLINK:
+        racks: dict[str, list[str]] = {}
+        for other in hosts:
+            rack = members[other].get("nvidia_driver_imex_rack_group") or ""
+            if not rack:
+                raise EngineInputError(
+                    f"nvidia_driver_imex_rack_group: {other} has none, but {model} runs tensor "
+                    "parallel across trays over NVLink, which needs the rack's IMEX domain: set "
+                    "the rack's inventory group"
+                )
+            racks.setdefault(str(rack), []).append(other)
+        if len(racks) > 1:
+            where = "; ".join(f"{rack}: {', '.join(names)}" for rack, names in racks.items())
+            raise EngineInputError(
+                f"engine_span_hosts: the hosts are in {len(racks)} NVLink domains ({where}); "
+                "tensor parallel runs inside one NVL72 rack: list trays of one rack"
+            )
+    elif device == "gpu" and not members[hosts[0]].get("engine_span_interface"):
+        raise EngineInputError(
+            f"engine_span_interface: empty, but {model} runs across {len(hosts)} hosts over the "
+            "network: name the interface of the InfiniBand or RoCE fabric (e.g. ib0, bond0) that "
+            "NCCL and Gloo use between them"
+        )
+
+
+def _span_instance(
+    host: str, settings: Mapping[str, Any], peers: PeerSettings | None
+) -> dict[str, Any]:
+    """This host's part of one instance across the hosts of engine_span_hosts: the first host
+    (the head) serves it; the others (workers) run its other ranks and serve nothing."""
+    hosts = _span_hosts(host, settings)
+    for name in _SPAN_UNUSED:
+        if settings.get(name):
+            raise EngineInputError(
+                f"{name}: not used with engine_span_hosts: an instance across hosts serves "
+                "engine_model on every GPU it needs, with the sizes its placement chooses"
+            )
+    engine = str(settings["engine_type"])
+    if engine != "vllm":
+        raise EngineInputError(
+            f"engine_span_hosts: engine_type {engine} cannot span hosts here: instances across "
+            "hosts use vLLM's multi-node launcher (TensorRT-LLM runs across hosts under MPI, "
+            "which the engine role does not start; see docs/engines.md)"
+        )
+    members = _span_members(host, hosts, settings, peers)
+    head = members[hosts[0]]
+    model = settings.get("engine_model")
+    if not isinstance(model, Mapping) or not model.get("name"):
+        raise EngineInputError("engine_model: expected a mapping with at least a name")
+    reserved = [int(port) for port in head.get("engine_reserved_ports") or []]
+    master: Any = head.get("engine_span_master_port")
+    if not _placement_int(master) or not 1 <= master <= 65535:
+        raise EngineInputError(
+            f"engine_span_master_port: expected a port number 1-65535, got {master!r}"
+        )
+    options: dict[str, Any] = {
+        "base_port": head.get("engine_base_port", _placement.DEFAULT_BASE_PORT),
+        "ports": head.get("engine_ports") or None,
+        "reserved_ports": reserved,
+    }
+    gpus: list[int] = []
+    try:
+        if settings["engine_device"] == "cpu":
+            # No GPUs to size by: one tensor parallel rank per host (vLLM's CPU build runs
+            # pipeline stages across hosts up to its health check, then fails the first request).
+            tp, pp, interconnect = len(hosts), 1, _placement.NETWORK
+            heads = model.get("attention_heads")
+            if heads and int(heads) % tp:
+                raise EngineInputError(
+                    f"engine_span_hosts: {tp} hosts, one tensor parallel rank each, do not divide "
+                    f"the {heads} attention heads of {model['name']} (engine_model.attention_heads)"
+                )
+            context = model.get("context_length")
+            (port,) = _placement._ports(1, _placement.options_from_kwargs(**options))
+        else:
+            spec, source = _span_gpus(host, members)
+            plan = _placement.place(
+                _placement.model_from_dict(model),
+                spec,
+                _placement.options_from_kwargs(
+                    **options,
+                    gpu_memory_utilization=settings.get("engine_gpu_memory_utilization"),
+                    max_nodes=len(hosts),
+                ),
+            )
+            if not plan.fits:
+                raise EngineInputError(f"engine_model: {plan.reason} ({source})")
+            nodes = plan.nodes_per_instance or 1
+            if nodes == 1:
+                raise EngineInputError(
+                    f"engine_span_hosts: {model['name']} fits on one host (tensor_parallel_size "
+                    f"{plan.tensor_parallel_size}); serve it on each host instead of across "
+                    f"{len(hosts)}"
+                )
+            if nodes != len(hosts):
+                raise EngineInputError(
+                    f"engine_span_hosts: {len(hosts)} hosts listed, but {model['name']} spans "
+                    f"{nodes} (tensor_parallel_size {plan.tensor_parallel_size} x "
+                    f"pipeline_parallel_size {plan.pipeline_parallel_size}): list {nodes}"
+                )
+            tp, pp = plan.tensor_parallel_size or 1, plan.pipeline_parallel_size or 1
+            interconnect = plan.interconnect or _placement.NETWORK
+            (instance,) = plan.instances
+            port, gpus, context = instance.port, list(instance.gpus), plan.max_model_len
+    except _placement.PlacementInputError as error:
+        message = str(error).split(": ", 1)[1]
+        raise EngineInputError(f"{_variable(error.field, 'engine_host_gpus')}: {message}") from None
+    if master == port:
+        raise EngineInputError(
+            f"engine_span_master_port: {master} is also the instance's port on the head "
+            f"{hosts[0]} (engine_base_port, engine_ports): choose another"
+        )
+    if master in reserved:
+        raise EngineInputError(
+            f"engine_span_master_port: {master} is reserved on engine hosts "
+            f"(engine_reserved_ports: {', '.join(map(str, reserved))})"
+        )
+    _span_fabric(hosts, members, interconnect, str(model["name"]), str(settings["engine_device"]))
+    rank = hosts.index(host)
+    max_len = settings.get("engine_max_model_len") or context
+    entry = _instance(
+        host,
+        0,
+        settings,
+        model=model,
+        port=port,
+        gpus=gpus,
+        tensor_parallel_size=tp,
+        max_model_len=max_len,
+        gpu_memory_utilization=settings.get("engine_gpu_memory_utilization"),
+    )
+    entry["pipeline_parallel_size"] = pp
+    entry["serves"] = rank == 0
+    entry["server"] = f"{hosts[0]}-0"
+    entry["span"] = {
+        "instance": f"{hosts[0]}-0",
+        "hosts": list(hosts),
+        "head": hosts[0],
+        "rank": rank,
+        "role": "head" if rank == 0 else "worker",
+        "nnodes": len(hosts),
+        "head_address": host_address(head, hosts[0]),
+        "master_port": master,
+        "interface": str(settings.get("engine_span_interface") or ""),
+        "interconnect": interconnect,
+        "addresses": [host_address(members[other], other) for other in hosts],
+    }
+    return entry
+
+
+def _instance(
+    host: str,
+    index: int,
+    settings: Mapping[str, Any],
+    *,
+    model: Mapping[str, Any],
+    port: int,
+    gpus: list[int],
+    tensor_parallel_size: int | None,
+    max_model_len: Any,
+    gpu_memory_utilization: Any,
+    served: str | None = None,
+    directory: str | None = None,
+    source: Any = None,
+) -> dict[str, Any]:
+    """One instance as every consumer sees it (the role, the gateways, Prometheus)."""
+    served = served or str(settings.get("engine_served_model_name") or model["name"])
+    directory = directory or str(settings.get("engine_model_dir_name") or model["name"])
+    max_len = int(max_model_len) if max_model_len else None
+    entry: dict[str, Any] = {
+        "name": f"{host}-{index}",
+        "host": host,
+        "index": index,
+        "engine": str(settings["engine_type"]),
+        "device": str(settings["engine_device"]),
+        "model": served,
+        "backend": _routing.backend_name(served),
+        "model_settings": {"engine_model": dict(model), "max_model_len": max_len},
+        "model_dir_name": directory,
+        "model_source": source or settings.get("engine_model_source") or {"type": "none"},
+        "address": host_address(settings, host),
+        "port": port,
+        "gpus": list(gpus),
+        "cuda_visible_devices": ",".join(str(gpu) for gpu in gpus),
+        "tensor_parallel_size": tensor_parallel_size,
+        "max_model_len": max_len,
+        "gpu_memory_utilization": gpu_memory_utilization,
+        "unit": UNIT_TEMPLATE.format(index),
+        # Answers requests itself (false for the workers of an instance across hosts), and the
+        # gateways' server that carries it (the head's for a worker).
+        "serves": True,
+        "server": f"{host}-{index}",
+        # HTTPS with the host's certificate (vLLM's own TLS; engine_tls).
+        "tls": str(settings.get("engine_tls", True)).lower() in ("true", "yes", "on", "1"),
+    }
+    weight = settings.get("engine_gateway_weight")
+    if weight:
+        entry["weight"] = int(weight)
+    return entry
 
 
 def host_settings(defaults: Mapping[str, Any], host_vars: Mapping[str, Any]) -> dict[str, Any]:
@@ -451,21 +772,42 @@ def host_settings(defaults: Mapping[str, Any], host_vars: Mapping[str, Any]) -> 
     return settings
 
 
+def peer_settings(
+    defaults: Mapping[str, Any], hostvars: Mapping[str, Mapping[str, Any]]
+) -> PeerSettings:
+    """Other hosts' settings from hostvars (KeyError for a host the inventory lacks)."""
+
+    def settings_of(host: str) -> Mapping[str, Any]:
+        if host not in hostvars:
+            raise KeyError(host)
+        return host_settings(defaults, hostvars[host])
+
+    return settings_of
+
+
+def serves(instance: Mapping[str, Any]) -> bool:
+    """Whether the instance answers requests itself: not a worker of an instance across hosts
+    (the gateways, Prometheus and the firewall see its head alone)."""
+    return bool(instance.get("serves", True))
+
+
 def backends(
     hosts: list[str],
     hostvars: Mapping[str, Mapping[str, Any]],
     defaults: Mapping[str, Any],
     details: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every instance of every host, as haproxy_engines entries ({name, host, address, port,
-    model, model_settings, weight?}), or with every field when details is true."""
+    """Every instance that serves, of every host, as haproxy_engines entries ({name, host,
+    address, port, model, model_settings, weight?}), or with every field when details is true.
+    Workers of instances across hosts serve nothing and are left out."""
+    peers = peer_settings(defaults, hostvars)
     result = []
     for host in hosts:
         try:
-            instances = host_instances(host, host_settings(defaults, hostvars[host]))
+            instances = host_instances(host, host_settings(defaults, hostvars[host]), peers)
         except EngineInputError as error:
             raise EngineInputError(f"{host}: {error}") from None
-        for instance in instances:
+        for instance in filter(serves, instances):
             if details:
                 result.append(instance)
             else:

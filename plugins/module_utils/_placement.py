@@ -526,6 +526,19 @@ def spans(model: ModelSpec, host: HostSpec, max_nodes: int = MAX_PIPELINE_NODES)
     return [Span(tp, pp, pp, NETWORK) for pp in range(2, last + 1)]
 
 
+def head_bound_sizes(model: ModelSpec, host: HostSpec, max_nodes: int) -> list[int]:
+    """Tensor parallel sizes across the trays of an NVLink domain that up to max_nodes hosts
+    would give but the model's attention heads refuse."""
+    node = host.gpu_count
+    if host.nvlink_domain_size <= node:
+        return []
+    return [
+        tp
+        for tp in tensor_parallel_sizes(host.nvlink_domain_size)
+        if tp > node and tp % node == 0 and tp // node <= max_nodes and not model.tp_allowed(tp)
+    ]
+
+
 def span_per_gpu_gb(model: ModelSpec, memory: MemoryEstimate, span: Span) -> float:
     # Pipeline stages split the layers: weights, headroom and KV cache all split pp ways more.
     return memory.per_gpu_gb(span.tp, model.kv_shards(span.tp)) / span.pp
@@ -654,6 +667,13 @@ def place(model: ModelSpec, host: HostSpec, options: PlacementOptions | None = N
                     if widest
                     else "no split over hosts divides the attention heads"
                 )
+                refused = head_bound_sizes(model, host, options.max_nodes)
+                if widest and refused:
+                    reason += (
+                        f"; tensor_parallel_size {' and '.join(map(str, refused))} would span more"
+                        f" hosts but {'does' if len(refused) == 1 else 'do'} not divide its"
+                        f" {model.attention_heads} attention heads"
+                    )
             elif host.nvlink_domain_size > host.gpu_count:
                 reason += (
                     f"; the NVLink domain spans {host.nvlink_domain_size} GPUs across hosts, so a"

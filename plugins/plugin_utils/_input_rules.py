@@ -906,10 +906,38 @@ def engine_settings(v: Any) -> dict[str, Any]:
 
 
 def engine_instances(v: Any, groups: Groups) -> Iterator[str]:
+    inventory = set(groups.get("all") or [])
+
+    def peers(other: str) -> dict[str, Any]:
+        # The other hosts of an instance across hosts, as the engine role sees them.
+        if inventory and other not in inventory:
+            raise KeyError(other)
+        return engine_settings(v.peer(other))
+
     try:
-        _engine_instances.host_instances(v.host, engine_settings(v))
+        _engine_instances.host_instances(v.host, engine_settings(v), peers)
     except _engine_instances.EngineInputError as error:
         yield str(error)
+
+
+def engine_span(v: Any, groups: Groups) -> Iterator[str]:
+    """An instance across hosts: every host in the run's inventory group of engines, and, in
+    containers, the host's network (the ranks listen on ports the kernel picks)."""
+    hosts = v["engine_span_hosts"]
+    if not hosts:
+        return
+    engines = set(groups.get("engine_nodes") or [])
+    outside = [host for host in hosts if engines and host not in engines]
+    if outside:
+        yield (
+            f"engine_span_hosts: {', '.join(map(str, outside))} not in the engine_nodes group: "
+            "every host of the instance runs part of it"
+        )
+    if v["engine_mode"] == "container" and v["engine_container_network"] != "host":
+        yield (
+            "engine_container_network: an instance across hosts (engine_span_hosts) needs host, "
+            f"got {v['engine_container_network']!r}: its ranks listen on ports the kernel picks"
+        )
 
 
 def _sha256(value: Any, pattern: str) -> bool:
@@ -1902,6 +1930,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         engine_mode,
         engine_tls,
         engine_instances,
+        engine_span,
         engine_model_source,
         engine_container_image,
         engine_native_source,

@@ -180,11 +180,13 @@ class HostVariables(Mapping[str, Any]):
         raw: Mapping[str, Any],
         render: Callable[[str, Any], Any] | None = None,
         memo: dict[Any, Any] | None = None,
+        peers: Callable[[str], HostVariables] | None = None,
     ) -> None:
         self.host = host
         self._raw = raw
         self._render = render
         self._memo = memo
+        self._peers = peers
         self._resolved: dict[str, Any] = {}
         self._resolving: set[str] = set()
 
@@ -291,6 +293,13 @@ class HostVariables(Mapping[str, Any]):
     def raw(self, name: str, default: Any = None) -> Any:
         """The value before templating."""
         return self._raw.get(name, default)
+
+    def peer(self, host: str) -> HostVariables:
+        """Another host's variables as the same role sees them (rules across hosts, such as
+        the hosts of one engine instance); KeyError for a host the inventory lacks."""
+        if self._peers is None:
+            raise KeyError(host)
+        return self._peers(host)
 
 
 def _only_simple_templates(value: Any) -> bool:

@@ -164,7 +164,13 @@ class SiteVariables:
         """The host's variables as role `name` sees them."""
         spec = self.role(name)
         raw = layered(spec.defaults, self.inventory(host), spec.vars)
-        return HostVariables(host, raw, self._renderer.for_variables(raw), self._memo)
+        return HostVariables(
+            host,
+            raw,
+            self._renderer.for_variables(raw),
+            self._memo,
+            peers=lambda other: self.variables_of(other, name),
+        )
 
     def declared(self, host: str, suffix: str) -> dict[str, Any]:
         """<role><suffix> of every role site.yml applies to the host, as that role sees it:

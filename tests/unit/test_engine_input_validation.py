@@ -304,3 +304,80 @@ def test_unpinned_image_is_accepted_when_allowed(validate_input):
     lab = {**GOOD_VARS, "engine_container_image": "vllm/vllm-openai:latest"}
     result = validate_input(inventory({**lab, "engine_allow_unpinned_image": True}))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# One instance across two GB200 trays of one NVL72 rack, set on the rack's group as a site does.
+MAVERICK_BF16 = {
+    "name": "llama-4-maverick",
+    "params_b": 400,
+    "dtype": "bf16",
+    "context_length": 8192,
+    "attention_heads": 40,
+}
+
+
+def span_inventory(tray_2: dict | None = None, rack: dict | None = None) -> dict:
+    rack_vars = {
+        "nvidia_driver_profile": "gb200_nvl72",
+        "nvidia_driver_imex_rack_group": "nvl72_rack1",
+        "engine_mode": "container",
+        "engine_container_image": GOOD_VARS["engine_container_image"],
+        "engine_container_network": "host",
+        "engine_model": MAVERICK_BF16,
+        "engine_span_hosts": "{{ groups['nvl72_rack1'] }}",
+        **(rack or {}),
+    }
+    trays = {
+        "gb200-r1-t1": {"ansible_host": "10.30.1.11"},
+        "gb200-r1-t2": {"ansible_host": "10.30.1.12", **(tray_2 or {})},
+    }
+    site = inventory(GOOD_VARS)
+    site["all"]["children"]["engine_nodes"]["children"] = {
+        "nvl72_rack1": {"hosts": trays, "vars": rack_vars}
+    }
+    return site
+
+
+def test_an_instance_across_two_trays_passes(validate_input):
+    result = validate_input(span_inventory())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+SPAN_BAD_INPUT = {
+    "two NVL72 racks": (
+        {"nvidia_driver_imex_rack_group": "nvl72_rack2"},
+        {},
+        ["engine_span_hosts: the hosts are in 2 NVLink domains", "list trays of one rack"],
+    ),
+    "different GPU profiles": (
+        {"nvidia_driver_profile": "b200_hgx"},
+        {},
+        ["the hosts of one instance need the same GPUs", "(b200_hgx)"],
+    ),
+    "a port clash on the head": (
+        {},
+        {"engine_span_master_port": 8000},
+        ["engine_span_master_port: 8000 is also the instance's port on the head gb200-r1-t1"],
+    ),
+    "a bridged container network": (
+        {},
+        {"engine_container_network": "bridge"},
+        ["engine_container_network: an instance across hosts (engine_span_hosts) needs host"],
+    ),
+    "a host outside engine_nodes": (
+        {},
+        {"engine_span_hosts": ["gb200-r1-t1", "gb200-r1-t2", "gateway-1"]},
+        ["engine_span_hosts: gateway-1 lists [] and gb200-r1-t1 lists"],
+    ),
+    "a model one tray holds": (
+        {},
+        {"engine_model": {**MAVERICK_BF16, "dtype": "fp8"}},
+        ["engine_span_hosts: llama-4-maverick fits on one host (tensor_parallel_size 4)"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPAN_BAD_INPUT))
+def test_bad_input_of_an_instance_across_hosts_is_rejected(validate_input, assert_rejected, case):
+    tray_2, rack, expected = SPAN_BAD_INPUT[case]
+    assert_rejected(validate_input(span_inventory(tray_2, rack)), expected, case)
