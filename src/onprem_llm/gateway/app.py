@@ -17,6 +17,10 @@ Cache-Status (RFC 9211) on every answer:
                               no-store, not-deterministic, not-cacheable (no JSON object with a
                               string model), path (other paths and methods), disabled
   refused here (400, 413)     `onprem-llm; detail=invalid-request`
+
+With the semantic cache on for the tenant and model, an exact miss is looked up by meaning
+(semantic.py): a hit says `onprem-llm; hit; ttl=N; detail=semantic` with `X-Cache-Similarity`,
+a miss adds `; detail=semantic-REASON` (threshold, guard, timeout, embedding, ...).
 """
 
 from __future__ import annotations
@@ -44,6 +48,15 @@ from .audit import RequestAudit, answer_content, request_content
 from .cache_key import SITE_SCOPE, CacheKey, make_key
 from .config import GatewayConfig
 from .policy import is_embeddings, parse_cache_control, uncacheable_reason
+from .semantic import HIT as SEMANTIC_HIT
+from .semantic import (
+    SIMILARITY_HEADER,
+    THRESHOLD_HEADER,
+    Pending,
+    SemanticCache,
+    requested_threshold,
+)
+from .semantic import STALE as SEMANTIC_STALE
 from .sse import EventSplitter, event_json, is_done, is_usage_only, usage_of
 from .store import CacheStore, CacheUnavailable, Entry, build_client, close_client
 
@@ -124,6 +137,8 @@ class _Call:
     lease: str | None = None
     lease_at: float = 0.0
     parsed: Any = None
+    similarity: float | None = None
+    semantic: Pending | None = None
 
 
 class Gateway:
@@ -160,6 +175,11 @@ class Gateway:
                 self._owns_client = True
             self.store = CacheStore(
                 redis_client, config.redis, cache, self.metrics, clock=clock, wall=wall
+            )
+        self.semantic: SemanticCache | None = None
+        if self.store is not None and config.semantic is not None:
+            self.semantic = SemanticCache(
+                config, self.store, self.metrics, lambda: self._session, wall=wall
             )
         self._inflight: dict[str, asyncio.Future[Entry | None]] = {}
         self.audit = RequestAudit(config.audit, wall=wall)
@@ -270,6 +290,8 @@ class Gateway:
             "completion_tokens": usage.get("completion_tokens"),
             "duration_ms": round(seconds * 1000, 3),
         }
+        if call.similarity is not None:
+            record["similarity"] = round(call.similarity, 4)
         user = self.audit.user(call.parsed)
         if user is not None:
             record["user"] = user
@@ -367,10 +389,74 @@ class Gateway:
         finally:
             self.metrics.lookup_duration.observe(time.perf_counter() - started)
         if entry is None:
+            semantic = self.semantic
+            if semantic is not None and semantic.enabled_for(call.tenant, call.model):
+                found = await self._semantic(call, semantic, path, key_body, scope, cache_control)
+                if isinstance(found, web.Response):
+                    return found
+                return await self._fill(call, key, f"miss; detail=semantic-{found}")
             return await self._fill(call, key, "miss")
         if cache_control.max_age is not None and entry.age(self._wall()) > cache_control.max_age:
             return await self._fill(call, key, "stale")
         return self._hit(call, entry)
+
+    async def _semantic(
+        self,
+        call: _Call,
+        semantic: SemanticCache,
+        path: str,
+        body: dict[str, Any],
+        scope: str,
+        cache_control: Any,
+    ) -> web.Response | str:
+        """A hit by meaning, or the miss reason (the answer of a miss is indexed later)."""
+        assert call.model is not None and self.store is not None
+        found = await semantic.lookup(
+            tenant=call.tenant,
+            scope=scope,
+            path=path,
+            model=call.model,
+            revision=self.config.revision(call.model),
+            stream=call.stream,
+            body=body,
+            excluded_fields=self._excluded,
+            requested=requested_threshold(call.request.headers.get(THRESHOLD_HEADER)),
+        )
+        result = found.result
+        if result == SEMANTIC_HIT:
+            assert found.digest is not None and found.set_key is not None
+            key = CacheKey(scope, call.model, found.digest)
+            try:
+                entry = await self.store.lookup(key, call.stream)
+            except CacheUnavailable:
+                entry = None
+            if entry is None:
+                # Expired, purged or evicted since it was indexed: it leaves the set.
+                self.store.spawn(semantic.remove(found.set_key, found.digest))
+                result = SEMANTIC_STALE
+            elif cache_control.max_age is not None and (
+                entry.age(self._wall()) > cache_control.max_age
+            ):
+                result = SEMANTIC_STALE
+            else:
+                semantic.count(call.tenant, call.model, result)
+                call.similarity = found.similarity
+                request_id = call.request.headers.get(self.config.request_id_header, "")
+                self.store.spawn(
+                    semantic.remember_hit(
+                        request_id,
+                        found.set_key,
+                        found.digest,
+                        key.entry_key(self._prefix),
+                        entry.remaining(self._wall()),
+                    )
+                )
+                response = self._hit(call, entry, detail="semantic")
+                response.headers[SIMILARITY_HEADER] = f"{found.similarity or 0.0:.4f}"
+                return response
+        semantic.count(call.tenant, call.model, result)
+        call.semantic = found.pending
+        return result
 
     def _rewrite_body(self, call: _Call, path: str, parsed: dict[str, Any]) -> None:
         """Set the tenant's cache_salt and ask for usage on streams; else forward as received."""
@@ -389,12 +475,15 @@ class Gateway:
 
     # --- hits -----------------------------------------------------------------------------
 
-    def _hit(self, call: _Call, entry: Entry, *, collapsed: bool = False) -> web.Response:
+    def _hit(
+        self, call: _Call, entry: Entry, *, collapsed: bool = False, detail: str = ""
+    ) -> web.Response:
         now = self._wall()
         state = "hit; collapsed" if collapsed else "hit"
         headers = {
             "Content-Type": entry.content_type,
-            "Cache-Status": f"onprem-llm; {state}; ttl={entry.remaining(now)}",
+            "Cache-Status": f"onprem-llm; {state}; ttl={entry.remaining(now)}"
+            + (f"; detail={detail}" if detail else ""),
             "Age": str(int(entry.age(now))),
         }
         body = entry.replay(call.client_usage)
@@ -470,6 +559,8 @@ class Gateway:
         if store is None or key is None:
             return
         token, call.lease = call.lease, None
+        if entry is not None and call.semantic is not None and self.semantic is not None:
+            store.spawn(self.semantic.add(call.semantic, key.digest, entry.expires))
         if entry is None and token is None:
             return
         # Half the lease time: far from its expiry in Redis, so it is still ours.

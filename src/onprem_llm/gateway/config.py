@@ -89,6 +89,32 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class SemanticTenant:
+    """A tenant's semantic cache: the models it covers (empty: all) and its own threshold."""
+
+    models: frozenset[str]
+    threshold: float | None
+
+
+@dataclass(frozen=True)
+class SemanticConfig:
+    embedding_model: str
+    # HAProxy's loopback frontend routes on this header: the embedding model's backend.
+    embedding_backend: str
+    embedding_path: str
+    backend_header: str
+    dimensions: int
+    timeout_ms: int
+    threshold: float
+    threshold_floor: float
+    max_input_tokens: int
+    max_input_chars: int
+    multi_turn: bool
+    candidates: int
+    tenants: Mapping[str, SemanticTenant]
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     listen: Listen
     metrics_listen: Listen | None
@@ -106,6 +132,7 @@ class GatewayConfig:
     data_class_header: str = "X-Onprem-Data-Class"
     request_id_header: str = "X-Onprem-Request-ID"
     audit: AuditConfig = field(default_factory=AuditConfig)
+    semantic: SemanticConfig | None = None
 
     def revision(self, model: str) -> str:
         return self.models.get(model, "")
@@ -333,6 +360,75 @@ def _cache(section: _Section) -> CacheConfig:
     return config
 
 
+def _similarity(section: _Section, key: str, default: Any = ...) -> float:
+    value = section.raw(key, default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= 1
+    ):
+        raise ConfigError(
+            f"{section._name(key)}: expected a cosine similarity above 0 and at most 1, "
+            f"got {value!r}"
+        )
+    return float(value)
+
+
+def _semantic(section: _Section, cache: CacheConfig) -> SemanticConfig | None:
+    """The semantic cache, or None when no tenant has it (the section may then be empty)."""
+    tenants_section = section.section("tenants", {})
+    if not tenants_section._data:
+        # Off: the other settings may be written but are not used.
+        return None
+    if not cache.enabled:
+        raise ConfigError(
+            f"{section._name('tenants')}: the semantic cache answers from the exact cache's "
+            "entries: it needs cache.enabled true"
+        )
+    floor = _similarity(section, "threshold_floor", 0.95)
+    threshold = _similarity(section, "threshold", 0.95)
+    if threshold < floor:
+        raise ConfigError(
+            f"{section._name('threshold')}: expected at least "
+            f"{section._name('threshold_floor')} ({floor}), got {threshold}"
+        )
+    tenants: dict[str, SemanticTenant] = {}
+    for name in list(tenants_section._data):
+        tenant = tenants_section.section(name)
+        own = None
+        if tenant.raw("threshold", None) is not None:
+            own = _similarity(tenant, "threshold")
+            if own < floor:
+                raise ConfigError(
+                    f"{tenant._name('threshold')}: a tenant may raise the threshold, not lower "
+                    f"it below {section._name('threshold_floor')} ({floor}); got {own}"
+                )
+        tenants[name] = SemanticTenant(frozenset(tenant.strings("models", ())), own)
+        tenant.done()
+    path = section.string("embedding_path", "/v1/embeddings")
+    if not path.startswith("/"):
+        raise ConfigError(f"{section._name('embedding_path')}: expected a path starting with /")
+    max_tokens = section.integer("max_input_tokens", 256, minimum=1, maximum=65536)
+    config = SemanticConfig(
+        embedding_model=section.string("embedding_model"),
+        embedding_backend=section.string("embedding_backend"),
+        embedding_path=path,
+        backend_header=section.string("backend_header", "X-Onprem-Backend"),
+        dimensions=section.integer("dimensions", minimum=1, maximum=65536),
+        timeout_ms=section.integer("timeout_ms", 100, minimum=1, maximum=60000),
+        threshold=threshold,
+        threshold_floor=floor,
+        max_input_tokens=max_tokens,
+        max_input_chars=section.integer("max_input_chars", max_tokens * 16, minimum=1),
+        multi_turn=section.boolean("multi_turn", False),
+        candidates=section.integer("candidates", 4, minimum=1, maximum=100),
+        tenants=tenants,
+    )
+    section.done()
+    return config
+
+
 def _models(section: _Section) -> dict[str, str]:
     models = {}
     for name in list(section._data):
@@ -413,6 +509,7 @@ def parse_config(data: Any) -> GatewayConfig:
         data_class_header=root.string("data_class_header", "X-Onprem-Data-Class"),
         request_id_header=root.string("request_id_header", "X-Onprem-Request-ID"),
         audit=_audit(root.section("audit", {})),
+        semantic=_semantic(root.section("semantic", {}), cache),
     )
     root.done()
     return config

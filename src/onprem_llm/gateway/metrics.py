@@ -43,6 +43,8 @@ REQUEST_BUCKETS = (
     60.0,
 )
 LOOKUP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+EMBEDDING_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0)
+SIMILARITY_BUCKETS = (0.5, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0)
 
 __all__ = ["BYPASS", "CONTENT_TYPE", "ERROR", "HIT", "MISS", "GatewayMetrics"]
 
@@ -97,7 +99,27 @@ class GatewayMetrics:
             buckets=LOOKUP_BUCKETS,
             registry=registry,
         )
-        for operation in ("lookup", "store", "lease", "decode"):
+        self.semantic_lookups = Counter(
+            "onprem_llm_gateway_semantic_lookups_total",
+            "Semantic cache lookups by tenant, model and result: hit, or the miss reason "
+            "(threshold, guard, timeout, embedding, dimension, empty, stale, unavailable, "
+            "ineligible).",
+            ("tenant", "model", "result"),
+            registry=registry,
+        )
+        self.semantic_embedding_duration = Histogram(
+            "onprem_llm_gateway_semantic_embedding_duration_seconds",
+            "Time of the embedding calls of semantic lookups, including abandoned ones.",
+            buckets=EMBEDDING_BUCKETS,
+            registry=registry,
+        )
+        self.semantic_similarity = Histogram(
+            "onprem_llm_gateway_semantic_similarity",
+            "Cosine similarity of the closest stored question found by each semantic lookup.",
+            buckets=SIMILARITY_BUCKETS,
+            registry=registry,
+        )
+        for operation in ("lookup", "store", "lease", "decode", "semantic"):
             self.cache_errors.labels(operation)
         for outcome in (HIT, MISS, BYPASS, ERROR):
             self.request_duration.labels(outcome)

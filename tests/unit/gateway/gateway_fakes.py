@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -92,6 +93,8 @@ class FakeEngine:
         self.error_body = False
         self.gate: asyncio.Event | None = None
         self.stream_pause: asyncio.Event | None = None
+        # Answers /v1/embeddings when set (the semantic cache's tests).
+        self.embedder: Callable[[dict[str, Any]], Awaitable[web.StreamResponse]] | None = None
         self.url = ""
         self.app = web.Application()
         for path in (CHAT, COMPLETIONS, EMBEDDINGS):
@@ -116,6 +119,8 @@ class FakeEngine:
         if self.status != 200 or self.error_body:
             error = {"message": "engine failure", "type": "server_error", "code": self.status}
             return web.json_response({"error": error}, status=self.status)
+        if request.path == EMBEDDINGS and self.embedder is not None:
+            return await self.embedder(body)
         if request.path == EMBEDDINGS:
             return web.json_response(
                 {
