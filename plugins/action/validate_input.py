@@ -48,12 +48,18 @@ class ActionModule(ControllerAction):
             roles = {name: Role(self._loader, name) for name in args["roles"]}
             hostvars = task_vars.get("hostvars")
 
-            def peer(other: str) -> HostVariables:
-                # Another host (the hosts of one engine instance): its inventory over the roles'
-                # defaults, as the role computes it from hostvars.
+            def peer(other: str, role: str | None = None) -> HostVariables:
+                # Another host (the hosts of one engine instance, the engine hosts a gateway
+                # routes to): its inventory over the roles' (or the named role's) defaults, as
+                # the role computes it from hostvars.
                 if hostvars is None or other not in hostvars:
                     raise KeyError(other)
-                raw = layered(*(role.defaults for role in roles.values()), hostvars.raw_get(other))
+                sources = (
+                    [roles[role] if role in roles else Role(self._loader, role)]
+                    if role
+                    else (list(roles.values()))
+                )
+                raw = layered(*(source.defaults for source in sources), hostvars.raw_get(other))
                 return HostVariables(other, raw, Renderer(self._templar).for_variables(raw))
 
             variables = HostVariables(

@@ -86,6 +86,9 @@ def engine_arguments(instance: Mapping[str, Any], settings: Mapping[str, Any]) -
         args += [flags["model"], model_path]
     if "served_model_name" in flags:
         args += [flags["served_model_name"], str(instance["model"])]
+    engine_model = (instance.get("model_settings") or {}).get("engine_model") or {}
+    if engine_model.get("task") == "embed":
+        args += [flags["runner"], "pooling"]
     bridge = container and settings["container_network"] == "bridge"
     args += [flags["host"], "0.0.0.0" if bridge else str(instance["address"])]
     args += [flags["port"], str(instance["port"])]

@@ -198,6 +198,24 @@ MODEL_ENTRY_KEYS = frozenset(
 )
 
 
+MODEL_TASKS = ("generate", "embed")
+
+
+def _check_task(model: Mapping[str, Any], variable: str, settings: Mapping[str, Any]) -> None:
+    """task: generate (default) or embed, an embedding model served by vLLM's pooling runner
+    on /v1/embeddings (the semantic cache's, or tenants' own retrieval)."""
+    task = model.get("task", "generate")
+    if task not in MODEL_TASKS:
+        raise EngineInputError(
+            f"{variable}.task: expected {' or '.join(MODEL_TASKS)}, got {task!r}"
+        )
+    if task == "embed" and settings.get("engine_type") != "vllm":
+        raise EngineInputError(
+            f"{variable}.task: embed is served by vLLM's pooling runner; engine_type is "
+            f"{settings.get('engine_type')!r}"
+        )
+
+
 def _entries(settings: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The host's models as (variable prefix, entry): engine_models, else the single model of
     engine_model and its engine_* settings (prefix "")."""
@@ -328,6 +346,7 @@ def host_instances(
             raise EngineInputError(
                 f"{_entry_variable(prefix, 'model')}: expected a mapping with at least a name"
             )
+        _check_task(model, _entry_variable(prefix, "model"), settings)
         served = str(entry.get("served_model_name") or model["name"])
         if served in served_names:
             raise EngineInputError(

@@ -43,6 +43,7 @@ from ansible_collections.onprem.llm.plugins.plugin_utils._data_volumes import (
 )
 from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import (
     SITE_GROUPS,
+    VariableError,
     has_template,
 )
 
@@ -1811,6 +1812,115 @@ def gateway_service_cache(v: Any, groups: Groups) -> Iterator[str]:
         )
 
 
+def _similarity_ok(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value <= 1
+
+
+def _served_models(v: Any, groups: Groups) -> dict[str, str] | None:
+    """The models the engine hosts serve (served name -> task), as the engine role computes
+    them; None when an engine host's own input is wrong (its rules say why)."""
+    inventory = set(groups.get("all") or [])
+    served: dict[str, str] = {}
+    for host in groups.get("engine_nodes") or []:
+
+        def peers(other: str) -> dict[str, Any]:
+            if inventory and other not in inventory:
+                raise KeyError(other)
+            return engine_settings(v.peer(other, "engine"))
+
+        try:
+            instances = _engine_instances.host_instances(
+                host, engine_settings(v.peer(host, "engine")), peers
+            )
+        except (_engine_instances.EngineInputError, KeyError, VariableError):
+            return None
+        for instance in instances:
+            if instance.get("serves", True):
+                model = instance["model_settings"]["engine_model"]
+                served[instance["model"]] = str(model.get("task") or "generate")
+    return served
+
+
+def gateway_service_semantic(v: Any, groups: Groups) -> Iterator[str]:
+    """The semantic cache: its tenants and thresholds, and an embedding model the site
+    serves (the Redis 8 check runs on the Redis hosts, which know their release)."""
+    if not _gateway_service_on(v):
+        return
+    tenants = v["gateway_service_semantic_tenants"] or {}
+    if not tenants:
+        return
+    if not _bool(v["gateway_service_cache_enabled"]):
+        yield (
+            "gateway_service_semantic_tenants is set but gateway_service_cache_enabled is false: "
+            "the semantic cache answers from the exact cache's entries."
+        )
+    floor = v["gateway_service_semantic_threshold_floor"]
+    threshold = v["gateway_service_semantic_threshold"]
+    for name, value in (
+        ("gateway_service_semantic_threshold_floor", floor),
+        ("gateway_service_semantic_threshold", threshold),
+    ):
+        if not _similarity_ok(value):
+            yield f"{name} must be a cosine similarity above 0 and at most 1; got {value!r}."
+    if _similarity_ok(floor) and _similarity_ok(threshold) and threshold < floor:
+        yield (
+            f"gateway_service_semantic_threshold ({threshold}) is below "
+            f"gateway_service_semantic_threshold_floor ({floor}): the floor is the lowest "
+            "similarity the site accepts."
+        )
+    served = _served_models(v, groups)
+    for tenant, settings in tenants.items():
+        name = f"gateway_service_semantic_tenants['{tenant}']"
+        if settings is None:
+            continue
+        if not isinstance(settings, Mapping) or set(settings) - {"models", "threshold"}:
+            yield f"{name} must be a mapping with models (a list) and threshold, or empty."
+            continue
+        own = settings.get("threshold")
+        if own is not None and (not _similarity_ok(own) or (_similarity_ok(floor) and own < floor)):
+            yield (
+                f"{name}.threshold must be a cosine similarity from the floor "
+                f"(gateway_service_semantic_threshold_floor, {floor}) to 1; got {own!r}: a "
+                "tenant may raise the threshold, never lower it."
+            )
+        models = settings.get("models") or []
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            yield f"{name}.models must be a list of served model names; got {models!r}."
+        elif served is not None:
+            unknown = [model for model in models if model not in served]
+            if unknown:
+                yield f"{name}.models: {unknown} are not served at this site."
+    model = str(v["gateway_service_semantic_embedding_model"] or "")
+    dimensions = v["gateway_service_semantic_dimensions"]
+    if not _integer(dimensions) or not 1 <= _int(dimensions) <= 65536:
+        yield (
+            "gateway_service_semantic_dimensions must be the embedding model's dimension "
+            f"(384 for all-MiniLM-L6-v2); got {dimensions!r}."
+        )
+    timeout = v["gateway_service_semantic_timeout_ms"]
+    if not _integer(timeout) or not 1 <= _int(timeout) <= 10000:
+        yield (
+            "gateway_service_semantic_timeout_ms must be 1 to 10000 ms (the longest an "
+            f"embedding may add to a miss); got {timeout!r}."
+        )
+    if not model:
+        yield (
+            "gateway_service_semantic_embedding_model is empty: name the served embedding "
+            "model (an engine instance whose engine_model has task: embed)."
+        )
+    elif served is not None and served.get(model) != "embed":
+        embedding = sorted(name for name, task in served.items() if task == "embed")
+        reason = (
+            "is not served at this site"
+            if model not in served
+            else "is not an embedding model (engine_model.task: embed)"
+        )
+        yield (
+            f"gateway_service_semantic_embedding_model: {model!r} {reason}; served embedding "
+            f"models: {embedding or 'none'}."
+        )
+
+
 def gateway_service_request_audit(v: Any, groups: Groups) -> Iterator[str]:
     if not _gateway_service_on(v):
         return
@@ -1978,5 +2088,6 @@ RULES: dict[str, tuple[Rule, ...]] = {
         gateway_service_cache,
         gateway_service_request_audit,
         gateway_service_metrics_tls,
+        gateway_service_semantic,
     ),
 }

@@ -180,7 +180,7 @@ class HostVariables(Mapping[str, Any]):
         raw: Mapping[str, Any],
         render: Callable[[str, Any], Any] | None = None,
         memo: dict[Any, Any] | None = None,
-        peers: Callable[[str], HostVariables] | None = None,
+        peers: Callable[..., HostVariables] | None = None,
     ) -> None:
         self.host = host
         self._raw = raw
@@ -294,12 +294,13 @@ class HostVariables(Mapping[str, Any]):
         """The value before templating."""
         return self._raw.get(name, default)
 
-    def peer(self, host: str) -> HostVariables:
-        """Another host's variables as the same role sees them (rules across hosts, such as
-        the hosts of one engine instance); KeyError for a host the inventory lacks."""
+    def peer(self, host: str, role: str | None = None) -> HostVariables:
+        """Another host's variables as the same role (or the role named) sees them: rules
+        across hosts, such as the hosts of one engine instance, or the models the engine hosts
+        serve for the gateways; KeyError for a host the inventory lacks."""
         if self._peers is None:
             raise KeyError(host)
-        return self._peers(host)
+        return self._peers(host) if role is None else self._peers(host, role)
 
 
 def _only_simple_templates(value: Any) -> bool:

@@ -169,7 +169,7 @@ class SiteVariables:
             raw,
             self._renderer.for_variables(raw),
             self._memo,
-            peers=lambda other: self.variables_of(other, name),
+            peers=lambda other, role=name: self.variables_of(other, role),
         )
 
     def declared(self, host: str, suffix: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ except metadata.PackageNotFoundError:  # imported from a source tree that was ne
 
 _EXPORTS = {
     "RunOptions": "onprem_llm.api",
+    "cache_evict": "onprem_llm.api",
     "cache_purge": "onprem_llm.api",
     "check": "onprem_llm.api",
     "deploy": "onprem_llm.api",

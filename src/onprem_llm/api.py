@@ -35,6 +35,7 @@ PLAYBOOKS = {
     "lab_up": "playbooks/lab_up.yml",
     "lab_down": "playbooks/lab_down.yml",
     "cache_purge": "playbooks/cache_purge.yml",
+    "cache_evict": "playbooks/cache_evict.yml",
     "erase_tenant": "playbooks/erase_tenant.yml",
 }
 
@@ -173,6 +174,25 @@ def cache_purge_vars(tenant: str, model: str = "", older_than: str | int = "") -
         "cache_purge_model": model,
         "cache_purge_older_than": older_than,
     }
+
+
+def cache_evict(
+    project_dir: str | Path | None,
+    options: RunOptions,
+    request_id: str,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    plan_progress: bool = False,
+) -> RunResult:
+    """Undo a wrong semantic-cache hit: delete the cached answer the request (by its request id,
+    the X-Request-ID of the answer) got, and its place in the vector set, so that neither that
+    question nor its neighbours get that answer again. The outcome is in .data["cache_evict"]."""
+    if not isinstance(request_id, str) or not request_id or any(c.isspace() for c in request_id):
+        raise UsageError(f"REQUEST_ID: expected the X-Request-ID of an answer, got {request_id!r}")
+    _check_name("REQUEST_ID", request_id, required=True)
+    extra_vars = {"cache_evict_request_id": request_id}
+    request = request_for("cache_evict", project_dir, options, extra_vars=extra_vars)
+    return run_playbook(request, progress, cancel, plan_progress)
 
 
 def erase_tenant(

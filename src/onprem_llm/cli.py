@@ -351,7 +351,7 @@ def build_parser() -> Parser:
     _run_options(lab_commands.add_parser("down", help="remove the lab"), inventory=False)
     status = lab_commands.add_parser("status", help="list the lab containers")
     _output_options(status)
-    cache = commands.add_parser("cache", help="the gateways' response cache: purge")
+    cache = commands.add_parser("cache", help="the gateways' response cache: purge, evict")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     purge_help = "delete a tenant's response-cache entries (playbooks/cache_purge.yml)"
     purge = cache_commands.add_parser("purge", help=purge_help, description=purge_help)
@@ -365,6 +365,13 @@ def build_parser() -> Parser:
         help="only entries older than this: seconds, or 90m, 12h, 7d, 2w (default: all)",
     )
     _run_options(purge, inventory=True)
+    evict_help = (
+        "undo a wrong semantic-cache hit: delete the cached answer a request got, by its request"
+        " id (playbooks/cache_evict.yml)"
+    )
+    evict = cache_commands.add_parser("evict", help=evict_help, description=evict_help)
+    evict.add_argument("request_id", metavar="REQUEST_ID", help="the X-Request-ID of the answer")
+    _run_options(evict, inventory=True)
     erase_help = (
         "remove a tenant's request and content records from every gateway and its cached answers,"
         " or only one user's records with --user, and record the erasure"
@@ -555,6 +562,27 @@ def _cache_purge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     outcome = functools.partial(render_cache_purge, older_than=args.older_than)
     return _run_action(args, action, out, err, outcome)
+
+
+def render_cache_evict(result: RunResult) -> str:
+    """One line: whether the request's cached answer was found and deleted."""
+    report = result.data.get("cache_evict")
+    if not isinstance(report, dict) or "found" not in report:
+        return "cache evict: no outcome was reported; check the failures above before retrying"
+    request = json.dumps(report.get("request_id", ""), ensure_ascii=False)
+    if not report["found"]:
+        return (
+            f"cache evict: no semantic hit is recorded for request {request} (only semantic hits"
+            " are recorded, for as long as their answer is cached)"
+        )
+    if not report.get("evicted"):
+        return f"cache evict: request {request} was a semantic hit; nothing deleted (check mode)"
+    return f"cache evict: deleted the cached answer request {request} got, and its vector"
+
+
+def _cache_evict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    action = functools.partial(api.cache_evict, request_id=args.request_id)
+    return _run_action(args, action, out, err, render_cache_evict)
 
 
 # --- erase -------------------------------------------------------------------------------------
@@ -785,6 +813,8 @@ def main(
             return _run_action(args, runs[args.command], out, err)
         if args.command == "plan":
             return _plan(args, out, err)
+        if args.command == "cache" and args.cache_command == "evict":
+            return _cache_evict(args, out, err)
         if args.command == "cache":
             return _cache_purge(args, out, err)
         if args.command == "audit":
@@ -801,7 +831,7 @@ def main(
         err.write(f"{PROG} {args.command}: {_flag(error.field)}: {str(error).split(': ', 1)[1]}\n")
         return int(ExitCode.USAGE)
     except (UsageError, SecretError) as error:
-        command = "cache purge" if args.command == "cache" else args.command
+        command = f"cache {args.cache_command}" if args.command == "cache" else args.command
         err.write(f"{PROG} {command}: {error}\n")
         return int(ExitCode.USAGE)
     except lab.LabError as error:

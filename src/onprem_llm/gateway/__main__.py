@@ -1,11 +1,15 @@
-"""python3 -m onprem_llm.gateway serve|purge|erase-records --config PATH ...
+"""python3 -m onprem_llm.gateway serve|purge|evict|erase-records --config PATH ...
 
   serve          run the gateway until SIGTERM (systemd unit, unprivileged user)
-  purge          delete one tenant's cached answers and print {"deleted": N, "tenant": ..., ...}
+  purge          delete one tenant's cached answers (and its semantic-cache sets) and print
+                 {"deleted": N, "semantic_removed": N, "tenant": ..., ...}
+  evict          undo a wrong semantic hit by its request id: delete the answer it got and its
+                 place in the vector set; print {"request_id": ..., "found": ..., "evicted": ...}
   erase-records  remove one tenant's (or user's) request audit records and content records from this
                  gateway's files, record the erasure, and print {"records_removed": N, ...}
 
-Exit status: 0 done, 1 Redis failed during a purge, 2 bad input (arguments or configuration).
+Exit status: 0 done, 1 Redis failed during a purge or evict, 2 bad input (arguments or
+configuration).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .cache_key import SITE_SCOPE
 from .config import ConfigError, GatewayConfig, load_config
@@ -47,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
         help="only entries stored at least this long ago",
     )
     purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    evict = commands.add_parser(
+        "evict", help="undo a wrong semantic hit: drop the answer it was given from the cache"
+    )
+    evict.add_argument("--config", required=True, metavar="PATH", help="gateway JSON config")
+    evict.add_argument(
+        "--request-id", required=True, help="the request id of the answer (X-Request-ID)"
+    )
+    evict.add_argument("--dry-run", action="store_true", help="find it, delete nothing")
     erase = commands.add_parser("erase-records", help="remove one tenant's request records")
     erase.add_argument("--config", required=True, metavar="PATH", help="gateway JSON config")
     erase.add_argument("--tenant", required=True, help="tenant whose records go")
@@ -63,20 +76,44 @@ def _usage_error(message: str) -> int:
     return EXIT_USAGE
 
 
-async def _purge(config: GatewayConfig, args: argparse.Namespace) -> int:
-    from .purge import purge
+async def _purge(config: GatewayConfig, args: argparse.Namespace) -> tuple[int, int]:
+    from .purge import purge, purge_semantic
     from .store import build_client, close_client
 
     client = build_client(config.redis, socket_timeout=10.0)
     try:
-        return await purge(
+        deleted_keys: list[str] = []
+        deleted = await purge(
             client,
             prefix=config.redis.key_prefix,
             scope=args.tenant,
             model=args.model,
             older_than=args.older_than,
             dry_run=args.dry_run,
+            deleted_keys=deleted_keys,
         )
+        semantic = 0
+        if config.semantic is not None:
+            semantic = await purge_semantic(
+                client,
+                prefix=config.redis.key_prefix,
+                tenant=args.tenant,
+                model=args.model,
+                entry_keys=deleted_keys if args.older_than is not None else None,
+                dry_run=args.dry_run,
+            )
+        return deleted, semantic
+    finally:
+        await close_client(client)
+
+
+async def _evict(config: GatewayConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from .semantic import evict
+    from .store import build_client, close_client
+
+    client = build_client(config.redis, socket_timeout=10.0)
+    try:
+        return await evict(client, config.redis.key_prefix, args.request_id, dry_run=args.dry_run)
     finally:
         await close_client(client)
 
@@ -94,6 +131,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .service import serve
 
         asyncio.run(serve(config))
+        return 0
+    if args.command == "evict":
+        if not args.request_id.strip():
+            return _usage_error("--request-id: expected the request id of a cached answer")
+        try:
+            evicted = asyncio.run(_evict(config, args))
+        except Exception as exc:
+            print(
+                f"onprem_llm.gateway: error: evict failed: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        print(json.dumps(evicted))
         return 0
     if not args.tenant.strip():
         return _usage_error("--tenant: expected a tenant name")
@@ -139,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     try:
-        deleted = asyncio.run(_purge(config, args))
+        deleted, semantic = asyncio.run(_purge(config, args))
     except Exception as exc:
         print(
             f"onprem_llm.gateway: error: purge failed: {type(exc).__name__}: {exc}", file=sys.stderr
@@ -147,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     result = {
         "deleted": deleted,
+        "semantic_removed": semantic,
         "tenant": args.tenant,
         "model": args.model,
         "dry_run": args.dry_run,

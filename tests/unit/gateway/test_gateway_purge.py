@@ -98,6 +98,7 @@ def test_the_purge_command_prints_one_json_line(
     assert cli.main(argv) == 0
     assert json.loads(capsys.readouterr().out) == {
         "deleted": 1,
+        "semantic_removed": 0,
         "tenant": "acme",
         "model": "m1",
         "dry_run": False,
@@ -116,3 +117,26 @@ def test_the_purge_command_reports_redis_failures(
     path.write_text(json.dumps(config))
     assert cli.main(["purge", "--config", str(path), "--tenant", "acme"]) == 1
     assert "purge failed" in capsys.readouterr().err
+
+
+def test_the_evict_command_prints_one_json_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = fakeredis.FakeServer()
+    sync = fakeredis.FakeRedis(server=server)
+    entry, set_key = f"onprem-llm:cache:acme:m:{'a' * 64}", "onprem-llm:semantic:acme:m:e:2:c"
+    sync.set(entry, b"{}")
+    sync.execute_command("VADD", set_key, "VALUES", 2, 1, 0, "a" * 64)
+    record = {"set": set_key, "element": "a" * 64, "entry": entry}
+    sync.set("onprem-llm:semantic-hit:req-7", json.dumps(record))
+    monkeypatch.setattr(
+        store_module, "build_client", lambda *_a, **_k: fakeredis.FakeAsyncRedis(server=server)
+    )
+    path = tmp_path / "gateway.json"
+    path.write_text(json.dumps(base_config("http://127.0.0.1:1")))
+    assert cli.main(["evict", "--config", str(path), "--request-id", "req-7"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {"request_id": "req-7", "found": True, "evicted": True, "entry": entry}
+    assert not sync.exists(entry, "onprem-llm:semantic-hit:req-7")
+    assert not sync.execute_command("VISMEMBER", set_key, "a" * 64)
+    assert cli.main(["evict", "--config", str(path), "--request-id", " "]) == 2

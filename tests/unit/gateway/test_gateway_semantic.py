@@ -27,7 +27,7 @@ pytestmark = pytest.mark.asyncio
 DIMENSIONS = 64
 SEMANTIC = {
     "embedding_model": "minilm",
-    "embedding_backend": "models_minilm",
+    "embedding_backend": "model_minilm",
     "dimensions": DIMENSIONS,
     "timeout_ms": 2000,
     "tenants": {TENANT: {"models": ["tiny-llama"]}},
@@ -110,12 +110,12 @@ async def test_a_reworded_question_is_answered_from_the_cache(
     call = embedder.inputs[-1]
     assert call["model"] == "minilm"
     assert call["truncate_prompt_tokens"] == 256
-    assert engine.headers[-1]["X-Onprem-Backend"] == "models_minilm"
+    assert engine.headers[-1]["X-Onprem-Backend"] == "model_minilm"
     assert gw.sample(LOOKUPS, tenant=TENANT, model="tiny-llama", result="hit") == 1
     assert gw.sample(LOOKUPS, tenant=TENANT, model="tiny-llama", result="empty") == 1
     # One set per tenant and model; the question itself is nowhere in Redis.
     [set_key] = [k.decode() for k in sync_redis.scan_iter(match="onprem-llm:semantic:*")]
-    assert set_key == f"onprem-llm:semantic:{TENANT}:tiny-llama:minilm:{DIMENSIONS}"
+    assert set_key.startswith(f"onprem-llm:semantic:{TENANT}:tiny-llama:minilm:{DIMENSIONS}:")
     strings = [*sync_redis.scan_iter(match="onprem-llm:cache:*")]
     strings += [*sync_redis.scan_iter(match="onprem-llm:semantic-hit:*")]
     assert len(strings) == 2
@@ -422,3 +422,79 @@ async def test_the_semantic_cache_needs_the_exact_cache(engine: Any) -> None:
     config = merge(base_config(engine.url), {"semantic": SEMANTIC, "cache": {"enabled": False}})
     with pytest.raises(ConfigError, match=r"semantic\.tenants: .*needs cache\.enabled true"):
         parse_config(config)
+
+
+async def test_a_tenant_purge_takes_its_semantic_sets_or_the_purged_elements(
+    make_gateway: Any, engine: Any, embedder: Embedder, sync_redis: Any
+) -> None:
+    from onprem_llm.gateway.purge import purge, purge_semantic
+
+    both = {**SEMANTIC, "tenants": {TENANT: {}, "globex": {}}}
+    gw = await make_gateway(semantic=both)
+    for tenant in (TENANT, "globex"):
+        await gw.post(CHAT, ask("How do I reset my password?"), tenant=tenant)
+        await gw.post(CHAT, ask("Where is the VPN guide?"), tenant=tenant)
+    await gw.drain()
+    client = gw.gateway.store.client  # type: ignore[union-attr]
+    sets = [k.decode() for k in sync_redis.scan_iter(match=f"onprem-llm:semantic:{TENANT}:*")]
+    assert [sync_redis.execute_command("VCARD", key) for key in sets] == [2]
+    # Older than: only the elements of the entries deleted leave the set.
+    deleted: list[str] = []
+    [entry, _other] = sorted(k.decode() for k in sync_redis.scan_iter(match="*cache:acme:*"))
+    sync_redis.set(entry, json.dumps({**json.loads(sync_redis.get(entry)), "created": 1.0}))
+    assert (
+        await purge(client, prefix="onprem-llm:", scope=TENANT, older_than=60, deleted_keys=deleted)
+        == 1
+    )
+    removed = await purge_semantic(client, prefix="onprem-llm:", tenant=TENANT, entry_keys=deleted)
+    assert removed == 1
+    assert sync_redis.execute_command("VCARD", sets[0]) == 1
+    # The whole tenant: its sets go, the other tenant's stay.
+    assert await purge_semantic(client, prefix="onprem-llm:", tenant=TENANT) == 1
+    assert not sync_redis.exists(sets[0])
+    assert len(list(sync_redis.scan_iter(match="onprem-llm:semantic:globex:*"))) == 1
+
+
+async def test_every_command_used_is_in_the_cache_users_acl_with_the_semantic_cache(
+    make_gateway: Any, engine: Any, embedder: Embedder, redis_server: Any
+) -> None:
+    """The redis role's grant (redis_cache_commands + redis_semantic_cache_commands) is
+    enough for lookups, stores, hits, evictions and purges."""
+    from pathlib import Path
+
+    import fakeredis
+    import yaml
+    from redis.exceptions import NoPermissionError
+
+    from onprem_llm.gateway.purge import purge, purge_semantic
+
+    defaults = yaml.safe_load(
+        (Path(__file__).parents[3] / "roles/redis/defaults/main.yml").read_text()
+    )
+    granted = defaults["redis_cache_commands"] + defaults["redis_semantic_cache_commands"]
+    admin = fakeredis.FakeRedis(server=redis_server)
+    admin.acl_setuser(
+        "onprem-llm-cache",
+        enabled=True,
+        passwords=["+pw"],
+        keys=["onprem-llm:*"],
+        commands=["-@all", *(f"+{command}" for command in granted)],
+    )
+    restricted = fakeredis.FakeAsyncRedis(server=redis_server, single_connection_client=True)
+    await restricted.execute_command("AUTH", "onprem-llm-cache", "pw")
+    with pytest.raises(NoPermissionError):
+        await restricted.execute_command("VCARD", "onprem-llm:x")  # the ACL is enforced
+    gw = await make_gateway(client=restricted, semantic=SEMANTIC)
+    headers = {"X-Onprem-Request-ID": "acl-1"}
+    hit, _body = await store_then_ask(
+        gw, ask("How do I reset my password?"), ask("my password: how do I reset"), headers=headers
+    )
+    assert hit.headers["Cache-Status"].endswith("detail=semantic")
+    assert (await evict(restricted, "onprem-llm:", "acl-1"))["evicted"]
+    await gw.post(CHAT, ask("Where is the VPN guide?"))
+    await gw.drain()
+    deleted: list[str] = []
+    assert await purge(restricted, prefix="onprem-llm:", scope=TENANT, deleted_keys=deleted) == 1
+    assert await purge_semantic(restricted, prefix="onprem-llm:", tenant=TENANT) == 1
+    assert gw.sample("onprem_llm_gateway_cache_errors_total", operation="semantic") == 0
+    assert gw.sample(LOOKUPS, tenant=TENANT, model="tiny-llama", result="unavailable") == 0

@@ -61,7 +61,7 @@ def _purge(project: Path, artifacts: Path, *args: str) -> tuple[int, str, str]:
 def test_help_lists_the_cache_command(capsys: pytest.CaptureFixture[str]) -> None:
     code, _unused, _unused = run_cli("--help")
     assert code == 0
-    assert "cache          the gateways' response cache: purge" in capsys.readouterr().out
+    assert "cache          the gateways' response cache: purge, evict" in capsys.readouterr().out
     code, _unused, _unused = run_cli("cache", "purge", "--help")
     assert code == 0
     text = capsys.readouterr().out
