@@ -205,3 +205,78 @@ def test_the_gateways_configuration_names_the_embedding_models_backend(
     assert parsed.dimensions == 384
     assert parsed.threshold == parsed.threshold_floor == 0.95
     assert parsed.backend_header == "X-Onprem-Backend"
+
+
+def _redis_preflight_tasks() -> list[dict]:
+    """The redis role's two preflight tasks of the semantic cache, as the role has them."""
+    import yaml
+
+    tasks = yaml.safe_load(Path("roles/redis/tasks/preflight.yml").read_text())
+    names = ("Read the Redis version apt has", "Check Redis has vector sets for the semantic cache")
+    return [task for task in tasks if task.get("name") in names]
+
+
+def test_redis_7_is_refused_before_any_change(role_debug_messages) -> None:
+    """This machine is Debian 12: apt offers redis-server 7.0, and the role refuses it."""
+    read, check = _redis_preflight_tasks()
+    messages = role_debug_messages(
+        "redis",
+        "the semantic cache on Debian 12",
+        [
+            {
+                "name": "Preflight",
+                "block": [read, check],
+                "rescue": [
+                    {
+                        "name": "Refusal",
+                        "ansible.builtin.debug": {"msg": "{{ ansible_failed_result.msg }}"},
+                    }
+                ],
+                "vars": {"redis_semantic_cache": True},
+            }
+        ],
+    )
+    refusal = messages["Refusal"]
+    assert "gateway_service_semantic_tenants" in refusal
+    assert "Redis 8" in refusal and "has Redis 7" in refusal
+
+
+@pytest.mark.parametrize(
+    ("policy", "release", "accepted"),
+    [
+        (
+            "redis-server:\n  Installed: 5:8.0.2-3+deb13u3\n  Candidate: 5:8.0.2-3+deb13u3\n",
+            "13",
+            True,
+        ),
+        # A mirror with Redis 8 for Debian 12.
+        ("redis-server:\n  Installed: (none)\n  Candidate: 6:8.2.1-1rl1~bookworm1\n", "12", True),
+        (
+            "redis-server:\n  Installed: 5:7.0.15-1~deb12u10\n  Candidate: 5:7.0.15-1~deb12u10\n",
+            "12",
+            False,
+        ),
+        # No package lists yet: the release decides.
+        ("N: Unable to locate package redis-server\n", "13", True),
+        ("N: Unable to locate package redis-server\n", "12", False),
+    ],
+)
+def test_redis_versions_the_semantic_cache_accepts(
+    role_debug_messages, policy: str, release: str, accepted: bool
+) -> None:
+    _read, check = _redis_preflight_tasks()
+    check = {**check, "vars": {**check["vars"], "redis_semantic_cache": True}}
+    check["vars"]["__redis_policy"] = {"stdout": policy}
+    check["vars"]["ansible_facts"] = {"distribution_major_version": release}
+    messages = role_debug_messages(
+        "redis",
+        "the semantic cache's Redis version",
+        [
+            {
+                "name": "Preflight",
+                "block": [check, {"name": "Outcome", "ansible.builtin.debug": {"msg": "accepted"}}],
+                "rescue": [{"name": "Outcome", "ansible.builtin.debug": {"msg": "refused"}}],
+            }
+        ],
+    )
+    assert messages["Outcome"] == ("accepted" if accepted else "refused")
