@@ -336,8 +336,12 @@ class SemanticCache:
         self._session = session
         self._wall = wall
         self._prefix = config.redis.key_prefix
+        # A lookup's Redis calls may use what the embedding left of the semantic budget, and
+        # never less than an exact lookup's; index writes run in the background.
         self._budget = config.redis.lookup_budget_ms / 1000
-        self._write_timeout = config.redis.write_timeout_ms / 1000
+        self._write_timeout = max(
+            config.redis.write_timeout_ms / 1000, self.config.timeout_ms / 1000
+        )
         self._max_ttl = config.cache.max_ttl_seconds
         self._url = config.upstream_url + self.config.embedding_path
         self._warned: set[str] = set()
@@ -389,13 +393,15 @@ class SemanticCache:
             excluded_fields=excluded_fields,
         ).digest[:32]
         set_key = self.set_key(tenant, model, context)
+        deadline = time.perf_counter() + self.config.timeout_ms / 1000
         try:
             vector = await self.embed(question.text)
         except _Miss as miss:
             return Lookup(miss.result)
         pending = Pending(set_key, guard_digest(question.text), vector)
+        budget = max(self._budget, deadline - time.perf_counter())
         try:
-            found = await self._search(set_key, vector)
+            found = await self._search(set_key, vector, budget)
         except _Miss as miss:
             return Lookup(miss.result, pending=None if miss.result == UNAVAILABLE else pending)
         if not found:
@@ -476,8 +482,9 @@ class SemanticCache:
             log.warning("semantic cache: %s (counted as misses from now on)", message)
 
     async def _redis(self, command: Callable[[], Awaitable[Any]], timeout: float) -> Any:
-        """A Redis call: a command error (wrong dimension, unknown command) is a miss; a
-        connection error or timeout also opens the exact cache's breaker."""
+        """A Redis call: a slow answer or a command error (wrong dimension, unknown command,
+        a missing ACL grant) is a miss; a connection error also opens the exact cache's
+        breaker, as a failed exact lookup does."""
         store = self._store
         if not store.available:
             raise _Miss(UNAVAILABLE)
@@ -486,8 +493,8 @@ class SemanticCache:
         except asyncio.CancelledError:
             raise
         except TimeoutError:
-            store._failed("semantic", f"no answer within {timeout * 1000:g} ms")
-            raise _Miss(UNAVAILABLE) from None
+            # A vector search slower than its budget says nothing of Redis' health.
+            raise _Miss(TIMEOUT) from None
         except Exception as exc:
             text = str(exc)
             if "dimension" in text.lower():
@@ -499,7 +506,9 @@ class SemanticCache:
             store._failed("semantic", f"{type(exc).__name__}: {text[:200]}")
             raise _Miss(UNAVAILABLE) from None
 
-    async def _search(self, set_key: str, vector: bytes) -> list[tuple[str, float, dict[str, Any]]]:
+    async def _search(
+        self, set_key: str, vector: bytes, budget: float
+    ) -> list[tuple[str, float, dict[str, Any]]]:
         """The closest unexpired elements, with the attributes of those above the floor."""
         count = self.config.candidates
 
@@ -508,7 +517,8 @@ class SemanticCache:
                 "VSIM", set_key, "FP32", vector, "WITHSCORES", "COUNT", count
             )
 
-        reply = await self._redis(command, self._budget)
+        started = time.perf_counter()
+        reply = await self._redis(command, budget)
         found = parse_similar(reply)
         if not found:
             return []
@@ -522,7 +532,8 @@ class SemanticCache:
                     pipe.execute_command("VGETATTR", set_key, element)
                 return pipe.execute()  # type: ignore[no-any-return]
 
-            attributes = list(await self._redis(fetch, self._budget))
+            remaining = max(self._budget, budget - (time.perf_counter() - started))
+            attributes = list(await self._redis(fetch, remaining))
         pairs = zip(above, attributes, strict=False)
         by_element = {item[0]: _attributes(raw) for item, raw in pairs}
         now = self._wall()
@@ -551,7 +562,9 @@ class SemanticCache:
 
         try:
             replies = await self._redis(command, self._write_timeout)
-        except _Miss:
+        except _Miss as miss:
+            self._metrics.cache_errors.labels("semantic").inc()
+            self._warn("store-" + miss.result, f"indexing an answer failed ({miss.result})")
             return
         for reply in replies[:1]:
             if isinstance(reply, Exception):

@@ -498,3 +498,29 @@ async def test_every_command_used_is_in_the_cache_users_acl_with_the_semantic_ca
     assert await purge_semantic(restricted, prefix="onprem-llm:", tenant=TENANT) == 1
     assert gw.sample("onprem_llm_gateway_cache_errors_total", operation="semantic") == 0
     assert gw.sample(LOOKUPS, tenant=TENANT, model="tiny-llama", result="unavailable") == 0
+
+
+async def test_a_slow_vector_search_is_a_timeout_and_the_exact_cache_goes_on(
+    make_gateway: Any, engine: Any, embedder: Embedder, redis_server: Any
+) -> None:
+    import fakeredis
+
+    class SlowSearch(fakeredis.FakeAsyncRedis):  # type: ignore[misc]
+        async def execute_command(self, *args: Any, **options: Any) -> Any:
+            if args and args[0] == "VSIM":
+                await asyncio.sleep(0.3)
+            return await super().execute_command(*args, **options)
+
+    gw = await make_gateway(
+        client=SlowSearch(server=redis_server),
+        semantic={**SEMANTIC, "timeout_ms": 100},
+        redis={"lookup_budget_ms": 20},
+    )
+    first, _body = await gw.post(CHAT, ask("How do I reset my password?"))
+    assert "detail=semantic-timeout; stored" in first.headers["Cache-Status"]
+    await gw.drain()
+    # The exact cache was not switched off by the slow search.
+    again, _body = await gw.post(CHAT, ask("How do I reset my password?"))
+    assert again.headers["Cache-Status"].startswith("onprem-llm; hit; ttl=")
+    assert gw.gateway.store.available  # type: ignore[union-attr]
+    assert gw.sample(LOOKUPS, tenant=TENANT, model="tiny-llama", result="timeout") == 1
