@@ -112,7 +112,12 @@ def test_tenants_never_share_semantic_hits(host, base):
     # team-sem2 forging team-sem's tenant header: HAProxy sets the tenant from the key.
     forged = {"X-Tenant-ID": "team-sem"}
     other = ask(
-        host, base, "What is the name of the VPN server?", key=KEY_SEM2, system=system, headers=forged
+        host,
+        base,
+        "What is the name of the VPN server?",
+        key=KEY_SEM2,
+        system=system,
+        headers=forged,
     )
     assert other["cache"].startswith("onprem-llm; fwd=miss; detail=semantic-empty"), other
     # A tenant without the semantic cache gets the exact cache only.
