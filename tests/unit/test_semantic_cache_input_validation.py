@@ -112,11 +112,24 @@ BAD_INPUT = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_semantic_cache_input_is_refused(validate_input, assert_rejected, wheel, case):
-    settings, expected = BAD_INPUT[case]
-    result = validate_input(inventory(wheel, settings))
-    output = assert_rejected(result, expected, case)
+def test_every_bad_semantic_cache_input_is_reported_in_one_run(
+    validate_input, assert_rejected, wheel
+):
+    """One gateway per mistake, one validation run, as an operator's inventory is checked."""
+    site = inventory(wheel, {})
+    good = site["all"]["children"]["gateways"]["hosts"].pop("gateway-1")
+    cases = sorted(BAD_INPUT)
+    for index, case in enumerate(cases):
+        site["all"]["children"]["gateways"]["hosts"][f"gateway-{index}"] = {
+            **good,
+            **BAD_INPUT[case][0],
+        }
+    result = validate_input(site)
+    output = assert_rejected(result, [], "several bad gateways")
+    for index, case in enumerate(cases):
+        assert f"gateway-{index}" in output, case
+        for text in BAD_INPUT[case][1]:
+            assert text in output, f"{case}: {text!r} not in output:\n{output}"
     assert PASSWORD not in output
 
 
