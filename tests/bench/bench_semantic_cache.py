@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
 from onprem_llm.gateway.app import Gateway  # noqa: E402
+from onprem_llm.gateway.cache_key import KeyInputs  # noqa: E402
 from onprem_llm.gateway.config import parse_config  # noqa: E402
 from onprem_llm.gateway.metrics import GatewayMetrics  # noqa: E402
 from onprem_llm.gateway.semantic import guard_digest  # noqa: E402
@@ -295,17 +296,15 @@ class Bench:
             asked = f"how can I reset my workstation account's password {'?' * (1 + index % 3)}"
             body = chat_body(user(asked))
             started = time.perf_counter()
-            found = await semantic.lookup(
-                tenant=tenant,
+            inputs = KeyInputs(
                 scope=tenant,
                 path=CHAT,
                 model="tiny-llama",
                 revision="bench",
                 stream=False,
-                body=body,
                 excluded_fields=self.gateway.config.cache.excluded_fields,
-                requested=None,
             )
+            found = await semantic.lookup(tenant=tenant, inputs=inputs, body=body, requested=None)
             semantic_times.append(time.perf_counter() - started)
             hits += found.result == "hit"
             response = await self.client.post(

@@ -45,7 +45,7 @@ from yarl import URL
 
 from . import metrics as m
 from .audit import RequestAudit, answer_content, request_content
-from .cache_key import SITE_SCOPE, CacheKey, make_key
+from .cache_key import SITE_SCOPE, CacheKey, KeyInputs
 from .config import GatewayConfig
 from .policy import is_embeddings, parse_cache_control, uncacheable_reason
 from .semantic import HIT as SEMANTIC_HIT
@@ -367,15 +367,15 @@ class Gateway:
         if self.config.cache.cache_salt and "cache_salt" in parsed:
             # Replaced by the tenant's salt before forwarding: not part of the question.
             key_body = {name: value for name, value in parsed.items() if name != "cache_salt"}
-        key = make_key(
+        inputs = KeyInputs(
             scope=scope,
             path=path,
             model=call.model,
             revision=self.config.revision(call.model),
             stream=call.stream,
-            body=key_body,
             excluded_fields=self._excluded,
         )
+        key = inputs.key(key_body)
         store = self.store
         if not store.available:
             return await self._forward(call, CACHE_UNAVAILABLE, m.ERROR)
@@ -391,7 +391,7 @@ class Gateway:
         if entry is None:
             semantic = self.semantic
             if semantic is not None and semantic.enabled_for(call.tenant, call.model):
-                found = await self._semantic(call, semantic, path, key_body, scope, cache_control)
+                found = await self._semantic(call, semantic, inputs, key_body, cache_control)
                 if isinstance(found, web.Response):
                     return found
                 return await self._fill(call, key, f"miss; detail=semantic-{found}")
@@ -404,28 +404,22 @@ class Gateway:
         self,
         call: _Call,
         semantic: SemanticCache,
-        path: str,
+        inputs: KeyInputs,
         body: dict[str, Any],
-        scope: str,
         cache_control: Any,
     ) -> web.Response | str:
         """A hit by meaning, or the miss reason (the answer of a miss is indexed later)."""
         assert call.model is not None and self.store is not None
         found = await semantic.lookup(
             tenant=call.tenant,
-            scope=scope,
-            path=path,
-            model=call.model,
-            revision=self.config.revision(call.model),
-            stream=call.stream,
+            inputs=inputs,
             body=body,
-            excluded_fields=self._excluded,
             requested=requested_threshold(call.request.headers.get(THRESHOLD_HEADER)),
         )
         result = found.result
         if result == SEMANTIC_HIT:
             assert found.digest is not None and found.set_key is not None
-            key = CacheKey(scope, call.model, found.digest)
+            key = CacheKey(inputs.scope, inputs.model, found.digest)
             try:
                 entry = await self.store.lookup(key, call.stream)
             except CacheUnavailable:

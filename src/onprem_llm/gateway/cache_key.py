@@ -49,30 +49,34 @@ class CacheKey:
         return f"{prefix}lease:{_quote(self.scope)}:{_quote(self.model)}:{self.digest}"
 
 
-def make_key(
-    *,
-    scope: str,
-    path: str,
-    model: str,
-    revision: str,
-    stream: bool,
-    body: Mapping[str, Any],
-    excluded_fields: Collection[str],
-) -> CacheKey:
-    """The cache key of one request; `body` is the parsed JSON object the client sent."""
-    material = {
-        "v": KEY_VERSION,
-        "scope": scope,
-        "path": path,
-        "model": model,
-        "revision": revision,
-        "stream": stream,
-        "body": {name: value for name, value in body.items() if name not in excluded_fields},
-    }
-    # surrogatepass: JSON may carry lone surrogates, which strict UTF-8 refuses.
-    text = canonical_json(material).encode("utf-8", "surrogatepass")
-    digest = hashlib.sha256(text).hexdigest()
-    return CacheKey(scope, model, digest)
+@dataclass(frozen=True, slots=True)
+class KeyInputs:
+    """What decides an answer besides the body: built once per request, so the exact key and
+    the semantic cache's context digest are made from the same values."""
+
+    scope: str
+    path: str
+    model: str
+    revision: str
+    stream: bool
+    excluded_fields: Collection[str]
+
+    def key(self, body: Mapping[str, Any]) -> CacheKey:
+        """The cache key of this request with `body`, the parsed JSON object the client sent."""
+        material = {
+            "v": KEY_VERSION,
+            "scope": self.scope,
+            "path": self.path,
+            "model": self.model,
+            "revision": self.revision,
+            "stream": self.stream,
+            "body": {
+                name: value for name, value in body.items() if name not in self.excluded_fields
+            },
+        }
+        # surrogatepass: JSON may carry lone surrogates, which strict UTF-8 refuses.
+        text = canonical_json(material).encode("utf-8", "surrogatepass")
+        return CacheKey(self.scope, self.model, hashlib.sha256(text).hexdigest())
 
 
 def entry_pattern(prefix: str, scope: str, model: str | None = None) -> str:

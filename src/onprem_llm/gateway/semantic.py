@@ -43,7 +43,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .cache_key import make_key
+from .cache_key import KeyInputs
 from .config import GatewayConfig, SemanticConfig
 from .metrics import GatewayMetrics
 from .store import CacheStore
@@ -370,29 +370,18 @@ class SemanticCache:
         self,
         *,
         tenant: str,
-        scope: str,
-        path: str,
-        model: str,
-        revision: str,
-        stream: bool,
+        inputs: KeyInputs,
         body: Mapping[str, Any],
-        excluded_fields: frozenset[str],
         requested: float | None,
     ) -> Lookup:
         """Search the tenant's set; never raises (every failure is a miss with its reason)."""
-        question = question_of(path, body, self.config.multi_turn)
+        question = question_of(inputs.path, body, self.config.multi_turn)
         if isinstance(question, str):
             return Lookup(INELIGIBLE)
-        context = make_key(
-            scope=scope,
-            path=path,
-            model=model,
-            revision=revision,
-            stream=stream,
-            body=question.context_body,
-            excluded_fields=excluded_fields,
-        ).digest[:32]
-        set_key = self.set_key(tenant, model, context)
+        # The exact key of the request without its question: system prompt, earlier turns,
+        # model, revision, stream and every generation setting.
+        context = inputs.key(question.context_body).digest[:32]
+        set_key = self.set_key(tenant, inputs.model, context)
         deadline = time.perf_counter() + self.config.timeout_ms / 1000
         try:
             vector = await self.embed(question.text)

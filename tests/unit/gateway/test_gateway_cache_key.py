@@ -9,10 +9,10 @@ from typing import Any
 from onprem_llm.gateway.cache_key import (
     KEY_VERSION,
     CacheKey,
+    KeyInputs,
     canonical_json,
     entry_pattern,
     glob_escape,
-    make_key,
 )
 from onprem_llm.gateway.config import DEFAULT_EXCLUDED_FIELDS
 
@@ -26,11 +26,10 @@ def key(body: dict[str, Any] | None = None, **parts: Any) -> CacheKey:
         "model": "m",
         "revision": "r1",
         "stream": False,
-        "body": BODY if body is None else body,
         "excluded_fields": DEFAULT_EXCLUDED_FIELDS,
     }
     arguments.update(parts)
-    return make_key(**arguments)
+    return KeyInputs(**arguments).key(BODY if body is None else body)
 
 
 def test_the_digest_is_sha256_of_the_documented_canonical_json() -> None:
