@@ -10,32 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from gateway_site import REDIS_CACHE_PASSWORD, gateway_site, make_wheel
 
-PASSWORD = "redis-cache-password-0123456789"
+PASSWORD = REDIS_CACHE_PASSWORD
 PSEUDONYM_KEY = "pseudonymisation-key-0123456789abcdef"
 
 
 @pytest.fixture
 def wheel(tmp_path: Path) -> str:
-    path = tmp_path / "onprem_llm-0.1.0-py3-none-any.whl"
-    path.write_bytes(b"PK\x05\x06" + b"\0" * 18)
-    return str(path)
+    return make_wheel(tmp_path)
 
 
 def inventory(gateways: dict[str, dict], group_vars: dict, redis_hosts=("redis-1",)) -> dict:
-    return {
-        "all": {
-            "vars": {
-                "redis_cache_password": PASSWORD,
-                "redis_admin_password": "redis-admin-password-0123456789",
-                "redis_exporter_password": "redis-exporter-password-012345",
-            },
-            "children": {
-                "gateways": {"hosts": gateways, "vars": group_vars},
-                "redis": {"hosts": {name: {} for name in redis_hosts}},
-            },
-        }
-    }
+    return gateway_site(gateways, group_vars, tuple(redis_hosts))
 
 
 def good_vars(wheel: str) -> dict:

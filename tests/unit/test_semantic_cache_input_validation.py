@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gateway_site import REDIS_CACHE_PASSWORD, gateway_site, make_wheel
 from onprem_llm.collection_utils import _engine_command, _engine_instances
 
-PASSWORD = "redis-cache-password-0123456789"
+PASSWORD = REDIS_CACHE_PASSWORD
 CPU_ENGINE = {
     "engine_mode": "native",
     "engine_device": "cpu",
@@ -20,9 +21,7 @@ CPU_ENGINE = {
 
 @pytest.fixture
 def wheel(tmp_path: Path) -> str:
-    path = tmp_path / "onprem_llm-0.1.0-py3-none-any.whl"
-    path.write_bytes(b"PK\x05\x06" + b"\0" * 18)
-    return str(path)
+    return make_wheel(tmp_path)
 
 
 def inventory(wheel: str, semantic: dict[str, Any], embed_task: str = "embed") -> dict:
@@ -33,33 +32,19 @@ def inventory(wheel: str, semantic: dict[str, Any], embed_task: str = "embed") -
         "gateway_service_semantic_embedding_model": "minilm",
         **semantic,
     }
-    return {
-        "all": {
-            "vars": {
-                "redis_cache_password": PASSWORD,
-                "redis_admin_password": "redis-admin-password-0123456789",
-                "redis_exporter_password": "redis-exporter-password-012345",
-            },
-            "children": {
-                "gateways": {"hosts": {"gateway-1": gateway}},
-                "redis": {"hosts": {"redis-1": {}}},
-                "engine_nodes": {
-                    "hosts": {
-                        "engine-1": {
-                            **CPU_ENGINE,
-                            "engine_model": {"name": "tiny-llama"},
-                            "engine_model_source": {"type": "path", "path": "/srv/tiny"},
-                        },
-                        "embedder-1": {
-                            **CPU_ENGINE,
-                            "engine_model": {"name": "minilm", "task": embed_task},
-                            "engine_model_source": {"type": "path", "path": "/srv/minilm"},
-                        },
-                    }
-                },
-            },
-        }
+    engines = {
+        "engine-1": {
+            **CPU_ENGINE,
+            "engine_model": {"name": "tiny-llama"},
+            "engine_model_source": {"type": "path", "path": "/srv/tiny"},
+        },
+        "embedder-1": {
+            **CPU_ENGINE,
+            "engine_model": {"name": "minilm", "task": embed_task},
+            "engine_model_source": {"type": "path", "path": "/srv/minilm"},
+        },
     }
+    return gateway_site({"gateway-1": gateway}, engine_nodes={"hosts": engines})
 
 
 def test_a_site_with_an_embedding_model_and_the_semantic_cache_passes(validate_input, wheel):
