@@ -12,8 +12,11 @@ import asyncio
 import copy
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import fakeredis
+import yaml
 from aiohttp import web
 
 from onprem_llm.gateway.app import Gateway
@@ -223,3 +226,28 @@ class GatewayUnderTest:
 
     def sample(self, name: str, **labels: str) -> float:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def granted_commands(*lists: str) -> list[str]:
+    """The commands the redis role grants the cache user, from its defaults (lists named)."""
+    defaults = yaml.safe_load(
+        (Path(__file__).parents[3] / "roles/redis/defaults/main.yml").read_text()
+    )
+    return [command for name in lists for command in defaults[name]]
+
+
+async def restricted_cache_client(
+    server: fakeredis.FakeServer, commands: list[str]
+) -> fakeredis.FakeAsyncRedis:
+    """A client signed in as the cache user with only these commands, on onprem-llm:* keys,
+    as the redis role makes it."""
+    fakeredis.FakeRedis(server=server).acl_setuser(
+        "onprem-llm-cache",
+        enabled=True,
+        passwords=["+pw"],
+        keys=["onprem-llm:*"],
+        commands=["-@all", *(f"+{command}" for command in commands)],
+    )
+    client = fakeredis.FakeAsyncRedis(server=server, single_connection_client=True)
+    await client.execute_command("AUTH", "onprem-llm-cache", "pw")
+    return client

@@ -6,7 +6,15 @@ from typing import Any
 
 import fakeredis
 import pytest
-from gateway_fakes import CHAT, EMBEDDINGS, base_config, chat_body, merge
+from gateway_fakes import (
+    CHAT,
+    EMBEDDINGS,
+    base_config,
+    chat_body,
+    granted_commands,
+    merge,
+    restricted_cache_client,
+)
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import NoPermissionError
 
@@ -14,36 +22,14 @@ from onprem_llm.gateway.config import parse_config
 from onprem_llm.gateway.purge import purge
 from onprem_llm.gateway.store import build_client
 
-# What the gateway role grants the cache user (CLIENT SETINFO exists from Redis 7.2).
-ALLOWED = [
-    "-@all",
-    "+get",
-    "+set",
-    "+del",
-    "+unlink",
-    "+exists",
-    "+pttl",
-    "+scan",
-    "+ping",
-    "+hello",
-    "+client|setname",
-]
-
 
 @pytest.mark.asyncio
 async def test_every_command_used_is_in_the_cache_users_acl(
     make_gateway: Any, engine: Any, redis_server: fakeredis.FakeServer
 ) -> None:
-    admin = fakeredis.FakeRedis(server=redis_server)
-    admin.acl_setuser(
-        "onprem-llm-cache",
-        enabled=True,
-        passwords=["+pw"],
-        keys=["onprem-llm:*"],
-        commands=ALLOWED,
+    restricted = await restricted_cache_client(
+        redis_server, granted_commands("redis_cache_commands")
     )
-    restricted = fakeredis.FakeAsyncRedis(server=redis_server, single_connection_client=True)
-    await restricted.execute_command("AUTH", "onprem-llm-cache", "pw")
     with pytest.raises(NoPermissionError):
         await restricted.expire("onprem-llm:x", 5)  # the ACL is enforced
 

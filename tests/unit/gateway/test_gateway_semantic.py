@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from gateway_fakes import CHAT, COMPLETIONS, TENANT, chat_body
+from gateway_fakes import (
+    CHAT,
+    COMPLETIONS,
+    TENANT,
+    chat_body,
+    granted_commands,
+    restricted_cache_client,
+)
 
 from onprem_llm.gateway.config import ConfigError, parse_config
 from onprem_llm.gateway.semantic import evict, guard_terms, question_of
@@ -460,28 +467,13 @@ async def test_every_command_used_is_in_the_cache_users_acl_with_the_semantic_ca
 ) -> None:
     """The redis role's grant (redis_cache_commands + redis_semantic_cache_commands) is
     enough for lookups, stores, hits, evictions and purges."""
-    from pathlib import Path
-
-    import fakeredis
-    import yaml
     from redis.exceptions import NoPermissionError
 
     from onprem_llm.gateway.purge import purge, purge_semantic
 
-    defaults = yaml.safe_load(
-        (Path(__file__).parents[3] / "roles/redis/defaults/main.yml").read_text()
+    restricted = await restricted_cache_client(
+        redis_server, granted_commands("redis_cache_commands", "redis_semantic_cache_commands")
     )
-    granted = defaults["redis_cache_commands"] + defaults["redis_semantic_cache_commands"]
-    admin = fakeredis.FakeRedis(server=redis_server)
-    admin.acl_setuser(
-        "onprem-llm-cache",
-        enabled=True,
-        passwords=["+pw"],
-        keys=["onprem-llm:*"],
-        commands=["-@all", *(f"+{command}" for command in granted)],
-    )
-    restricted = fakeredis.FakeAsyncRedis(server=redis_server, single_connection_client=True)
-    await restricted.execute_command("AUTH", "onprem-llm-cache", "pw")
     with pytest.raises(NoPermissionError):
         await restricted.execute_command("VCARD", "onprem-llm:x")  # the ACL is enforced
     gw = await make_gateway(client=restricted, semantic=SEMANTIC)
