@@ -7,10 +7,8 @@ default backend is computed from the engine node's variables.
 
 from __future__ import annotations
 
-import json
-import re
-
 import pytest
+from validation_errors import host_errors
 
 API_KEY = "sk-engine-test-0123456789abcdef0123456789"
 DIGEST = "sha256:" + "ab" * 32
@@ -285,15 +283,6 @@ def test_every_bad_input_is_reported_in_one_run(validate_input, assert_rejected)
             assert text in errors, f"{case}: {text!r} not in its host's errors:\n{errors}"
     assert API_KEY not in output
     assert LUKS_KEY not in output
-
-
-def host_errors(output: str, host: str) -> str:
-    """The errors the validation lists for one host (its failure message maps host to list)."""
-    decoder = json.JSONDecoder()
-    errors: list[str] = []
-    for match in re.finditer(rf'"{re.escape(host)}": (?=\[)', output):
-        errors.extend(decoder.raw_decode(output, match.end())[0])
-    return "\n".join(errors)
 
 
 def test_a_luks_model_store_unlocked_by_tang_passes(validate_input):
