@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
-import pytest
+from validation_errors import host_errors
 
 H200_VARS = {"nvidia_driver_profile": "h200_hgx"}
 BCRYPT = "$2b$12$8J8Mby1qIbHh4ag7vKeoYOP5yHW2qV52SV5Z2fVhtY.5gIWQx.GA6"
@@ -116,15 +116,28 @@ BAD_INPUT = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_gpu_health_input_is_rejected_naming_the_variable(
-    validate_input, assert_rejected, case
-):
-    host_vars, expected = BAD_INPUT[case]
-    result = run_validation(validate_input, host_vars)
-    output = assert_rejected(result, expected, case)
+def test_every_bad_gpu_health_input_is_reported_in_one_run(validate_input, assert_rejected):
+    """One GPU node per case, as an inventory with many mistakes is reported in one pass."""
+    prefix = "h200-"
+    nodes = {
+        f"{prefix}{index:02d}": {**H200_VARS, **host_vars}
+        for index, (host_vars, _unused) in enumerate(BAD_INPUT.values())
+    }
+    inventory = {
+        "all": {
+            "children": {
+                "gpu_nodes": {"children": {"hgx_h200": {"hosts": nodes}}},
+                "monitoring": {"hosts": {"monitoring-1": {}}},
+            }
+        }
+    }
+    output = assert_rejected(validate_input(inventory), [], "several bad GPU nodes")
     # any_errors_fatal: nothing runs after validation, on any host.
     assert "monitoring-1" in output
+    for index, (case, (_bad, expected)) in enumerate(BAD_INPUT.items()):
+        errors = host_errors(output, f"{prefix}{index:02d}")
+        for text in expected:
+            assert text in errors, f"{case}: {text!r} not in its host's errors:\n{errors}"
 
 
 def test_secrets_of_bad_basic_auth_input_stay_out_of_the_log(validate_input):
