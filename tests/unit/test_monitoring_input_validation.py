@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
-import pytest
+from validation_errors import host_errors
 
 GOOD_MONITORING_VARS = {
     "prometheus_retention_time": "90d",
@@ -134,15 +134,35 @@ BAD_MONITORING_INPUT = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_MONITORING_INPUT))
-def test_bad_monitoring_input_is_rejected_naming_the_variable(
-    validate_input, assert_rejected, case
-):
-    bad_vars, expected = BAD_MONITORING_INPUT[case]
-    result = run_validation(validate_input, {**GOOD_MONITORING_VARS, **bad_vars})
-    output = assert_rejected(result, expected, case)
+def test_every_bad_monitoring_input_is_reported_in_one_run(validate_input, assert_rejected):
+    """One monitoring host per case, as an inventory with many mistakes is reported in one pass."""
+    hosts = {
+        f"monitoring-{index:02d}": {**GOOD_MONITORING_VARS, **bad_vars}
+        for index, (bad_vars, _unused) in enumerate(BAD_MONITORING_INPUT.values())
+    }
+    inventory = {
+        "all": {
+            "children": {
+                "gpu_nodes": {"hosts": {"node-1": {}}},
+                "monitoring": {"hosts": hosts},
+            }
+        }
+    }
+    output = assert_rejected(validate_input(inventory), [], "several bad monitoring hosts")
     # any_errors_fatal: the run stops at validation, before any converge play.
     assert "PLAY RECAP" in output
+    assert_each_host_names_its_error(output, "monitoring-", BAD_MONITORING_INPUT)
+
+
+def assert_each_host_names_its_error(output: str, prefix: str, cases: dict) -> None:
+    for index, (case, (_bad, expected)) in enumerate(cases.items()):
+        host = f"{prefix}{index:02d}"
+        errors = host_errors(output, host)
+        for text in expected:
+            if "{host}" in text:
+                assert text.format(host=host) in output, f"{case}: {text!r} not in the output"
+            else:
+                assert text in errors, f"{case}: {text!r} not in its host's errors:\n{errors}"
 
 
 BAD_NODE_EXPORTER_INPUT = {
@@ -169,7 +189,8 @@ BAD_NODE_EXPORTER_INPUT = {
     "plain HTTP without naming the link": (
         {"node_exporter_tls_cert_file": "", "node_exporter_tls_key_file": ""},
         [
-            "node-1: node_exporter: node_exporter_tls_cert_file: '' leaves node_exporter",
+            # The summary line names the host too.
+            "{host}: node_exporter: node_exporter_tls_cert_file: '' leaves node_exporter",
             "onprem_llm_plaintext_links: [node_exporter]",
         ],
     ),
@@ -190,10 +211,19 @@ def test_plain_http_passes_once_its_link_is_named(validate_input):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("case", sorted(BAD_NODE_EXPORTER_INPUT))
-def test_bad_node_exporter_input_is_rejected_naming_the_variable(
-    validate_input, assert_rejected, case
-):
-    bad_vars, expected = BAD_NODE_EXPORTER_INPUT[case]
-    result = run_validation(validate_input, GOOD_MONITORING_VARS, bad_vars)
-    assert_rejected(result, expected, case)
+def test_every_bad_node_exporter_input_is_reported_in_one_run(validate_input, assert_rejected):
+    """One GPU node per case, as an inventory with many mistakes is reported in one pass."""
+    nodes = {
+        f"node-{index:02d}": bad_vars
+        for index, (bad_vars, _unused) in enumerate(BAD_NODE_EXPORTER_INPUT.values())
+    }
+    inventory = {
+        "all": {
+            "children": {
+                "gpu_nodes": {"hosts": nodes},
+                "monitoring": {"hosts": {"monitoring-1": GOOD_MONITORING_VARS}},
+            }
+        }
+    }
+    output = assert_rejected(validate_input(inventory), [], "several bad GPU nodes")
+    assert_each_host_names_its_error(output, "node-", BAD_NODE_EXPORTER_INPUT)
