@@ -295,9 +295,11 @@ def kv_sequences(
     )
     if room <= 0:
         return 0
-    if per_sequence <= 0:
+    # No cache per request, or one so small (a denormal) that the quotient overflows: unbounded.
+    sequences = float(room) / float(per_sequence) if per_sequence > 0 else math.inf
+    if not math.isfinite(sequences):
         return 10**6
-    return math.floor(float(room) / float(per_sequence) + 1e-9)
+    return math.floor(sequences + 1e-9)
 
 
 def operating_point(

@@ -173,6 +173,13 @@ NUMERIC_FLAGS = [
     flags={"--requests-per-month": "1.1154504151237236e-305"},
     as_json=True,
 )
+# Found by this test: a denormal KV cache per token overflowed the requests a cache holds.
+@example(
+    model="llama-3.1-8b",
+    dtype="bf16",
+    flags={"--kv-bytes-per-token": "2.225073858507e-311"},
+    as_json=False,
+)
 def test_no_input_gives_a_traceback(
     model: str, dtype: str, flags: dict[str, str], as_json: bool
 ) -> None:
