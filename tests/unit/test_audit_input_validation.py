@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from validation_errors import host_errors
+from validation_errors import assert_each_host_reports_its_case, one_host_per_case
 
 
 def inventory(host_vars: dict) -> dict:
@@ -103,15 +103,11 @@ def test_every_bad_input_is_reported_in_one_run(validate_input, assert_rejected)
     """One GPU node per case, as an inventory with many mistakes is reported in one pass."""
     site = inventory({})
     prefix = "gpu-"
-    site["all"]["children"]["gpu_nodes"]["hosts"] = {
-        f"{prefix}{index:02d}": {"nvidia_driver_profile": "h200_hgx", **bad_vars}
-        for index, (bad_vars, _unused) in enumerate(BAD_INPUT.values())
-    }
+    site["all"]["children"]["gpu_nodes"]["hosts"] = one_host_per_case(
+        BAD_INPUT, prefix, {"nvidia_driver_profile": "h200_hgx"}
+    )
     output = assert_rejected(validate_input(site), [], "several bad GPU nodes")
-    for index, (case, (_bad, expected)) in enumerate(BAD_INPUT.items()):
-        errors = host_errors(output, f"{prefix}{index:02d}")
-        for text in expected:
-            assert text in errors, f"{case}: {text!r} not in its host's errors:\n{errors}"
+    assert_each_host_reports_its_case(output, BAD_INPUT, prefix)
 
 
 def test_immutable_rules_with_the_reboot_acknowledged_pass(validate_input):

@@ -8,7 +8,7 @@ default backend is computed from the engine node's variables.
 from __future__ import annotations
 
 import pytest
-from validation_errors import host_errors
+from validation_errors import assert_each_host_reports_its_case, one_host_per_case
 
 API_KEY = "sk-engine-test-0123456789abcdef0123456789"
 DIGEST = "sha256:" + "ab" * 32
@@ -271,16 +271,12 @@ BAD_INPUT = {
 def test_every_bad_input_is_reported_in_one_run(validate_input, assert_rejected):
     """One engine host per case, as an inventory with many mistakes is reported in one pass."""
     site = inventory({})
-    site["all"]["children"]["engine_nodes"]["hosts"] = {
-        f"engine-{index:02d}": {**GOOD_VARS, **bad_vars}
-        for index, (bad_vars, _unused) in enumerate(BAD_INPUT.values())
-    }
+    site["all"]["children"]["engine_nodes"]["hosts"] = one_host_per_case(
+        BAD_INPUT, "engine-", GOOD_VARS
+    )
     result = validate_input(site)
     output = assert_rejected(result, [], "several bad engine hosts")
-    for index, (case, (_bad, expected)) in enumerate(BAD_INPUT.items()):
-        errors = host_errors(output, f"engine-{index:02d}")
-        for text in expected:
-            assert text in errors, f"{case}: {text!r} not in its host's errors:\n{errors}"
+    assert_each_host_reports_its_case(output, BAD_INPUT, "engine-")
     assert API_KEY not in output
     assert LUKS_KEY not in output
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from validation_errors import host_errors
+from validation_errors import assert_each_host_reports_its_case, one_host_per_case
 
 KEY = "sk-test-0123456789abcdef0123456789abcdef"
 CLOUD_KEY = "sk-cloud-test-5f2b9c0e"
@@ -279,16 +279,12 @@ BAD_INPUT = {
 def test_every_bad_input_is_reported_in_one_run(validate_input, assert_rejected):
     """One gateway per case, as an inventory with many mistakes is reported in one pass."""
     site = inventory({})
-    site["all"]["children"]["gateways"]["hosts"] = {
-        f"gateway-{index:02d}": {**GOOD_VARS, **bad_vars}
-        for index, (bad_vars, _unused) in enumerate(BAD_INPUT.values())
-    }
+    site["all"]["children"]["gateways"]["hosts"] = one_host_per_case(
+        BAD_INPUT, "gateway-", GOOD_VARS
+    )
     result = validate_input(site)
     output = assert_rejected(result, [], "several bad gateways")
-    for index, (case, (_bad, expected)) in enumerate(BAD_INPUT.items()):
-        errors = host_errors(output, f"gateway-{index:02d}")
-        for text in expected:
-            assert text in errors, f"{case}: {text!r} not in its host's errors:\n{errors}"
+    assert_each_host_reports_its_case(output, BAD_INPUT, "gateway-")
     assert KEY not in output
     assert CLOUD_KEY not in output
 

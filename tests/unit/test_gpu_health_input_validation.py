@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
-from validation_errors import host_errors
+from validation_errors import assert_each_host_reports_its_case, one_host_per_case
 
 H200_VARS = {"nvidia_driver_profile": "h200_hgx"}
 BCRYPT = "$2b$12$8J8Mby1qIbHh4ag7vKeoYOP5yHW2qV52SV5Z2fVhtY.5gIWQx.GA6"
@@ -119,10 +119,7 @@ BAD_INPUT = {
 def test_every_bad_gpu_health_input_is_reported_in_one_run(validate_input, assert_rejected):
     """One GPU node per case, as an inventory with many mistakes is reported in one pass."""
     prefix = "h200-"
-    nodes = {
-        f"{prefix}{index:02d}": {**H200_VARS, **host_vars}
-        for index, (host_vars, _unused) in enumerate(BAD_INPUT.values())
-    }
+    nodes = one_host_per_case(BAD_INPUT, prefix, H200_VARS)
     inventory = {
         "all": {
             "children": {
@@ -134,10 +131,7 @@ def test_every_bad_gpu_health_input_is_reported_in_one_run(validate_input, asser
     output = assert_rejected(validate_input(inventory), [], "several bad GPU nodes")
     # any_errors_fatal: nothing runs after validation, on any host.
     assert "monitoring-1" in output
-    for index, (case, (_bad, expected)) in enumerate(BAD_INPUT.items()):
-        errors = host_errors(output, f"{prefix}{index:02d}")
-        for text in expected:
-            assert text in errors, f"{case}: {text!r} not in its host's errors:\n{errors}"
+    assert_each_host_reports_its_case(output, BAD_INPUT, prefix)
 
 
 def test_secrets_of_bad_basic_auth_input_stay_out_of_the_log(validate_input):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
-from validation_errors import host_errors
+from validation_errors import assert_each_host_reports_its_case, gpu_site, one_host_per_case
 
 GOOD_VARS = {
     "firewall_admin_networks": ["10.20.250.0/24"],
@@ -75,22 +75,8 @@ BAD_INPUT = {
 
 def test_every_bad_input_is_reported_in_one_run(validate_input, assert_rejected):
     """One GPU node per case, as an inventory with many mistakes is reported in one pass."""
-    nodes = {
-        f"node-{index:02d}": {**GOOD_VARS, **bad_vars}
-        for index, (bad_vars, _unused) in enumerate(BAD_INPUT.values())
-    }
-    inventory = {
-        "all": {
-            "children": {
-                "gpu_nodes": {"hosts": nodes},
-                "monitoring": {"hosts": {"monitoring-1": {}}},
-            }
-        }
-    }
-    output = assert_rejected(validate_input(inventory), [], "several bad GPU nodes")
+    nodes = one_host_per_case(BAD_INPUT, "node-", GOOD_VARS)
+    output = assert_rejected(validate_input(gpu_site(nodes)), [], "several bad GPU nodes")
     # any_errors_fatal: the run stops at validation for every host.
     assert "monitoring-1" in output
-    for index, (case, (_bad, expected)) in enumerate(BAD_INPUT.items()):
-        errors = host_errors(output, f"node-{index:02d}")
-        for text in expected:
-            assert text in errors, f"{case}: {text!r} not in its host's errors:\n{errors}"
+    assert_each_host_reports_its_case(output, BAD_INPUT, "node-")

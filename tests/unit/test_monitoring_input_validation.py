@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
-from validation_errors import host_errors
+from validation_errors import assert_each_host_reports_its_case, gpu_site, one_host_per_case
 
 GOOD_MONITORING_VARS = {
     "prometheus_retention_time": "90d",
@@ -136,10 +136,7 @@ BAD_MONITORING_INPUT = {
 
 def test_every_bad_monitoring_input_is_reported_in_one_run(validate_input, assert_rejected):
     """One monitoring host per case, as an inventory with many mistakes is reported in one pass."""
-    hosts = {
-        f"monitoring-{index:02d}": {**GOOD_MONITORING_VARS, **bad_vars}
-        for index, (bad_vars, _unused) in enumerate(BAD_MONITORING_INPUT.values())
-    }
+    hosts = one_host_per_case(BAD_MONITORING_INPUT, "monitoring-", GOOD_MONITORING_VARS)
     inventory = {
         "all": {
             "children": {
@@ -151,18 +148,7 @@ def test_every_bad_monitoring_input_is_reported_in_one_run(validate_input, asser
     output = assert_rejected(validate_input(inventory), [], "several bad monitoring hosts")
     # any_errors_fatal: the run stops at validation, before any converge play.
     assert "PLAY RECAP" in output
-    assert_each_host_names_its_error(output, "monitoring-", BAD_MONITORING_INPUT)
-
-
-def assert_each_host_names_its_error(output: str, prefix: str, cases: dict) -> None:
-    for index, (case, (_bad, expected)) in enumerate(cases.items()):
-        host = f"{prefix}{index:02d}"
-        errors = host_errors(output, host)
-        for text in expected:
-            if "{host}" in text:
-                assert text.format(host=host) in output, f"{case}: {text!r} not in the output"
-            else:
-                assert text in errors, f"{case}: {text!r} not in its host's errors:\n{errors}"
+    assert_each_host_reports_its_case(output, BAD_MONITORING_INPUT, "monitoring-")
 
 
 BAD_NODE_EXPORTER_INPUT = {
@@ -213,17 +199,7 @@ def test_plain_http_passes_once_its_link_is_named(validate_input):
 
 def test_every_bad_node_exporter_input_is_reported_in_one_run(validate_input, assert_rejected):
     """One GPU node per case, as an inventory with many mistakes is reported in one pass."""
-    nodes = {
-        f"node-{index:02d}": bad_vars
-        for index, (bad_vars, _unused) in enumerate(BAD_NODE_EXPORTER_INPUT.values())
-    }
-    inventory = {
-        "all": {
-            "children": {
-                "gpu_nodes": {"hosts": nodes},
-                "monitoring": {"hosts": {"monitoring-1": GOOD_MONITORING_VARS}},
-            }
-        }
-    }
+    nodes = one_host_per_case(BAD_NODE_EXPORTER_INPUT, "node-")
+    inventory = gpu_site(nodes, GOOD_MONITORING_VARS)
     output = assert_rejected(validate_input(inventory), [], "several bad GPU nodes")
-    assert_each_host_names_its_error(output, "node-", BAD_NODE_EXPORTER_INPUT)
+    assert_each_host_reports_its_case(output, BAD_NODE_EXPORTER_INPUT, "node-")
