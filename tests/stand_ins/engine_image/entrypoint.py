@@ -67,6 +67,7 @@ if engine == "vllm":
     parser.add_argument("--ssl-keyfile", default="")
     parser.add_argument("--ssl-certfile", default="")
     parser.add_argument("--ssl-ciphers", default="")
+    parser.add_argument("--shutdown-timeout", default="0")
 elif engine == "trtllm":
     parser.add_argument("model")
     parser.add_argument("--host", default="localhost")
@@ -98,6 +99,8 @@ os.execv(
         str(options.port),
         "--model",
         getattr(options, "served_model_name", "") or options.model,
+        "--shutdown-timeout",
+        getattr(options, "shutdown_timeout", "0"),
         *tls,
     ],
 )

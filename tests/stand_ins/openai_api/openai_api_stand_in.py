@@ -5,21 +5,42 @@ Python standard library only, so it runs on a bare test host. It answers
 engine-internal /metrics and /tokenize, so that tests can prove the gateway never exposes them.
 With --record, every request's path, headers of interest and model go to a JSON-lines file
 (never the prompt). With --api-key, requests without that bearer token get 401. With --tls-cert
-and --tls-key it serves HTTPS.
+and --tls-key it serves HTTPS. On SIGTERM it stops as vLLM's server (uvicorn) does: it stops
+accepting connections, lets the requests being answered finish for up to --shutdown-timeout
+seconds, and exits 0; as a container's first process it would otherwise ignore the signal and
+wait for the runtime's SIGKILL.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import ssl
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-def make_handler(options: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
+class InFlight:
+    """How many requests are being answered: what a graceful shutdown waits for."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def __exit__(self, *_unused: object) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+def make_handler(options: argparse.Namespace, in_flight: InFlight) -> type[BaseHTTPRequestHandler]:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -57,6 +78,14 @@ def make_handler(options: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
             return self.headers.get("Authorization") == f"Bearer {options.api_key}"
 
         def do_GET(self) -> None:
+            with in_flight:
+                self._get()
+
+        def do_POST(self) -> None:
+            with in_flight:
+                self._post()
+
+        def _get(self) -> None:
             if self.path == "/health":
                 self._send(200, b"", "text/plain")
             elif self.path == "/metrics":
@@ -66,7 +95,7 @@ def make_handler(options: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(404, {"detail": "Not Found"})
 
-        def do_POST(self) -> None:
+        def _post(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             try:
@@ -120,15 +149,30 @@ def main() -> None:
     parser.add_argument("--tls-key", default="")
     # TLS 1.2 suites, as uvicorn's ssl_ciphers (vLLM's --ssl-ciphers); groups follow OPENSSL_CONF.
     parser.add_argument("--tls-ciphers", default="")
+    # vLLM's --shutdown-timeout: seconds the requests in flight get to finish after SIGTERM.
+    parser.add_argument("--shutdown-timeout", type=float, default=0.0)
     options = parser.parse_args()
-    server = ThreadingHTTPServer((options.address, options.port), make_handler(options))
+    in_flight = InFlight()
+    server = ThreadingHTTPServer((options.address, options.port), make_handler(options, in_flight))
     if options.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(options.tls_cert, options.tls_key)
         if options.tls_ciphers:
             context.set_ciphers(options.tls_ciphers)
         server.socket = context.wrap_socket(server.socket, server_side=True)
+
+    def stop(_signum: int, _frame: object) -> None:
+        # shutdown() waits for serve_forever() to return: from another thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     server.serve_forever()
+    server.server_close()
+    deadline = time.monotonic() + options.shutdown_timeout
+    while in_flight.count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sys.exit(0)
 
 
 if __name__ == "__main__":
