@@ -19,6 +19,10 @@ description:
   - A source that is missing fails the task before anything is changed, naming it. In check
     mode it is returned in RV(missing) instead (the task that writes it has not really run).
   - Content is never returned, and the diff names the files only, since the copies are keys.
+  - With O(in_place), a copy that differs is rewritten in place (the same file, truncated and
+    written) instead of replaced, for a service that watches its files: vLLM's
+    C(--enable-ssl-refresh) loads a renewed certificate without a restart, but loses its watch
+    on a file that is replaced.
 author:
   - onprem.llm maintainers (@onprem-llm)
 options:
@@ -38,6 +42,12 @@ options:
     description: Group of O(directory) and of the copies (the service's group).
     type: str
     required: true
+  in_place:
+    description:
+      - Rewrite a copy that differs in place rather than write a new file and move it over the
+        copy. A copy that does not exist yet is written and moved as without it.
+    type: bool
+    default: false
   files:
     description: The files to copy.
     type: list
@@ -111,7 +121,16 @@ def _read(path: str) -> bytes | None:
         return None
 
 
-def _write(module: AnsibleModule, path: str, content: bytes, group: str, mode: str) -> None:
+def _write(
+    module: AnsibleModule, path: str, content: bytes, group: str, mode: str, in_place: bool
+) -> None:
+    if in_place and os.path.isfile(path):
+        # The same inode, so that a watch on the file sees the change; owner, group and mode
+        # are the copy's already (put right below when they are not).
+        with open(path, "r+b") as target:
+            target.truncate(0)
+            target.write(content)
+        return
     # A temporary file beside the copy, with its final owner and mode, moved over it: the
     # service never reads half a key, nor a key it may not read.
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".file_copies.")
@@ -156,7 +175,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         if _read(path) != content:
             copied.append(path)
             if not module.check_mode:
-                _write(module, path, content, params["group"], item["mode"])
+                _write(module, path, content, params["group"], item["mode"], params["in_place"])
         if os.path.exists(path):
             file_changed = module.set_owner_if_different(path, "root", False)
             file_changed = module.set_group_if_different(path, params["group"], file_changed)
@@ -182,6 +201,7 @@ def main() -> None:
             "directory": {"type": "path", "required": True},
             "directory_mode": {"type": "str", "default": "0750"},
             "group": {"type": "str", "required": True},
+            "in_place": {"type": "bool", "default": False},
             "files": {
                 "type": "list",
                 "elements": "dict",

@@ -101,3 +101,24 @@ def test_check_mode_reports_without_writing_and_returns_missing_sources(
     assert result["missing"] == [host["files"][1]["src"]]
     assert result["copied"] == [os.path.join(host["directory"], "server.crt")]
     assert not Path(host["directory"]).exists()
+
+
+def test_in_place_rewrites_a_changed_copy_as_the_same_file(
+    host: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # vLLM watches its certificate files: a copy replaced by another file loses the watch.
+    run_module(capsys, **host, in_place=True)
+    copy = Path(host["directory"]) / "server.crt"
+    inode = copy.stat().st_ino
+    Path(host["files"][0]["src"]).write_text("RENEWED, LONGER CERTIFICATE\n")
+    rc, result = run_module(capsys, **host, in_place=True)
+    assert (rc, result["copied"]) == (0, [str(copy)]), result
+    assert copy.read_text() == "RENEWED, LONGER CERTIFICATE\n"
+    assert copy.stat().st_ino == inode
+    Path(host["files"][0]["src"]).write_text("SHORT\n")
+    run_module(capsys, **host, in_place=True)
+    assert (copy.read_text(), copy.stat().st_ino, mode(copy)) == ("SHORT\n", inode, 0o644)
+    # Without it a changed copy is a new file, moved over the old one.
+    Path(host["files"][0]["src"]).write_text("RENEWED AGAIN\n")
+    run_module(capsys, **host)
+    assert copy.stat().st_ino != inode
