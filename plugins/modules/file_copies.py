@@ -20,7 +20,7 @@ description:
     mode it is returned in RV(missing) instead (the task that writes it has not really run).
   - Content is never returned, and the diff names the files only, since the copies are keys.
   - With O(in_place), a copy that differs is rewritten in place (the same file, truncated and
-    written) instead of replaced, for a service that watches its files: vLLM's
+    written) instead of replaced, for a service that watches its files. vLLM's
     C(--enable-ssl-refresh) loads a renewed certificate without a restart, but loses its watch
     on a file that is replaced.
 author:
