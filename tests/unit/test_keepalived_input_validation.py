@@ -6,7 +6,7 @@ do not exist; gateways with keepalived_virtual_ipaddress get the keepalived pref
 
 from __future__ import annotations
 
-import pytest
+from validation_errors import assert_each_host_reports_its_case, one_host_per_case
 
 PASSWORD = "vrrp-pw1"
 
@@ -91,11 +91,14 @@ BAD_INPUT = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_input_fails_naming_the_variable(validate_input, assert_rejected, case):
-    bad_vars, expected = BAD_INPUT[case]
-    result = validate_input(inventory({**GOOD_VARS, **bad_vars}))
-    output = assert_rejected(result, expected, case)
+def test_bad_input_fails_naming_the_variable(validate_input, assert_rejected):
+    """One gateway per case in one validation run, as an inventory with many mistakes is
+    reported in one pass; each case's message is in its own gateway's errors."""
+    prefix = "gateway-"
+    site = inventory(GOOD_VARS)
+    site["all"]["children"]["gateways"]["hosts"] = one_host_per_case(BAD_INPUT, prefix)
+    output = assert_rejected(validate_input(site), [], "several bad gateways")
+    assert_each_host_reports_its_case(output, BAD_INPUT, prefix)
     assert "longer-than-8" not in output
 
 
