@@ -6,7 +6,10 @@ SHELL := /bin/bash
 VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 # The test-host image is rebuilt only when its recipe changes.
-export ONPREM_LLM_TEST_IMAGE := localhost/onprem-llm-testhost:bookworm-$(shell sha256sum tests/harness/build-base-image.sh | cut -c1-12)
+BASE_IMAGE_HASH := $(shell sha256sum tests/harness/build-base-image.sh | cut -c1-12)
+export ONPREM_LLM_TEST_IMAGE := localhost/onprem-llm-testhost:bookworm-$(BASE_IMAGE_HASH)
+# Debian 13 hosts (Redis 8 for the semantic cache) in the serving scenario.
+export ONPREM_LLM_TEST_IMAGE_TRIXIE := localhost/onprem-llm-testhost:trixie-$(BASE_IMAGE_HASH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
 export ANSIBLE_FORCE_COLOR := false
 export ANSIBLE_NOCOLOR := 1
@@ -26,7 +29,8 @@ deps:
 	@tests/harness/install-deps.sh
 
 image: deps
-	@tests/harness/build-base-image.sh $(ONPREM_LLM_TEST_IMAGE)
+	@tests/harness/build-base-image.sh $(ONPREM_LLM_TEST_IMAGE) bookworm
+	@tests/harness/build-base-image.sh $(ONPREM_LLM_TEST_IMAGE_TRIXIE) trixie
 
 test: deps
 	@$(MAKE) --no-print-directory lint argspecs syntax unit molecule
@@ -57,6 +61,7 @@ unit:
 # The vLLM CPU wheelhouse and the tiny model the serving scenario runs: built once, cached.
 vllm-assets: deps
 	@tests/harness/build-vllm-wheelhouse.sh
+	@tests/harness/fetch-embedding-model.sh
 	@if [[ ! -f .cache/tiny-model/config.json || tests/harness/make_tiny_model.py -nt .cache/tiny-model/config.json ]]; then \
 	  .cache/vllm-build-venv/bin/python tests/harness/make_tiny_model.py; fi
 

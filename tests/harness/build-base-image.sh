@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Build the systemd test-host image once per machine: Debian 12 made with debootstrap and
-# imported into podman. No registry is needed, which is also how air-gapped sites work.
-# Usage: build-base-image.sh IMAGE_REF
+# Build the systemd test-host image once per machine and Debian release: Debian 12 (bookworm,
+# every host) or 13 (trixie: the Redis 8 hosts the semantic cache needs), made with debootstrap
+# and imported into podman. No registry is needed, which is also how air-gapped sites work.
+# Usage: build-base-image.sh IMAGE_REF [SUITE]
 set -euo pipefail
 
-image="${1:?usage: $0 IMAGE_REF}"
+image="${1:?usage: $0 IMAGE_REF [bookworm|trixie]}"
+suite="${2:-bookworm}"
 mirror="${ONPREM_LLM_TEST_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-suite="bookworm"
 # Packages the roles' tests need, baked in so that converges do not download them each time.
 packages=(
   systemd systemd-sysv dbus iproute2 procps python3 python3-apt ca-certificates gnupg

@@ -33,10 +33,19 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
 
 
+# The scenario's embedding model (the semantic cache's): it answers /v1/embeddings only.
+EMBEDDING_MODELS = {"minilm"}
+
+
 def first_engine_model(base: str, key: str) -> str:
-    """The first model engines serve (the list also holds cloud-only models)."""
+    """The first chat model engines serve (the list also holds cloud-only and embedding
+    models)."""
     with send(base + "/v1/models", headers=bearer(key), timeout=30) as reply:
-        return next(m["id"] for m in json.load(reply)["data"] if m["owned_by"] != "cloud")
+        return next(
+            m["id"]
+            for m in json.load(reply)["data"]
+            if m["owned_by"] != "cloud" and m["id"] not in EMBEDDING_MODELS
+        )
 
 
 def run_load(

@@ -32,7 +32,8 @@ from scenario_playbooks import evaluate_on_controller
 testinfra_hosts = ["ansible://serving-client"]
 
 ENGINE_B = testinfra.get_host("ansible://serving-engine4")
-# The second and third models: two instances of one host (engine_models), ports 8000 and 8001.
+# The second and third models: two instances of one host (engine_models), ports 8000 and 8001
+# (its third, port 8002, is the embedding model).
 MODEL_B = "tiny-llama-b"
 MODEL_C = "tiny-llama-c"
 CLOUD_MODEL = "stand-in-cloud-model"
@@ -138,6 +139,8 @@ def test_models_list_holds_the_tenants_models_only(host, gateway_address):
         MODEL_C: "on-premises",
         # One instance across two hosts (test_engine_span.py).
         "tiny-llama-wide": "on-premises",
+        # The semantic cache's embedding model (test_semantic_cache.py), open to tenants too.
+        "minilm": "on-premises",
         CLOUD_MODEL: "cloud",
     }
     team_b = call(host, gateway_address, "/v1/models", key=KEY_B)
@@ -282,7 +285,7 @@ def test_the_placement_computed_without_facts_is_what_the_engines_run():
         "groups['engine_nodes'] | onprem.llm.engine_backends(hostvars, details=true)"
     )
     expected = {(i["host"], i["name"], int(i["port"]), i["backend"]) for i in computed}
-    assert len(expected) == 6, computed
+    assert len(expected) == 7, computed
 
     running = set()
     for name in ENGINE_HOSTS:

@@ -47,8 +47,8 @@ SECRETS = sorted(set(_secrets(INVENTORY["group_vars"])))
 
 
 def test_the_scenario_has_the_secrets_this_test_looks_for():
-    # Five Redis passwords, six API keys, the cloud key and the pseudonymisation key.
-    assert len(SECRETS) == 13, SECRETS
+    # Five Redis passwords, eight API keys, the cloud key and the pseudonymisation key.
+    assert len(SECRETS) == 15, SECRETS
     assert all(len(secret) >= 16 for secret in SECRETS)
 
 
