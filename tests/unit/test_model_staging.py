@@ -12,6 +12,8 @@ import http.server
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -20,8 +22,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, ansible_playbook
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MARKER = ".onprem-llm-source.sha256"
 STAGING_TASKS = {
     "Copy the model from the controller",
@@ -106,15 +108,23 @@ def _stage(tmp_path: Path, store: Path, models: list[dict], verify: bool = False
                     {"name": f"i{n}", "model_dir_name": m["dir"], "model_source": m["source"]}
                     for n, m in enumerate(models)
                 ],
-                "ansible_python_interpreter": os.sys.executable,
+                "ansible_python_interpreter": sys.executable,
             }
         )
     )
-    json_report = {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
-    result = ansible_playbook(
-        "-i", "localhost,", "-c", "local", "-e", f"@{extra}", str(playbook),
-        env={**json_report, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"},
-    )  # fmt: skip
+    result = subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", f"@{extra}", str(playbook)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={
+            **os.environ,
+            "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        },
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     report = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])[0]
     # (name, result) per task run: stage_model.yml's tasks once per model staged
