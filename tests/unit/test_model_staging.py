@@ -68,7 +68,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _stage(tmp_path: Path, store: Path, models: list[dict], verify: bool = False) -> dict:
+def _stage(tmp_path: Path, store: Path, models: list[dict], verify: bool | str = False) -> dict:
     """Run model.yml once; the JSON report's task names that changed and whether the engines'
     restart was notified."""
     play = [
@@ -241,7 +241,8 @@ def test_files_changed_on_the_host_are_repaired_only_by_a_verifying_run(
     (store / "unpacked/weights.bin").write_bytes(b"damaged")
     requests.clear()
 
-    unverified = _stage(tmp_path, store, models)
+    # As "-e engine_model_verify_files=false" gives it: a string.
+    unverified = _stage(tmp_path, store, models, verify="false")
     assert unverified["stats"]["changed"] == 0
     assert (store / "copied/model.safetensors").read_bytes() == b"damaged"
 
