@@ -52,6 +52,18 @@ def call(client, gateway, path, key=KEY_A, body="", data_class=""):
     return result
 
 
+def cache_request(client, url, key, body, headers=None):
+    """A request through the response cache: status, headers (lower-case names) and body, and
+    "cache", its Cache-Status. body: a dict sent as JSON, or the raw text to send."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    sent = json.dumps(headers or {})
+    command = f"python3 {CLIENT_DIR}/cache_request.py {url} '{key}' '{text}' '{sent}'"
+    out = client.check_output(command)
+    result = json.loads(out)
+    result["cache"] = result["headers"].get("cache-status", "")
+    return result
+
+
 def chat(
     client,
     gateway,
