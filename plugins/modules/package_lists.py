@@ -30,6 +30,14 @@ description:
     RV(missing) is not empty.
   - A refresh changes only apt's cache, not the host's configuration, so it is reported as
     RV(cache_updated), not as a change (as the apt module does when it installs packages).
+  - Its action plugin reads the state of every package of the host once per run and answers
+    later tasks of that run on the host from it, without a module call, when they want only
+    packages that state shows installed at the wanted version (C(name) and C(name=version)
+    entries). It keeps that state in the host fact C(onprem_llm_package_state), tagged with the
+    run, so a fact cache never serves it to another run. A task whose packages are not all
+    installed drops it (the install after it changes what dpkg knows), and the next task reads
+    it from the host again. C(name>=version) entries are always judged on the host, where dpkg
+    compares versions.
 author:
   - onprem.llm maintainers (@onprem-llm)
 options:
@@ -48,6 +56,12 @@ options:
       - Seconds the lists count as fresh when they offer every package.
     type: int
     default: 3600
+  report_state:
+    description:
+      - Also return the state of every package dpkg knows as RV(package_state). The action
+        plugin sets it; a playbook does not need to.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -122,6 +136,14 @@ reason:
   returned: always
   type: str
   sample: no package lists are present
+package_state:
+  description:
+    - Every package dpkg knows as installed, with its version (by bare and by
+      architecture-qualified name), and every package on hold. The action plugin moves it into
+      the host fact C(onprem_llm_package_state).
+  returned: when O(report_state=true)
+  type: dict
+  sample: {installed: {haproxy: 2.6.12-1+deb12u2, "haproxy:amd64": 2.6.12-1+deb12u2}, held: []}
 """
 
 import os
@@ -162,11 +184,13 @@ def missing_packages(module: AnsibleModule, names: list[str]) -> list[str]:
     return unavailable(names, parse_policy(out))
 
 
-def dpkg_status(module: AnsibleModule, names: list[str]) -> str:
-    if not names:
+def dpkg_status(module: AnsibleModule, names: list[str], every_package: bool = False) -> str:
+    """dpkg-query's lines for `names`, or for every package dpkg knows with `every_package`."""
+    if not names and not every_package:
         return ""
     dpkg_query = module.get_bin_path("dpkg-query", required=True)
-    command = [dpkg_query, "--show", f"--showformat={DPKG_QUERY_FORMAT}", *names]
+    command = [dpkg_query, "--show", f"--showformat={DPKG_QUERY_FORMAT}"]
+    command += [] if every_package else names
     rc, out, err = module.run_command(command, environ_update={"LC_ALL": "C"})
     # 1: some name is unknown to dpkg; the others are still listed.
     if rc not in (0, 1):
@@ -209,11 +233,24 @@ def result(
 
 def run(module: AnsibleModule, now: float) -> dict[str, Any]:
     names = package_names(module.params["packages"])
-    status = dpkg_status(module, names)
-    held = held_packages(status)
+    if not module.params["report_state"]:
+        status = dpkg_status(module, names)
+        return judge(module, now, names, parse_dpkg_status(status), held_packages(status))
+    # One dpkg-query for every package: the wanted ones are among them.
+    status = dpkg_status(module, names, every_package=True)
+    installed, held = parse_dpkg_status(status), held_packages(status)
+    bare_names = {name.split(":", 1)[0] for name in names}
+    outcome = judge(module, now, names, installed, [name for name in held if name in bare_names])
+    outcome["package_state"] = {"installed": installed, "held": held}
+    return outcome
+
+
+def judge(
+    module: AnsibleModule, now: float, names: list[str], installed: dict[str, str], held: list[str]
+) -> dict[str, Any]:
     pending = not_installed(
         module.params["packages"],
-        parse_dpkg_status(status),
+        installed,
         lambda version, wanted: version_at_least(module, version, wanted),
     )
     if not pending:
@@ -274,6 +311,7 @@ def main() -> None:
         argument_spec={
             "packages": {"type": "list", "elements": "str", "default": []},
             "valid_time": {"type": "int", "default": 3600},
+            "report_state": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )

@@ -33,6 +33,8 @@ class Apt:
         (self.lists / INDEX).write_text("".join(f"Package: {name}\n\n" for name in self.mirror))
 
     def dpkg_query(self, names: list[str]) -> tuple[int, str, str]:
+        # No names: every package dpkg knows, as dpkg-query --show prints them.
+        names = names or list(self.installed)
         lines = [
             f"{name}\t{name}\t{self.installed[name][0]}\t{self.installed[name][1]}\n"
             for name in names
@@ -224,3 +226,36 @@ def test_anything_apt_would_install_leaves_installed_false(
     rc, result = run_module(capsys, packages=packages)
     assert rc == 0, result
     assert (result["installed"], result["cache_updated"]) == (False, True)
+
+
+def test_report_state_returns_every_package_from_one_query(
+    apt: Apt, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the action plugin keeps for the rest of the run: one dpkg-query, with no names."""
+    apt.installed = {
+        "haproxy": ("install ok installed", "2.6.12"),
+        "jq": ("hold ok installed", "1.6"),
+        "nvidia-open": ("hold ok installed", "575.57.08-1"),
+        "chrony": ("deinstall ok config-files", "4.3-2"),
+    }
+    rc, result = run_module(capsys, packages=["haproxy", "jq"], report_state=True)
+    assert rc == 0, result
+    assert result["installed"] is True
+    # held names the wanted packages only; the state holds every package on hold.
+    assert result["held"] == ["jq"]
+    assert result["package_state"] == {
+        "installed": {"haproxy": "2.6.12", "jq": "1.6", "nvidia-open": "575.57.08-1"},
+        "held": ["jq", "nvidia-open"],
+    }
+    assert apt.commands == [
+        ["dpkg-query", "--show", f"--showformat={package_lists.DPKG_QUERY_FORMAT}"]
+    ]
+
+
+def test_without_report_state_no_state_is_returned(
+    apt: Apt, capsys: pytest.CaptureFixture[str]
+) -> None:
+    apt.installed = {"haproxy": ("install ok installed", "2.6.12")}
+    rc, result = run_module(capsys, packages=["haproxy"])
+    assert rc == 0, result
+    assert "package_state" not in result
