@@ -40,6 +40,10 @@ class _SharedLoaders:
 
 
 class ActionModule(BuiltinTemplateAction):
+    def _early_needs_tmp_path(self) -> bool:
+        # onprem.llm.copy makes the temporary directory when the rendered file needs a transfer.
+        return False
+
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         self._shared_loader_obj = _SharedLoaders(self._shared_loader_obj)
         return super().run(tmp, task_vars)

@@ -27,11 +27,14 @@ sys.exit(1)
 
 
 def run_play(
-    tmp_path: Path, tasks: list[dict[str, Any]], *args: str
+    tmp_path: Path, tasks: list[dict[str, Any]], *args: str, file_module: bool = False
 ) -> subprocess.CompletedProcess[str]:
+    """The play run with the failing file module, or with the real one for `file_module`."""
     library = tmp_path / "library"
     library.mkdir(exist_ok=True)
-    (library / "file.py").write_text(FAILING_FILE_MODULE)
+    (library / "file.py").unlink(missing_ok=True)
+    if not file_module:
+        (library / "file.py").write_text(FAILING_FILE_MODULE)
     playbook = tmp_path / "play.yml"
     playbook.write_text(
         yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
@@ -140,3 +143,56 @@ def test_a_mode_to_change_still_goes_to_the_file_module(
     result = run_play(tmp_path, [changed])
     assert result.returncode != 0
     assert "the file module was called" in result.stdout
+
+
+@pytest.mark.parametrize("action", ["onprem.llm.template", "onprem.llm.copy"])
+def test_parents_are_made_for_a_missing_file_and_cost_nothing_after(
+    tmp_path: Path, action: str
+) -> None:
+    """A drop-in in a directory that does not exist yet, without a directory task."""
+    (tmp_path / "limits.conf.j2").write_text("[Service]\nLimitNOFILE={{ 1024 * 64 }}\n")
+    dropin = tmp_path / "system" / "haproxy.service.d" / "limits.conf"
+    source = {"src": str(tmp_path / "limits.conf.j2")}
+    if action == "onprem.llm.copy":
+        source = {"content": "[Service]\nLimitNOFILE=65536\n"}
+    task = {action: {**source, "dest": str(dropin), "mode": "0644", "parents": True}}
+
+    check = run_play(tmp_path, [task], "--check", file_module=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "changed=1" in recap(check)
+    assert not (tmp_path / "system").exists()
+
+    first = run_play(tmp_path, [task], file_module=True)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert dropin.read_text() == "[Service]\nLimitNOFILE=65536\n"
+    for directory in (dropin.parent, dropin.parent.parent):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o755, directory
+
+    # The file is right: no directory is looked at, so the failing file module is never called.
+    for mode in ([], ["--check", "--diff"]):
+        again = run_play(tmp_path, [task], *mode)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "ok=1    changed=0" in recap(again), again.stdout
+
+
+def test_parents_mode_is_the_mode_of_the_directories_made(tmp_path: Path) -> None:
+    dest = tmp_path / "keys" / "host.key"
+    task = {
+        "onprem.llm.copy": {
+            "content": "not a key\n",
+            "dest": str(dest),
+            "mode": "0600",
+            "parents": True,
+            "parents_mode": "0700",
+        }
+    }
+    result = run_play(tmp_path, [task], file_module=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stat.S_IMODE(dest.parent.stat().st_mode) == 0o700
+
+
+def test_without_parents_a_missing_directory_still_fails(tmp_path: Path) -> None:
+    task = {"onprem.llm.copy": {"content": "x\n", "dest": str(tmp_path / "absent" / "x.conf")}}
+    result = run_play(tmp_path, [task], file_module=True)
+    assert result.returncode != 0
+    assert "does not exist" in result.stdout
