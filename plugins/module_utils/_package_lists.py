@@ -12,6 +12,7 @@ the module writes after each refresh) only decides in the normal case.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -108,6 +109,62 @@ def not_installed(
         if not accepted:
             pending.append(entry)
     return pending
+
+
+def pattern_pins(entries: Iterable[str], installed: Mapping[str, str]) -> dict[str, str]:
+    """The `name=version-pattern` entries (e.g. `nvidia-open=580.126.09-*`) whose installed version
+    matches their pattern, by name: apt changes nothing for them only if no newer version that
+    matches is offered, which settled_pins() decides from the versions offered."""
+    pins = {}
+    for entry in entries:
+        name, relation, pattern = [*_APT_RELATION.split(entry.strip(), maxsplit=1), "", ""][:3]
+        if (
+            relation == "="
+            and _WILDCARD.search(pattern)
+            and not _WILDCARD.search(name)
+            and name in installed
+            and fnmatch.fnmatchcase(installed[name], pattern)
+        ):
+            pins[name] = pattern
+    return pins
+
+
+def parse_madison(output: str) -> dict[str, list[str]]:
+    """Map each package to the versions its lists offer, from `apt-cache madison` lines
+    (` name | version | source`)."""
+    offered: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        fields = [field.strip() for field in line.split("|")]
+        if len(fields) >= 3 and fields[0] and fields[1]:
+            offered.setdefault(fields[0], []).append(fields[1])
+    return offered
+
+
+def settled_pins(
+    pins: Mapping[str, str],
+    installed: Mapping[str, str],
+    offered: Mapping[str, list[str]],
+    at_least: Callable[[str, str], bool],
+) -> list[str]:
+    """The pinned names apt leaves alone: the installed version is the newest that matches.
+
+    The apt module pins a `name=pattern` entry's matching versions above every other, so its
+    candidate is the newest matching version known (offered, or the installed one); anything
+    newer than the installed version is an upgrade.
+    """
+    settled = []
+    for name, pattern in pins.items():
+        current = installed[name]
+        newer = [
+            version
+            for version in offered.get(name, [])
+            if version != current
+            and fnmatch.fnmatchcase(version, pattern)
+            and at_least(version, current)
+        ]
+        if not newer:
+            settled.append(name)
+    return settled
 
 
 def parse_policy(output: str) -> dict[str, bool]:

@@ -46,7 +46,10 @@ options:
       - The packages the next tasks install, exactly as given to M(ansible.builtin.apt)
         (C(name=version) and C(name>=version) allowed), versions included, so that RV(installed)
         judges what the install would do.
-      - Local C(.deb) files, URLs and fnmatch patterns are left to the apt module. They make
+      - A version pattern (C(nvidia-open=580.126.09-*)) counts as installed when the installed
+        version matches it and the lists offer no newer version that matches (the apt module
+        would upgrade to that one); one C(apt-cache madison) call answers that for all of them.
+      - Name patterns, local C(.deb) files and URLs are left to the apt module. They make
         RV(installed) false and are not looked up in the lists.
     type: list
     elements: str
@@ -147,6 +150,7 @@ package_state:
 """
 
 import os
+import re
 import time
 from typing import Any
 
@@ -159,11 +163,16 @@ from ansible_collections.onprem.llm.plugins.module_utils._package_lists import (
     not_installed,
     package_names,
     parse_dpkg_status,
+    parse_madison,
     parse_policy,
+    pattern_pins,
+    settled_pins,
     unavailable,
 )
 
 LISTS_DIR = "/var/lib/apt/lists"
+# An apt entry's name: what comes before its version relation.
+_APT_NAME = re.compile(r">?=")
 UPDATE_STAMP = "/var/lib/apt/periodic/update-success-stamp"
 
 
@@ -196,6 +205,18 @@ def dpkg_status(module: AnsibleModule, names: list[str], every_package: bool = F
     if rc not in (0, 1):
         module.fail_json(msg=f"dpkg-query failed: {err.strip()}", rc=rc)
     return str(out)
+
+
+def offered_versions(module: AnsibleModule, names: list[str]) -> dict[str, list[str]]:
+    if not names:
+        return {}
+    apt_cache = module.get_bin_path("apt-cache", required=True)
+    rc, out, err = module.run_command(
+        [apt_cache, "madison", *names], environ_update={"LC_ALL": "C"}
+    )
+    if rc != 0:
+        module.fail_json(msg=f"apt-cache madison failed: {err.strip()}", rc=rc)
+    return parse_madison(out)
 
 
 def version_at_least(module: AnsibleModule, version: str, wanted: str) -> bool:
@@ -248,11 +269,18 @@ def run(module: AnsibleModule, now: float) -> dict[str, Any]:
 def judge(
     module: AnsibleModule, now: float, names: list[str], installed: dict[str, str], held: list[str]
 ) -> dict[str, Any]:
-    pending = not_installed(
-        module.params["packages"],
-        installed,
-        lambda version, wanted: version_at_least(module, version, wanted),
-    )
+    def at_least(version: str, wanted: str) -> bool:
+        return version_at_least(module, version, wanted)
+
+    pending = not_installed(module.params["packages"], installed, at_least)
+    # A pin like name=580.126.09-* that the installed version matches: installed, unless the
+    # lists offer a newer matching version (one apt-cache call for all of them).
+    pins = pattern_pins(pending, installed)
+    if pins:
+        settled = settled_pins(pins, installed, offered_versions(module, list(pins)), at_least)
+        pending = [
+            entry for entry in pending if _APT_NAME.split(entry, maxsplit=1)[0] not in settled
+        ]
     if not pending:
         return result(
             installed=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from ansible_collections.onprem.llm.plugins.module_utils._package_lists import (
     decide,
@@ -10,7 +12,10 @@ from ansible_collections.onprem.llm.plugins.module_utils._package_lists import (
     not_installed,
     package_names,
     parse_dpkg_status,
+    parse_madison,
     parse_policy,
+    pattern_pins,
+    settled_pins,
     unavailable,
 )
 
@@ -202,3 +207,48 @@ def test_held_packages_by_bare_name_whatever_their_state() -> None:
     assert held_packages(
         "nvidia-open:amd64\tnvidia-open\thold ok half-configured\t580.95.05-1\n"
     ) == ["nvidia-open"]
+
+
+def test_pattern_pins_are_version_patterns_the_installed_version_matches() -> None:
+    installed = {"nvidia-open": "580.126.09-1", "libnccl2": "2.28.7-1+cuda13.0", "jq": "1.6"}
+    entries = [
+        "nvidia-open=580.126.09-*",
+        "libnccl2=2.27.*",  # installed version outside the pattern
+        "jq=1.6",  # exact: not_installed judges it
+        "cuda-*=13.0*",  # a name pattern: the apt module's
+        "absent=1.*",
+        "jq>=1.*",
+    ]
+    assert pattern_pins(entries, installed) == {"nvidia-open": "580.126.09-*"}
+
+
+def test_madison_lines_give_the_offered_versions() -> None:
+    output = (
+        "nvidia-open | 580.126.09-1 | https://mirror.internal/cuda/debian12/x86_64  Packages\n"
+        "nvidia-open | 575.57.08-1 | https://mirror.internal/cuda/debian12/x86_64  Packages\n"
+        "   haproxy | 2.6.12-1+deb12u2 | http://deb.debian.org/debian bookworm/main Packages\n"
+        "N: Unable to locate package nothing\n"
+    )
+    assert parse_madison(output) == {
+        "nvidia-open": ["580.126.09-1", "575.57.08-1"],
+        "haproxy": ["2.6.12-1+deb12u2"],
+    }
+
+
+def test_a_pin_is_settled_when_no_newer_matching_version_is_offered() -> None:
+    def at_least(version: str, wanted: str) -> bool:
+        # dpkg order for these versions: by the numbers, then by the revision.
+        def key(text: str) -> tuple[int, ...]:
+            return tuple(int(part) for part in re.split(r"[.-]", text))
+
+        return key(version) >= key(wanted)
+
+    pins = {"a": "580.126.09-*", "b": "580.126.09-*", "c": "580.126.09-*", "d": "580.126.09-*"}
+    installed = {name: "580.126.09-2" for name in pins}
+    offered = {
+        "a": ["580.126.09-2", "580.126.09-1"],  # older matches only
+        "b": ["580.126.09-3"],  # a newer match: apt would upgrade
+        "c": ["580.126.20-1"],  # newer, outside the pattern
+        # d: not offered at all (installed from a file, or lists gone)
+    }
+    assert settled_pins(pins, installed, offered, at_least) == ["a", "c", "d"]

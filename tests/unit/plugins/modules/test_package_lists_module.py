@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,9 @@ class Apt:
             assert args[1:3] == ["--show", f"--showformat={package_lists.DPKG_QUERY_FORMAT}"]
             return self.dpkg_query(args[3:])
         if args[0] == "dpkg":
-            # Versions in these tests are dotted numbers: enough to order them as dpkg would.
+            # Versions in these tests are numbers with dots and a dash: ordered as dpkg would.
             assert args[1] == "--compare-versions" and args[3] == "ge"
-            numbers = [tuple(int(part) for part in arg.split(".")) for arg in (args[2], args[4])]
+            numbers = [tuple(int(part) for part in re.split(r"[.-]", arg)) for arg in args[2:5:2]]
             return (0 if numbers[0] >= numbers[1] else 1), "", ""
         if args[1] == "update":
             if self.update_rc:
@@ -64,6 +65,16 @@ class Apt:
             self.fill()
             return 0, "", ""
         known = (self.lists / INDEX).read_text() if (self.lists / INDEX).exists() else ""
+        if args[1] == "madison":
+            return (
+                0,
+                "".join(
+                    f"{name:>10} | {self.mirror[name]} | http://mirror.internal bookworm Packages\n"
+                    for name in args[2:]
+                    if f"Package: {name}\n" in known
+                ),
+                "",
+            )
         blocks = [
             f"{name}:\n  Installed: (none)\n  Candidate: {self.mirror[name]}\n  Version table:\n"
             for name in args[2:]
@@ -211,9 +222,16 @@ def test_installed_packages_skip_the_lists_and_the_install(
         (["haproxy"], {"haproxy": ("install ok half-configured", "2.6.12")}),
         (["haproxy"], {"haproxy": ("deinstall ok config-files", "2.6.12")}),
         (["haproxy", "python3-venv"], {"haproxy": ("install ok installed", "2.6.12")}),
-        (["haproxy=2.6.*"], {"haproxy": ("install ok installed", "2.6.12")}),
+        (["haproxy=2.7.*"], {"haproxy": ("install ok installed", "2.6.12")}),
     ],
-    ids=["other-version", "older", "half-configured", "config-files", "one-absent", "pattern"],
+    ids=[
+        "other-version",
+        "older",
+        "half-configured",
+        "config-files",
+        "one-absent",
+        "other-pattern",
+    ],
 )
 def test_anything_apt_would_install_leaves_installed_false(
     apt: Apt,
@@ -259,3 +277,37 @@ def test_without_report_state_no_state_is_returned(
     rc, result = run_module(capsys, packages=["haproxy"])
     assert rc == 0, result
     assert "package_state" not in result
+
+
+@pytest.mark.parametrize(
+    ("offered", "installed"),
+    [("580.126.09-1", True), ("580.126.09-2", False), ("580.126.20-1", True)],
+    ids=["newest-installed", "newer-match-offered", "newer-version-outside-the-pattern"],
+)
+def test_a_version_pattern_is_installed_unless_a_newer_match_is_offered(
+    apt: Apt, capsys: pytest.CaptureFixture[str], offered: str, installed: bool
+) -> None:
+    """The GPU roles pin nvidia-open=580.126.09-*: apt upgrades within the pattern only."""
+    apt.installed = {"nvidia-open": ("hold ok installed", "580.126.09-1")}
+    apt.mirror["nvidia-open"] = offered
+    apt.fill()
+    stamp = Path(package_lists.UPDATE_STAMP)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.touch()
+    rc, result = run_module(capsys, packages=["nvidia-open=580.126.09-*"])
+    assert rc == 0, result
+    assert result["installed"] is installed
+    assert result["cache_updated"] is False
+    assert ["apt-cache", "madison", "nvidia-open"] in apt.commands
+
+
+def test_a_version_pattern_the_installed_version_misses_asks_no_madison(
+    apt: Apt, capsys: pytest.CaptureFixture[str]
+) -> None:
+    apt.installed = {"nvidia-open": ("install ok installed", "575.57.08-1")}
+    apt.mirror["nvidia-open"] = "580.126.09-1"
+    apt.fill()
+    rc, result = run_module(capsys, packages=["nvidia-open=580.126.09-*"])
+    assert rc == 0, result
+    assert result["installed"] is False
+    assert not [command for command in apt.commands if command[1:2] == ["madison"]]
