@@ -45,7 +45,9 @@ def test_run_id_is_the_parent_pid_and_its_start_time(tmp_path: Path) -> None:
 def test_run_id_of_this_process_parent_is_stable() -> None:
     if not Path("/proc").is_dir():
         pytest.skip("no /proc: the action then always runs the module")
-    assert run_id(os.getppid()) == run_id(os.getppid()) is not None
+    first = run_id(os.getppid())
+    assert first is not None
+    assert run_id(os.getppid()) == first
 
 
 def test_installed_packages_are_answered_from_the_state() -> None:
