@@ -2,7 +2,8 @@
 # The lab from nothing, then a no-op site.yml, over ssh as production runs it: the time to start
 # the hosts, a cold site.yml, a second (no-op) site.yml with its changed count (expected 0) and
 # its share of the cold run, then the no-op's ten slowest tasks and its roles (profile_tasks,
-# profile_roles). Removes the lab first and leaves it up.
+# profile_roles), and the commands a no-op runs on each host (a third run, with -vvv; steadier
+# than times on a busy machine). Removes the lab first and leaves it up.
 # Usage: tests/bench/bench_lab.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,3 +42,9 @@ sed -n '/^TASKS RECAP/,/^ROLES RECAP/p' "$log" | grep -E ' -+ [0-9.]+s$' | head 
 echo
 echo "no-op: roles"
 sed -n '/^ROLES RECAP/,$p' "$log" | grep -E ' -+ [0-9.]+s$'
+
+ansible-playbook -i inventories/lab site.yml -vvv >"$log" 2>&1
+echo
+echo "no-op: commands run on each host (ssh executions, -vvv)"
+grep -oE '^<[^>]+> SSH: EXEC' "$log" | sort | uniq -c | sed -E 's/ SSH: EXEC$//'
+grep -cE '^<[^>]+> SSH: EXEC' "$log" | sed 's/^/  total /'
