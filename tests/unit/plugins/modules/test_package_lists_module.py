@@ -198,14 +198,18 @@ def test_a_negative_valid_time_is_refused(apt: Apt, capsys: pytest.CaptureFixtur
     assert apt.commands == []
 
 
+# dpkg's view of a host with one package installed and one on hold.
+INSTALLED_AND_HELD = {
+    "haproxy": ("install ok installed", "2.6.12"),
+    "jq": ("hold ok installed", "1.6"),
+}
+
+
 def test_installed_packages_skip_the_lists_and_the_install(
     apt: Apt, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A no-op run: nothing to install, so old or even absent lists are not refreshed."""
-    apt.installed = {
-        "haproxy": ("install ok installed", "2.6.12"),
-        "jq": ("hold ok installed", "1.6"),
-    }
+    apt.installed = dict(INSTALLED_AND_HELD)
     rc, result = run_module(capsys, packages=["haproxy=2.6.12", "jq>=1.5", "jq"])
     assert rc == 0, result
     assert (result["installed"], result["cache_updated"], result["missing"]) == (True, False, [])
@@ -251,8 +255,7 @@ def test_report_state_returns_every_package_from_one_query(
 ) -> None:
     """What the action plugin keeps for the rest of the run: one dpkg-query, with no names."""
     apt.installed = {
-        "haproxy": ("install ok installed", "2.6.12"),
-        "jq": ("hold ok installed", "1.6"),
+        **INSTALLED_AND_HELD,
         "nvidia-open": ("hold ok installed", "575.57.08-1"),
         "chrony": ("deinstall ok config-files", "4.3-2"),
     }
