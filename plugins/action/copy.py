@@ -1,6 +1,6 @@
 # Copyright: onprem.llm maintainers
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""Action plugin onprem.llm.copy: ansible.builtin.copy, one remote call for a file already right.
+"""Action plugin onprem.llm.copy: ansible.builtin.copy, one shell command for a file already right.
 
 The builtin action stats the destination and, when the content matches, runs the file module to
 enforce owner, group and mode. Here the stat's own owner, group and mode answer that when they
@@ -10,6 +10,10 @@ directory, a link followed, attributes or SELinux options) is the builtin's, unc
 The builtin action also makes a remote temporary directory before anything else (two commands
 on the host, and a third to remove it), which only a file to transfer needs; here it is made
 after the stat, when the file differs. A file already right so costs one command on the host.
+
+The destination is described by one shell command (coreutils stat and sha1sum) instead of the
+stat module, whose Python start on the host costs far more than the check; a destination the
+command cannot describe plainly (a link, a device, an error) goes to the stat module as before.
 
 With `parents`, the directories above a missing destination are made first (one file module
 call, only when the file is missing): a drop-in needs no directory task that runs every time.
@@ -26,6 +30,10 @@ from ansible.plugins.action.copy import ActionModule as BuiltinCopyAction
 from ansible.utils.hashing import checksum as local_checksum
 from ansible_collections.onprem.llm.plugins.plugin_utils._file_attributes import (
     unchanged_file_result,
+)
+from ansible_collections.onprem.llm.plugins.plugin_utils._shell_stat import (
+    parse_stat_output,
+    stat_command,
 )
 
 
@@ -69,7 +77,11 @@ class ActionModule(BuiltinCopyAction):
         tmp: Any = None,
         checksum: bool = True,
     ) -> dict[str, Any]:
-        status = super()._execute_remote_stat(path, all_vars, follow, tmp=tmp, checksum=checksum)
+        status = self._shell_stat(path, checksum)
+        if status is None:
+            status = super()._execute_remote_stat(
+                path, all_vars, follow, tmp=tmp, checksum=checksum
+            )
         if self._parents_mode is not None and not status.get("exists"):
             self._make_parents(path, all_vars)
         if (
@@ -84,6 +96,15 @@ class ActionModule(BuiltinCopyAction):
         if not follow:
             self._remote_stats[path] = status
         return status
+
+    def _shell_stat(self, path: str, checksum: bool) -> dict[str, Any] | None:
+        """The destination's stat from one shell command, or None for the stat module."""
+        if getattr(self._connection._shell, "SHELL_FAMILY", None) != "sh":
+            return None
+        result = self._low_level_execute_command(stat_command(path, checksum), sudoable=True)
+        if result.get("rc") != 0:
+            return None
+        return parse_stat_output(path, str(result.get("stdout", "")), checksum)
 
     def _copy_file(
         self,

@@ -4,7 +4,7 @@
 
 The builtin template action renders on the controller and hands the result to the copy action;
 here that copy step is onprem.llm.copy, which answers a file that is already right with one
-remote module call instead of two. Rendering and every argument are the builtin's.
+shell command instead of two module calls. Rendering and every argument are the builtin's.
 """
 
 from __future__ import annotations

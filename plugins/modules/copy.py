@@ -4,7 +4,7 @@
 
 DOCUMENTATION = r"""
 module: copy
-short_description: Copy a file to a host, one remote call for a file already right
+short_description: Copy a file to a host, one shell command for a file already right
 version_added: "0.1.0"
 author: onprem.llm maintainers (@onprem-llm)
 description:
@@ -13,9 +13,11 @@ description:
   - The builtin action stats the destination and, when the content matches, runs the file module
     again to enforce owner, group and mode. This one reads those from the stat it already made,
     and runs the file module only when they differ or when an option it does not judge is set
-    (SELinux options, O(attributes), a symbolic O(mode) without whom it is for). A no-op run
-    so costs one remote module call per file instead of two. O(remote_src=true) and
-    directories are the builtin's path.
+    (SELinux options, O(attributes), a symbolic O(mode) without whom it is for).
+  - The destination is read with one shell command (coreutils C(stat) and C(sha1sum)) instead
+    of the stat module, a Python start on the host. A link, a device or any error goes to the
+    stat module as in the builtin. A no-op run so costs one shell command per file instead of
+    two module calls. O(remote_src=true) and directories are the builtin's path.
 options:
   src:
     description: Local path of the file or directory to copy, as for M(ansible.builtin.copy).

@@ -4,7 +4,7 @@
 
 DOCUMENTATION = r"""
 module: template
-short_description: Template a file out to a host, one remote call for a file already right
+short_description: Template a file out to a host, one shell command for a file already right
 version_added: "0.1.0"
 author: onprem.llm maintainers (@onprem-llm)
 description:
@@ -14,7 +14,10 @@ description:
     file module again to enforce owner, group and mode. This one reads those from the stat it
     already made, and runs the file module only when they differ or when an option it does not
     judge is set (SELinux options, O(attributes), a symbolic O(mode) without whom it is for).
-    A no-op run so costs one remote module call per file instead of two.
+  - The destination is read with one shell command (coreutils C(stat) and C(sha1sum)) instead
+    of the stat module, a Python start on the host. A link, a device or any error goes to the
+    stat module as in the builtin. A no-op run so costs one shell command per file instead of
+    two module calls.
 options:
   follow:
     description:

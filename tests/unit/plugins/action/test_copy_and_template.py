@@ -1,8 +1,10 @@
 """onprem.llm.copy and onprem.llm.template run by ansible-playbook on localhost.
 
-The file module is replaced by one that fails (a module named file in the play's library path,
-which ansible.legacy.file resolves to first): a run that passes made no file module call. A
-file already right must not need it; a mode to change must still reach it.
+The file and stat modules are replaced by ones that fail (modules of those names in the play's
+library path, which ansible.legacy.file and ansible.legacy.stat resolve to first): a run that
+passes made no such module call. A file already right must need neither; a mode to change must
+still reach the file module, and a destination the shell cannot describe plainly (a link) the
+stat module.
 """
 
 from __future__ import annotations
@@ -19,22 +21,27 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
-FAILING_FILE_MODULE = """#!/usr/bin/python
+FAILING_MODULE = """#!/usr/bin/python
 import json, sys
-print(json.dumps({"failed": True, "msg": "the file module was called"}))
+print(json.dumps({"failed": True, "msg": "the %s module was called"}))
 sys.exit(1)
 """
 
 
 def run_play(
-    tmp_path: Path, tasks: list[dict[str, Any]], *args: str, file_module: bool = False
+    tmp_path: Path,
+    tasks: list[dict[str, Any]],
+    *args: str,
+    file_module: bool = False,
+    stat_module: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """The play run with the failing file module, or with the real one for `file_module`."""
+    """The play run with the failing file and stat modules, or the real ones where asked."""
     library = tmp_path / "library"
     library.mkdir(exist_ok=True)
-    (library / "file.py").unlink(missing_ok=True)
-    if not file_module:
-        (library / "file.py").write_text(FAILING_FILE_MODULE)
+    for name, real in (("file", file_module), ("stat", stat_module)):
+        (library / f"{name}.py").unlink(missing_ok=True)
+        if not real:
+            (library / f"{name}.py").write_text(FAILING_MODULE % name)
     playbook = tmp_path / "play.yml"
     playbook.write_text(
         yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
@@ -127,7 +134,7 @@ def test_the_builtin_action_would_have_called_the_file_module(
     assert run_play(tmp_path, files).returncode == 0
     builtin = [{**files[0], "ansible.builtin.template": files[0]["onprem.llm.template"]}]
     del builtin[0]["onprem.llm.template"]
-    result = run_play(tmp_path, builtin)
+    result = run_play(tmp_path, builtin, stat_module=True)
     assert result.returncode != 0
     assert "the file module was called" in result.stdout
 
@@ -196,3 +203,43 @@ def test_without_parents_a_missing_directory_still_fails(tmp_path: Path) -> None
     result = run_play(tmp_path, [task], file_module=True)
     assert result.returncode != 0
     assert "does not exist" in result.stdout
+
+
+def test_the_builtin_action_would_have_called_the_stat_module(
+    tmp_path: Path, files: list[dict[str, Any]]
+) -> None:
+    """The stand-in stat module fails as the test needs: the builtin path reaches it."""
+    builtin = [{"ansible.builtin.copy": files[1]["onprem.llm.copy"]}]
+    result = run_play(tmp_path, builtin, file_module=True)
+    assert result.returncode != 0
+    assert "the stat module was called" in result.stdout
+
+
+def test_a_changed_file_is_described_without_the_stat_module(
+    tmp_path: Path, files: list[dict[str, Any]]
+) -> None:
+    assert run_play(tmp_path, files, file_module=True).returncode == 0
+    (tmp_path / "copied.conf").write_text("verbose = true\n")
+    result = run_play(tmp_path, files, "--diff", file_module=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok=2    changed=1" in recap(result), result.stdout
+    assert "-verbose = true" in result.stdout and "+verbose = false" in result.stdout
+    assert (tmp_path / "copied.conf").read_text() == "verbose = false\n"
+
+
+def test_a_linked_destination_goes_to_the_stat_module(
+    tmp_path: Path, files: list[dict[str, Any]]
+) -> None:
+    """A link is not described by the shell: the stat module describes it, and the link is
+    replaced by the file (follow: false) as the builtin does."""
+    (tmp_path / "real.conf").write_text("verbose = false\n")
+    (tmp_path / "real.conf").chmod(0o600)
+    (tmp_path / "copied.conf").symlink_to(tmp_path / "real.conf")
+    refused = run_play(tmp_path, [files[1]])
+    assert refused.returncode != 0
+    assert "the stat module was called" in refused.stdout
+    result = run_play(tmp_path, [files[1]], stat_module=True, file_module=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok=1    changed=1" in recap(result), result.stdout
+    assert not (tmp_path / "copied.conf").is_symlink()
+    assert (tmp_path / "copied.conf").read_text() == "verbose = false\n"
