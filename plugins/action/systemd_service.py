@@ -29,7 +29,11 @@ _NOT_RUNNING = frozenset({"inactive", "failed"})
 
 
 def show_command(unit: str) -> str:
-    return f"systemctl show --property={','.join(_PROPERTIES)} -- {shlex.quote(unit)}"
+    # With become the command may run on a terminal, where systemctl pages and colours.
+    return (
+        f"SYSTEMD_COLORS=0 systemctl --no-pager show --property={','.join(_PROPERTIES)}"
+        f" -- {shlex.quote(unit)}"
+    )
 
 
 def parse_show(stdout: str) -> dict[str, str]:

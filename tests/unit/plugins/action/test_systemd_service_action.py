@@ -1,9 +1,9 @@
 """onprem.llm.systemd_service run by ansible-playbook on localhost.
 
 `systemctl` is a stand-in on PATH that prints what systemd 252 (Debian 12) prints for
-`systemctl show --property=LoadState,ActiveState,UnitFileState,NeedDaemonReload -- UNIT`,
-from a state file, and refuses any other use. The systemd_service module is replaced by one
-that fails (a module of that name in the play's library path, which
+`systemctl --no-pager show --property=LoadState,ActiveState,UnitFileState,NeedDaemonReload
+-- UNIT`, from a state file, and refuses any other use. The systemd_service module is replaced
+by one that fails (a module of that name in the play's library path, which
 ansible.legacy.systemd_service resolves to first): a run that passes made no module call.
 """
 
@@ -49,15 +49,16 @@ NOT_FOUND = {
 
 SYSTEMCTL_STAND_IN = """#!/bin/sh
 # Stand-in for systemctl show (test only): the unit's properties from $SYSTEMCTL_STATE.
-[ "$1" = show ] && [ "$2" = --property=LoadState,ActiveState,UnitFileState,NeedDaemonReload ] \\
-  && [ "$3" = -- ] && [ $# -eq 4 ] || { echo "systemctl stand-in: unexpected: $*" >&2; exit 64; }
+[ "$1" = --no-pager ] && [ "$2" = show ] \\
+  && [ "$3" = --property=LoadState,ActiveState,UnitFileState,NeedDaemonReload ] \\
+  && [ "$4" = -- ] && [ $# -eq 5 ] || { echo "systemctl stand-in: unexpected: $*" >&2; exit 64; }
 exec python3 -c 'import json, sys
 units = json.load(open(sys.argv[1]))
 unit = sys.argv[2] if "." in sys.argv[2] else sys.argv[2] + ".service"
 state = units.get(unit, {"LoadState": "not-found", "ActiveState": "inactive",
                          "UnitFileState": "", "NeedDaemonReload": "no"})
 for name in ("LoadState", "ActiveState", "UnitFileState", "NeedDaemonReload"):
-    print(f"{name}={state[name]}")' "$SYSTEMCTL_STATE" "$4"
+    print(f"{name}={state[name]}")' "$SYSTEMCTL_STATE" "$5"
 """
 
 
