@@ -31,10 +31,7 @@ from ansible.utils.hashing import checksum as local_checksum
 from ansible_collections.onprem.llm.plugins.plugin_utils._file_attributes import (
     unchanged_file_result,
 )
-from ansible_collections.onprem.llm.plugins.plugin_utils._shell_stat import (
-    parse_stat_output,
-    stat_command,
-)
+from ansible_collections.onprem.llm.plugins.plugin_utils._shell_stat import read_stat
 
 
 class ActionModule(BuiltinCopyAction):
@@ -77,7 +74,7 @@ class ActionModule(BuiltinCopyAction):
         tmp: Any = None,
         checksum: bool = True,
     ) -> dict[str, Any]:
-        status = self._shell_stat(path, checksum)
+        status = read_stat(self, path, checksum)
         if status is None:
             status = super()._execute_remote_stat(
                 path, all_vars, follow, tmp=tmp, checksum=checksum
@@ -96,15 +93,6 @@ class ActionModule(BuiltinCopyAction):
         if not follow:
             self._remote_stats[path] = status
         return status
-
-    def _shell_stat(self, path: str, checksum: bool) -> dict[str, Any] | None:
-        """The destination's stat from one shell command, or None for the stat module."""
-        if getattr(self._connection._shell, "SHELL_FAMILY", None) != "sh":
-            return None
-        result = self._low_level_execute_command(stat_command(path, checksum), sudoable=True)
-        if result.get("rc") != 0:
-            return None
-        return parse_stat_output(path, str(result.get("stdout", "")), checksum)
 
     def _copy_file(
         self,

@@ -29,9 +29,9 @@ _OCTAL_MODE = re.compile(r"^0?[0-7]{3,4}$")
 _SYMBOLIC_MODE = re.compile(r"^[ugoa]+[-+=][rwxXstugo]*(,[ugoa]+[-+=][rwxXstugo]*)*$")
 
 
-def _wanted_mode(mode: Any, current: int) -> int | None:
-    """The mode a task asks for a regular file now at `current`, as the file module computes it;
-    None when it is given in a form not judged here."""
+def _wanted_mode(mode: Any, current: int, file_type: int = stat.S_IFREG) -> int | None:
+    """The mode a task asks for a file of `file_type` now at `current`, as the file module
+    computes it; None when it is given in a form not judged here."""
     if isinstance(mode, bool):
         return None
     if isinstance(mode, int):
@@ -39,8 +39,8 @@ def _wanted_mode(mode: Any, current: int) -> int | None:
     if isinstance(mode, str) and _OCTAL_MODE.match(mode):
         return int(mode, 8)
     if isinstance(mode, str) and _SYMBOLIC_MODE.match(mode):
-        regular_file = os.stat_result((stat.S_IFREG | current, 0, 0, 0, 0, 0, 0, 0, 0, 0))
-        return int(AnsibleModule._symbolic_mode_to_octal(regular_file, mode))
+        now = os.stat_result((file_type | current, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        return int(AnsibleModule._symbolic_mode_to_octal(now, mode))
     return None
 
 
@@ -83,6 +83,41 @@ def unchanged_file_result(
         "path": path,
         "dest": path,
         "state": "file",
+        "mode": status["mode"],
+        "owner": status.get("pw_name"),
+        "group": status.get("gr_name"),
+        "uid": status.get("uid"),
+        "gid": status.get("gid"),
+        "size": status.get("size"),
+        "diff": {"before": {"path": path}, "after": {"path": path}},
+    }
+
+
+def unchanged_directory_result(
+    file_args: Mapping[str, Any], status: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The file module's result for state=directory on a directory it would leave as it is,
+    or None to run the module. `status` is read_stat's description of file_args' path."""
+    path = file_args.get("path")
+    if (
+        status is None
+        or not status.get("exists")
+        or not status.get("isdir")
+        or status.get("path") != path
+    ):
+        return None
+    mode = file_args.get("mode")
+    current_mode = int(str(status["mode"]), 8)
+    if mode is not None and _wanted_mode(mode, current_mode, stat.S_IFDIR) != current_mode:
+        return None
+    if not _matches(file_args.get("owner"), status.get("pw_name"), status.get("uid")):
+        return None
+    if not _matches(file_args.get("group"), status.get("gr_name"), status.get("gid")):
+        return None
+    return {
+        "changed": False,
+        "path": path,
+        "state": "directory",
         "mode": status["mode"],
         "owner": status.get("pw_name"),
         "group": status.get("gr_name"),

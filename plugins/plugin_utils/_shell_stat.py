@@ -24,13 +24,15 @@ _NO_NAME = "UNKNOWN"
 
 
 def stat_command(path: str, checksum: bool) -> str:
-    """A POSIX shell command describing `path` in the lines parse_stat_output reads."""
+    """A POSIX shell command describing `path` in the lines parse_stat_output reads; the SHA-1
+    of a regular file with `checksum`."""
     quoted = shlex.quote(path)
     digest = f" && sha1sum < {quoted}" if checksum else ""
     return (
         f"if [ -L {quoted} ]; then echo {_MARK} other; "
         f"elif [ ! -e {quoted} ]; then echo {_MARK} missing; "
-        f"elif [ -d {quoted} ]; then echo {_MARK} directory; "
+        f"elif [ -d {quoted} ]; then "
+        f"LC_ALL=C stat -c '{_MARK} directory %a %u %g %s %U %G' {quoted}; "
         f"elif [ -f {quoted} ]; then "
         f"LC_ALL=C stat -c '{_MARK} file %a %u %g %s %U %G' {quoted}{digest}; "
         f"else echo {_MARK} other; fi"
@@ -46,16 +48,10 @@ def parse_stat_output(path: str, stdout: str, checksum: bool) -> dict[str, Any] 
     kind = words[1]
     if kind == "missing" and len(lines) == 1:
         return {"exists": False, "path": path, "checksum": "1"}
-    if kind == "directory" and len(lines) == 1:
-        return {
-            "exists": True,
-            "path": path,
-            "isdir": True,
-            "isreg": False,
-            "islnk": False,
-            "checksum": "",
-        }
-    if kind != "file" or len(words) != 8 or len(lines) != (2 if checksum else 1):
+    directory = kind == "directory"
+    if kind not in ("file", "directory") or len(words) != 8:
+        return None
+    if len(lines) != (2 if checksum and not directory else 1):
         return None
     mode, uid, gid, size, owner, group = words[2:]
     if not (
@@ -65,8 +61,8 @@ def parse_stat_output(path: str, stdout: str, checksum: bool) -> dict[str, Any] 
     status: dict[str, Any] = {
         "exists": True,
         "path": path,
-        "isdir": False,
-        "isreg": True,
+        "isdir": directory,
+        "isreg": not directory,
         "islnk": False,
         "mode": f"{int(mode, 8):04o}",
         "uid": int(uid),
@@ -78,9 +74,20 @@ def parse_stat_output(path: str, stdout: str, checksum: bool) -> dict[str, Any] 
         status["pw_name"] = owner
     if group != _NO_NAME:
         status["gr_name"] = group
-    if checksum:
+    if checksum and not directory:
         digest = lines[1].split(" ")[0]
         if not _SHA1.match(digest):
             return None
         status["checksum"] = digest
     return status
+
+
+def read_stat(action: Any, path: str, checksum: bool) -> dict[str, Any] | None:
+    """`path` on the action's host as parse_stat_output describes it, or None (no POSIX shell,
+    the command failed, or its answer was not plain) for the caller to ask the stat module."""
+    if getattr(action._connection._shell, "SHELL_FAMILY", None) != "sh":
+        return None
+    result = action._low_level_execute_command(stat_command(path, checksum), sudoable=True)
+    if result.get("rc") != 0:
+        return None
+    return parse_stat_output(path, str(result.get("stdout", "")), checksum)

@@ -48,3 +48,5 @@ echo
 echo "no-op: commands run on each host (ssh executions, -vvv)"
 grep -oE '^<[^>]+> SSH: EXEC' "$log" | sort | uniq -c | sed -E 's/ SSH: EXEC$//'
 grep -cE '^<[^>]+> SSH: EXEC' "$log" | sed 's/^/  total /'
+# A module run starts Python on the host (the costly part); the rest are shell commands.
+grep -E '^<[^>]+> SSH: EXEC' "$log" | grep -c python3 | sed 's/^/  of which module runs (Python) /'

@@ -55,8 +55,13 @@ def test_a_missing_file_and_a_directory(tmp_path: Path) -> None:
         "path": str(tmp_path / "absent"),
         "checksum": "1",
     }
-    directory = described(tmp_path)
-    assert directory is not None and directory["isdir"] and directory["exists"]
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d").chmod(0o2750)
+    directory = described(tmp_path / "conf.d")
+    assert directory is not None
+    assert (directory["exists"], directory["isdir"], directory["isreg"]) == (True, True, False)
+    assert (directory["mode"], directory["uid"]) == ("2750", os.getuid())
+    assert directory["checksum"] == ""
 
 
 def test_links_devices_and_unreadable_paths_go_to_the_stat_module(tmp_path: Path) -> None:

@@ -1,0 +1,68 @@
+# Copyright: onprem.llm maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Action plugin onprem.llm.file: ansible.builtin.file, answered by one shell command when a
+directory or an absence is already as asked.
+
+The file module is a Python start on the host for every directory of every run. A directory
+that exists with the owner, group and mode asked, or a path asked absent that does not exist,
+is answered from one shell command (coreutils stat). Anything else (a change, a link, a
+recursive or SELinux option, another state) runs the module with the same arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
+from ansible_collections.onprem.llm.plugins.plugin_utils._file_attributes import (
+    unchanged_directory_result,
+)
+from ansible_collections.onprem.llm.plugins.plugin_utils._shell_stat import read_stat
+
+_MODULE = "ansible.legacy.file"
+# Arguments judged here; any other one set means the module runs.
+_JUDGED = {
+    "directory": frozenset({"path", "state", "owner", "group", "mode"}),
+    "absent": frozenset({"path", "state"}),
+}
+
+
+def judged_state(args: dict[str, Any]) -> str | None:
+    """directory or absent when the task asks only what this action judges, else None."""
+    state = args.get("state")
+    judged = _JUDGED.get(state) if isinstance(state, str) else None
+    path = args.get("path")
+    if judged is None or set(args) - judged:
+        return None
+    if not isinstance(path, str) or not path.startswith("/"):
+        return None
+    return state
+
+
+class ActionModule(ActionBase):
+    _supports_check_mode = True
+    _supports_async = True
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        state = judged_state(args)
+        if state is not None and not self._task.async_val:
+            status = read_stat(self, args["path"], checksum=False)
+            if state == "absent" and status is not None and not status["exists"]:
+                return merge_hash(result, {"changed": False, "path": args["path"], "state": state})
+            unchanged = unchanged_directory_result(args, status) if state == "directory" else None
+            if unchanged is not None:
+                return merge_hash(result, unchanged)
+        wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+        result = merge_hash(
+            result,
+            self._execute_module(
+                module_name=_MODULE, module_args=args, task_vars=task_vars, wrap_async=wrap_async
+            ),
+        )
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
