@@ -5,58 +5,73 @@
 Every role asks, before its install, whether its packages are already there. On a run that
 changes nothing that is one module call per role and host, each paying the interpreter and
 module start on the host for one dpkg-query. Here the first call on a host also returns the
-state of every package, kept as the host fact onprem_llm_package_state with the run it was read
-in; later calls of the same run whose packages that state shows installed are answered on the
-controller. Anything else (a package missing or at another version, a `>=` entry that only dpkg
-compares, another run's state from a fact cache) runs the module, and a call whose packages are
-not all installed drops the state, since the install that follows changes it.
+state of every package, kept on the controller in the run's own temporary directory (Ansible's
+local tmp, made for each ansible-playbook process and removed when it ends); later calls of the
+same run whose packages that state shows installed are answered on the controller. Anything
+else (a package missing or at another version, a `>=` entry that only dpkg compares) runs the
+module, and a call whose packages are not all installed drops the state, since the install
+that follows changes it.
+
+The state is not a host fact: facts are copied and cleaned for every task of the host, printed
+with -v and kept by fact caches, and a thousand packages' versions are too much for that.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
+import tempfile
 from typing import Any
 
+from ansible import constants as C
 from ansible.plugins.action import ActionBase
 from ansible_collections.onprem.llm.plugins.module_utils._package_lists import (
     not_installed,
     package_names,
 )
 
-STATE_FACT = "onprem_llm_package_state"
+STATE_DIRECTORY = "onprem-llm-package-state"
 FROM_STATE_REASON = (
     "every package is installed at a version it accepts (package state read earlier this run)"
 )
 
 
-def run_id(parent_pid: int, proc: str = "/proc") -> str | None:
-    """The ansible-playbook process a task runs in: its pid and start time (Linux).
+def state_file(run_directory: str, host: str) -> str:
+    """Where one host's package state is kept for the run whose local tmp is run_directory."""
+    name = hashlib.sha256(host.encode()).hexdigest()[:32]
+    return os.path.join(run_directory, STATE_DIRECTORY, f"{name}.json")
 
-    Task workers are forked by it, so their parent is it. Without /proc (macOS controllers)
-    there is no id and every call runs the module.
-    """
+
+def load_state(path: str) -> dict[str, Any] | None:
     try:
-        with open(f"{proc}/{parent_pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+        with open(path, encoding="utf-8") as kept:
+            state = json.load(kept)
+    except (OSError, ValueError):
         return None
-    # Field 22 of stat(5), the start time, is the 20th after the command name.
-    return f"{parent_pid}:{fields[19]}" if len(fields) > 19 else None
+    return state if isinstance(state, dict) else None
 
 
-def answer_from_state(
-    packages: list[str], state: Any, current_run: str | None
-) -> dict[str, Any] | None:
+def save_state(path: str, state: dict[str, Any] | None) -> None:
+    """Keep `state` for the run's later calls, or forget it (None). Written whole or not at all."""
+    if state is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".partial")
+    with os.fdopen(handle, "w", encoding="utf-8") as written:
+        json.dump(state, written)
+    os.replace(partial, path)
+
+
+def answer_from_state(packages: list[str], state: Any) -> dict[str, Any] | None:
     """The module's result for `packages` from this run's package state, or None to ask the host.
 
     Only `name` and `name=version` entries are judged here; `>=` needs dpkg's version order.
     """
-    if (
-        current_run is None
-        or not isinstance(state, dict)
-        or state.get("run") != current_run
-        or not isinstance(state.get("installed"), dict)
-    ):
+    if not isinstance(state, dict) or not isinstance(state.get("installed"), dict):
         return None
     if any(">" in entry or "<" in entry for entry in packages):
         return None
@@ -73,12 +88,13 @@ def answer_from_state(
     }
 
 
-def state_after(result: dict[str, Any], current_run: str | None) -> dict[str, Any]:
-    """The package state fact after a module call: kept when nothing will be installed."""
+def state_after(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The package state to keep after a module call (taken out of its result): None, to drop
+    it, when something will be installed."""
     package_state = result.pop("package_state", None)
-    if current_run is None or not result.get("installed") or not isinstance(package_state, dict):
-        return {"run": None}
-    return {"run": current_run, **package_state}
+    if not result.get("installed") or not isinstance(package_state, dict):
+        return None
+    return package_state
 
 
 class ActionModule(ActionBase):
@@ -89,22 +105,27 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         module_args = dict(self._task.args)
         packages = [str(entry) for entry in module_args.get("packages") or []]
-        # A delegated task's facts would land on another host: no state then.
-        current_run = None if self._task.delegate_to else run_id(os.getppid())
-        state = task_vars.get("ansible_facts", {}).get(STATE_FACT)
+        host = task_vars.get("inventory_hostname")
+        # A delegated task reads another host: no state then.
+        path = (
+            state_file(C.DEFAULT_LOCAL_TMP, str(host))
+            if host and not self._task.delegate_to and C.DEFAULT_LOCAL_TMP
+            else None
+        )
 
-        answer = answer_from_state(packages, state, current_run)
+        answer = answer_from_state(packages, load_state(path)) if path else None
         if answer is not None:
             result.update(answer)
             return result
 
-        if current_run is not None:
+        if path:
             module_args["report_state"] = True
         result.update(
             self._execute_module(
                 module_name="onprem.llm.package_lists", module_args=module_args, task_vars=task_vars
             )
         )
-        if not result.get("failed") and current_run is not None:
-            result["ansible_facts"] = {STATE_FACT: state_after(result, current_run)}
+        if path and not result.get("failed"):
+            save_state(path, state_after(result))
+        result.pop("package_state", None)
         return result

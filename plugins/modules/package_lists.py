@@ -33,8 +33,9 @@ description:
   - Its action plugin reads the state of every package of the host once per run and answers
     later tasks of that run on the host from it, without a module call, when they want only
     packages that state shows installed at the wanted version (C(name) and C(name=version)
-    entries). It keeps that state in the host fact C(onprem_llm_package_state), tagged with the
-    run, so a fact cache never serves it to another run. A task whose packages are not all
+    entries). It keeps that state on the controller in the run's own temporary directory
+    (Ansible's local tmp, removed when the run ends), not as a host fact, so it is neither copied
+    for every task, nor printed, nor cached for another run. A task whose packages are not all
     installed drops it (the install after it changes what dpkg knows), and the next task reads
     it from the host again. C(name>=version) entries are always judged on the host, where dpkg
     compares versions.
@@ -142,8 +143,8 @@ reason:
 package_state:
   description:
     - Every package dpkg knows as installed, with its version (by bare and by
-      architecture-qualified name), and every package on hold. The action plugin moves it into
-      the host fact C(onprem_llm_package_state).
+      architecture-qualified name), and every package on hold. The action plugin keeps it for
+      the rest of the run and removes it from the task's result.
   returned: when O(report_state=true)
   type: dict
   sample: {installed: {haproxy: 2.6.12-1+deb12u2, "haproxy:amd64": 2.6.12-1+deb12u2}, held: []}

@@ -1,14 +1,13 @@
 """onprem.llm.package_lists' action: the host's package state read once per run.
 
 The decisions are tested as functions; a real ansible-playbook run on this machine's dpkg shows
-which tasks reach the host (the reason says when the state answered) and that a fact cache does
-not carry one run's state into the next.
+which tasks reach the host (the reason says when the state answered), that the next run reads
+the host again, and that the state is neither a fact nor in a task's result.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -19,39 +18,36 @@ import yaml
 from ansible_collections.onprem.llm.plugins.action.package_lists import (
     FROM_STATE_REASON,
     answer_from_state,
-    run_id,
+    load_state,
+    save_state,
     state_after,
+    state_file,
 )
 
 from tests.unit.conftest import _required_tool, ansible_playbook
 
-RUN = "4242:987654"
 STATE = {
-    "run": RUN,
     "installed": {"haproxy": "2.6.12-1+deb12u2", "jq": "1.6-2.1", "jq:amd64": "1.6-2.1"},
     "held": ["jq", "nvidia-open"],
 }
 
 
-def test_run_id_is_the_parent_pid_and_its_start_time(tmp_path: Path) -> None:
-    # stat(5): the command name may hold spaces and parentheses; the start time is field 22.
-    fields = ["S"] + [str(number) for number in range(4, 30)]
-    (tmp_path / "4242").mkdir()
-    (tmp_path / "4242" / "stat").write_text(f"4242 (ansible (x) y) {' '.join(fields)}\n")
-    assert run_id(4242, proc=str(tmp_path)) == "4242:22"
-    assert run_id(4243, proc=str(tmp_path)) is None
-
-
-def test_run_id_of_this_process_parent_is_stable() -> None:
-    if not Path("/proc").is_dir():
-        pytest.skip("no /proc: the action then always runs the module")
-    first = run_id(os.getppid())
-    assert first is not None
-    assert run_id(os.getppid()) == first
+def test_the_state_is_kept_per_host_in_the_run_directory(tmp_path: Path) -> None:
+    gpu, gateway = state_file(str(tmp_path), "gpu-01"), state_file(str(tmp_path), "gw-01")
+    assert gpu != gateway and gpu.startswith(f"{tmp_path}/")
+    assert load_state(gpu) is None
+    save_state(gpu, STATE)
+    assert load_state(gpu) == STATE and load_state(gateway) is None
+    save_state(gpu, None)
+    assert load_state(gpu) is None
+    save_state(gpu, None)  # already gone
+    Path(gateway).write_text("{not json")
+    assert load_state(gateway) is None
+    assert not list(Path(gpu).parent.glob("*.partial"))
 
 
 def test_installed_packages_are_answered_from_the_state() -> None:
-    answer = answer_from_state(["haproxy=2.6.12-1+deb12u2", "jq", "jq:amd64"], STATE, RUN)
+    answer = answer_from_state(["haproxy=2.6.12-1+deb12u2", "jq", "jq:amd64"], STATE)
     assert answer == {
         "changed": False,
         "installed": True,
@@ -63,25 +59,21 @@ def test_installed_packages_are_answered_from_the_state() -> None:
 
 
 @pytest.mark.parametrize(
-    ("packages", "state", "current_run"),
+    ("packages", "state"),
     [
-        (["haproxy"], STATE, "4242:111"),
-        (["haproxy"], STATE, None),
-        (["haproxy"], {**STATE, "run": None}, RUN),
-        (["haproxy"], None, RUN),
-        (["haproxy"], "not a state", RUN),
-        (["haproxy=2.6.13-1"], STATE, RUN),
-        (["haproxy", "curl"], STATE, RUN),
-        (["haproxy>=2.6"], STATE, RUN),
-        (["haproxy=2.6.*"], STATE, RUN),
-        (["./local.deb"], STATE, RUN),
+        (["haproxy"], None),
+        (["haproxy"], "not a state"),
+        (["haproxy"], {"held": []}),
+        (["haproxy=2.6.13-1"], STATE),
+        (["haproxy", "curl"], STATE),
+        (["haproxy>=2.6"], STATE),
+        (["haproxy=2.6.*"], STATE),
+        (["./local.deb"], STATE),
     ],
     ids=[
-        "another-run",
-        "no-run-id",
-        "dropped",
         "no-state",
         "garbage",
+        "no-installed",
         "other-version",
         "one-absent",
         "at-least-needs-dpkg",
@@ -89,27 +81,27 @@ def test_installed_packages_are_answered_from_the_state() -> None:
         "local-deb",
     ],
 )
-def test_anything_else_asks_the_host(
-    packages: list[str], state: Any, current_run: str | None
-) -> None:
-    assert answer_from_state(packages, state, current_run) is None
+def test_anything_else_asks_the_host(packages: list[str], state: Any) -> None:
+    assert answer_from_state(packages, state) is None
 
 
 def test_a_call_with_nothing_to_install_keeps_the_state_it_read() -> None:
     result = {"installed": True, "package_state": {"installed": {"jq": "1.6"}, "held": []}}
-    assert state_after(result, RUN) == {"run": RUN, "installed": {"jq": "1.6"}, "held": []}
+    assert state_after(result) == {"installed": {"jq": "1.6"}, "held": []}
     assert "package_state" not in result
 
 
 def test_a_call_before_an_install_drops_the_state() -> None:
     """The apt task after it changes what dpkg knows: the next call reads the host again."""
     result = {"installed": False, "package_state": {"installed": {"jq": "1.6"}, "held": []}}
-    assert state_after(result, RUN) == {"run": None}
-    assert state_after({"installed": True}, RUN) == {"run": None}
-    assert state_after({"installed": True, "package_state": {}}, None) == {"run": None}
+    assert state_after(result) is None
+    assert "package_state" not in result
+    assert state_after({"installed": True}) is None
 
 
-def test_a_run_reads_the_host_once_and_a_fact_cache_does_not_carry_it(tmp_path: Path) -> None:
+def test_a_run_reads_the_host_once_and_keeps_the_state_out_of_results(
+    tmp_path: Path,
+) -> None:
     _required_tool("dpkg-query", "run the unit tests on a Debian or Ubuntu machine")
     package = "dpkg"  # installed wherever dpkg-query is
     tasks = [
@@ -123,7 +115,8 @@ def test_a_run_reads_the_host_once_and_a_fact_cache_does_not_carry_it(tmp_path: 
                 "dest": str(tmp_path / "results.json"),
                 "content": "{{ {'reasons': [first, second, third, fourth] | map(attribute='reason')"
                 " | list, 'installed': [first, second, third, fourth]"
-                " | map(attribute='installed') | list} | to_json }}",
+                " | map(attribute='installed') | list, 'results': [first, second, third, fourth]"
+                "} | to_json }}",
                 "mode": "0644",
             },
             "check_mode": False,
@@ -146,16 +139,14 @@ def test_a_run_reads_the_host_once_and_a_fact_cache_does_not_carry_it(tmp_path: 
         assert result.returncode == 0, result.stdout + result.stderr
         outcome = json.loads((tmp_path / "results.json").read_text())
         assert outcome["installed"] == [True, True, True, True], run
-        # The first call of each run reads the host, even with a state from the run before it
-        # in the fact cache; the third's >= entry reads it too.
+        # The first call of each run reads the host; the third's >= entry reads it too.
         assert [reason == FROM_STATE_REASON for reason in outcome["reasons"]] == [
             False,
             True,
             False,
             True,
         ], (run, outcome["reasons"])
-        # The run's state is in the fact cache (its format is ansible-core's own).
-        (cache_file,) = cache.glob("*localhost")
-        assert "onprem_llm_package_state" in cache_file.read_text(), run
+        # The state is in no result: not as a fact, not printed with -v, not in the audit log.
+        assert "package_state" not in json.dumps(outcome["results"]), run
         (tmp_path / "results.json").unlink()
     shutil.rmtree(cache)
