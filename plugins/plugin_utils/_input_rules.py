@@ -1119,26 +1119,31 @@ def _controller_file(v: Any, path: str) -> Path | None:
 
 
 def pki_names_and_lifetimes(v: Any, groups: Groups) -> Iterator[str]:
-    names = v["pki_subject_alt_names"]
+    """One message per problem, each naming its variable and the value found."""
+    bad_names = [
+        name for name in v["pki_subject_alt_names"] if not _match(r"^(DNS|IP|URI|email):\S+$", name)
+    ]
+    if bad_names:
+        yield (
+            "pki_subject_alt_names entries must look like DNS:name, IP:address, URI:uri or "
+            f"email:address (got {bad_names})."
+        )
     # Numbers given as -e key=value arrive as strings.
     days = _int(v["pki_certificate_days"])
     renew = _int(v["pki_renew_before_days"])
-    if not (
-        all(_match(r"^(DNS|IP|URI|email):\S+$", name) for name in names)
-        and days >= 1
-        and renew >= 0
-        and renew < days
-        and _int(v["pki_ca_days"]) > days
-        and all(
-            os.path.isabs(str(v[name]))
-            for name in ("pki_certificate_path", "pki_private_key_path", "pki_ca_certificate_path")
-        )
-    ):
+    ca_days = _int(v["pki_ca_days"])
+    if days < 1:
+        yield f"pki_certificate_days must be at least 1 (got {days})."
+    elif not 0 <= renew < days:
         yield (
-            "pki_subject_alt_names entries must look like DNS:name or IP:address (got "
-            f"{list(names)}); pki_renew_before_days must be below pki_certificate_days, which "
-            "must be below pki_ca_days; the pki_*_path variables must be absolute paths."
+            f"pki_renew_before_days must be at least 0 and below pki_certificate_days ({days}) "
+            f"(got {renew})."
         )
+    if ca_days <= days:
+        yield f"pki_ca_days must be above pki_certificate_days ({days}) (got {ca_days})."
+    for name in ("pki_certificate_path", "pki_private_key_path", "pki_ca_certificate_path"):
+        if not os.path.isabs(str(v[name])):
+            yield f"{name} must be an absolute path (got {v[name]})."
 
 
 # haproxy

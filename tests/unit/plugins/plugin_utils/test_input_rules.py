@@ -219,3 +219,25 @@ def test_every_role_of_the_validation_play_has_rules():
     from ansible_collections.onprem.llm.plugins.plugin_utils._input_variables import ROLES as NAMES
 
     assert sorted(rules.RULES) == sorted(NAMES)
+
+
+def test_the_pki_rule_names_only_what_is_wrong_and_its_value():
+    assert messages(rules.pki_names_and_lifetimes, host("pki", "gw-1")) == []
+    renew = host("pki", "gw-1", pki_renew_before_days="400")
+    assert messages(rules.pki_names_and_lifetimes, renew) == [
+        "pki_renew_before_days must be at least 0 and below pki_certificate_days (365) (got 400)."
+    ]
+    several = host(
+        "pki",
+        "gw-1",
+        pki_subject_alt_names=["DNS:api.example.com", "api.example.com"],
+        pki_certificate_days=4000,
+        pki_certificate_path="certs/host.crt",
+    )
+    found = messages(rules.pki_names_and_lifetimes, several)
+    assert found == [
+        "pki_subject_alt_names entries must look like DNS:name, IP:address, URI:uri or "
+        "email:address (got ['api.example.com']).",
+        "pki_ca_days must be above pki_certificate_days (4000) (got 3650).",
+        "pki_certificate_path must be an absolute path (got certs/host.crt).",
+    ]
