@@ -15,6 +15,9 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
+from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import (
+    run_builtin_module,
+)
 from ansible_collections.onprem.llm.plugins.plugin_utils._file_attributes import (
     unchanged_directory_result,
 )
@@ -56,13 +59,4 @@ class ActionModule(ActionBase):
             unchanged = unchanged_directory_result(args, status) if state == "directory" else None
             if unchanged is not None:
                 return merge_hash(result, unchanged)
-        wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
-        result = merge_hash(
-            result,
-            self._execute_module(
-                module_name=_MODULE, module_args=args, task_vars=task_vars, wrap_async=wrap_async
-            ),
-        )
-        if not wrap_async:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        return result
+        return run_builtin_module(self, result, _MODULE, task_vars)

@@ -18,6 +18,10 @@ from typing import Any
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
+from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import (
+    posix_shell,
+    run_builtin_module,
+)
 
 _MODULE = "ansible.legacy.systemd_service"
 _PROPERTIES = ("LoadState", "ActiveState", "UnitFileState", "NeedDaemonReload")
@@ -93,11 +97,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         wanted = judged_arguments(dict(self._task.args))
-        if (
-            wanted is not None
-            and not self._task.async_val
-            and getattr(self._connection._shell, "SHELL_FAMILY", None) == "sh"
-        ):
+        if wanted is not None and not self._task.async_val and posix_shell(self):
             shown = self._low_level_execute_command(show_command(wanted["name"]), sudoable=True)
             status = parse_show(str(shown.get("stdout", ""))) if shown.get("rc") == 0 else {}
             if already_as_asked(wanted, status):
@@ -108,16 +108,4 @@ class ActionModule(ActionBase):
                     answer["enabled"] = wanted["enabled"]
                 answer["status"] = status
                 return merge_hash(result, answer)
-        wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
-        result = merge_hash(
-            result,
-            self._execute_module(
-                module_name=_MODULE,
-                module_args=dict(self._task.args),
-                task_vars=task_vars,
-                wrap_async=wrap_async,
-            ),
-        )
-        if not wrap_async:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        return result
+        return run_builtin_module(self, result, _MODULE, task_vars)

@@ -69,28 +69,9 @@ def unchanged_file_result(
         or any(file_args.get(option) is not None for option in _UNJUDGED_OPTIONS)
     ):
         return None
-    mode = file_args.get("mode")
-    current_mode = int(str(status["mode"]), 8)
-    if mode is not None and _wanted_mode(mode, current_mode) != current_mode:
+    if not _attributes_match(file_args, status, stat.S_IFREG):
         return None
-    if not _matches(file_args.get("owner"), status.get("pw_name"), status.get("uid")):
-        return None
-    if not _matches(file_args.get("group"), status.get("gr_name"), status.get("gid")):
-        return None
-    path = status["path"]
-    return {
-        "changed": False,
-        "path": path,
-        "dest": path,
-        "state": "file",
-        "mode": status["mode"],
-        "owner": status.get("pw_name"),
-        "group": status.get("gr_name"),
-        "uid": status.get("uid"),
-        "gid": status.get("gid"),
-        "size": status.get("size"),
-        "diff": {"before": {"path": path}, "after": {"path": path}},
-    }
+    return _unchanged_result(status["path"], "file", status) | {"dest": status["path"]}
 
 
 def unchanged_directory_result(
@@ -106,18 +87,30 @@ def unchanged_directory_result(
         or status.get("path") != path
     ):
         return None
+    if not _attributes_match(file_args, status, stat.S_IFDIR):
+        return None
+    return _unchanged_result(path, "directory", status)
+
+
+def _attributes_match(
+    file_args: Mapping[str, Any], status: Mapping[str, Any], file_type: int
+) -> bool:
+    """Whether the mode, owner and group asked are those the stat found."""
     mode = file_args.get("mode")
     current_mode = int(str(status["mode"]), 8)
-    if mode is not None and _wanted_mode(mode, current_mode, stat.S_IFDIR) != current_mode:
-        return None
-    if not _matches(file_args.get("owner"), status.get("pw_name"), status.get("uid")):
-        return None
-    if not _matches(file_args.get("group"), status.get("gr_name"), status.get("gid")):
-        return None
+    if mode is not None and _wanted_mode(mode, current_mode, file_type) != current_mode:
+        return False
+    return _matches(file_args.get("owner"), status.get("pw_name"), status.get("uid")) and (
+        _matches(file_args.get("group"), status.get("gr_name"), status.get("gid"))
+    )
+
+
+def _unchanged_result(path: Any, state: str, status: Mapping[str, Any]) -> dict[str, Any]:
+    """What the file module returns for a path it left as it was."""
     return {
         "changed": False,
         "path": path,
-        "state": "directory",
+        "state": state,
         "mode": status["mode"],
         "owner": status.get("pw_name"),
         "group": status.get("gr_name"),

@@ -17,6 +17,8 @@ import re
 import shlex
 from typing import Any
 
+from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import posix_shell
+
 _MARK = "onprem-llm-stat"
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 # coreutils prints this for an id without a name; the stat module then has no name at all.
@@ -85,7 +87,7 @@ def parse_stat_output(path: str, stdout: str, checksum: bool) -> dict[str, Any] 
 def read_stat(action: Any, path: str, checksum: bool) -> dict[str, Any] | None:
     """`path` on the action's host as parse_stat_output describes it, or None (no POSIX shell,
     the command failed, or its answer was not plain) for the caller to ask the stat module."""
-    if getattr(action._connection._shell, "SHELL_FAMILY", None) != "sh":
+    if not posix_shell(action):
         return None
     result = action._low_level_execute_command(stat_command(path, checksum), sudoable=True)
     if result.get("rc") != 0:

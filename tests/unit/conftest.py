@@ -74,6 +74,45 @@ def ansible_playbook(
     )
 
 
+FAILING_MODULE = """#!/usr/bin/python
+import json, sys
+print(json.dumps({"failed": True, "msg": "the %s module was called"}))
+sys.exit(1)
+"""
+
+
+def run_local_play(
+    tmp_path: Path,
+    tasks: list[dict[str, Any]],
+    *args: str,
+    failing_modules: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`tasks` as one play on localhost (local connection, this interpreter). Each name in
+    failing_modules is replaced by a module that fails with "the NAME module was called" (a
+    module in the play's library path, which ansible.legacy.NAME resolves to first), so a run
+    that passes made no call to it."""
+    library = tmp_path / "library"
+    library.mkdir(exist_ok=True)
+    for stale in library.glob("*.py"):
+        stale.unlink()
+    for name in failing_modules:
+        (library / f"{name}.py").write_text(FAILING_MODULE % name)
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
+    )
+    return ansible_playbook(
+        "-i", "localhost,", "-c", "local", *args,
+        "-e", f"ansible_python_interpreter={sys.executable}", str(playbook),
+        env={"ANSIBLE_LIBRARY": str(library), "ANSIBLE_NOCOLOR": "1", **(env or {})},
+    )  # fmt: skip
+
+
+def play_recap(result: subprocess.CompletedProcess[str]) -> str:
+    return next(line for line in result.stdout.splitlines() if line.startswith("localhost"))
+
+
 @pytest.fixture(scope="session")
 def systemd_analyze() -> str:
     return _required_tool("systemd-analyze", "install systemd")

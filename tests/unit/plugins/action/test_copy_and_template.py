@@ -9,23 +9,14 @@ stat module.
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
-
-FAILING_MODULE = """#!/usr/bin/python
-import json, sys
-print(json.dumps({"failed": True, "msg": "the %s module was called"}))
-sys.exit(1)
-"""
+from tests.unit.conftest import play_recap, run_local_play
 
 
 def run_play(
@@ -36,33 +27,9 @@ def run_play(
     stat_module: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """The play run with the failing file and stat modules, or the real ones where asked."""
-    library = tmp_path / "library"
-    library.mkdir(exist_ok=True)
-    for name, real in (("file", file_module), ("stat", stat_module)):
-        (library / f"{name}.py").unlink(missing_ok=True)
-        if not real:
-            (library / f"{name}.py").write_text(FAILING_MODULE % name)
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(
-        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
-    )
-    return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", *args,
-         "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={
-            **os.environ,
-            "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
-            "ANSIBLE_LIBRARY": str(library),
-            "ANSIBLE_NOCOLOR": "1",
-        },
-    )  # fmt: skip
-
-
-def recap(result: subprocess.CompletedProcess[str]) -> str:
-    return next(line for line in result.stdout.splitlines() if line.startswith("localhost"))
+    real = {"file": file_module, "stat": stat_module}
+    failing = tuple(name for name, wanted in real.items() if not wanted)
+    return run_local_play(tmp_path, tasks, *args, failing_modules=failing)
 
 
 @pytest.fixture
@@ -108,7 +75,7 @@ def test_a_directory_already_right_costs_no_file_module_call(tmp_path: Path) -> 
     assert (tmp_path / "store" / "tiny-model" / "config.json").read_text() == "config.json\n"
     again = run_play(tmp_path, [copy])
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "ok=1    changed=0" in recap(again), again.stdout
+    assert "ok=1    changed=0" in play_recap(again), again.stdout
 
 
 def test_files_already_right_cost_no_file_module_call(
@@ -116,7 +83,7 @@ def test_files_already_right_cost_no_file_module_call(
 ) -> None:
     first = run_play(tmp_path, files)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "changed=2" in recap(first)
+    assert "changed=2" in play_recap(first)
     assert (tmp_path / "site.conf").read_text() == "listen 8001\n"
     assert stat.S_IMODE((tmp_path / "site.conf").stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "copied.conf").stat().st_mode) == 0o600
@@ -124,7 +91,7 @@ def test_files_already_right_cost_no_file_module_call(
     for mode in ([], ["--check", "--diff"]):
         again = run_play(tmp_path, files, *mode)
         assert again.returncode == 0, again.stdout + again.stderr
-        assert "ok=2    changed=0" in recap(again), again.stdout
+        assert "ok=2    changed=0" in play_recap(again), again.stdout
 
 
 def test_the_builtin_action_would_have_called_the_file_module(
@@ -166,7 +133,7 @@ def test_parents_are_made_for_a_missing_file_and_cost_nothing_after(
 
     check = run_play(tmp_path, [task], "--check", file_module=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "changed=1" in recap(check)
+    assert "changed=1" in play_recap(check)
     assert not (tmp_path / "system").exists()
 
     first = run_play(tmp_path, [task], file_module=True)
@@ -179,7 +146,7 @@ def test_parents_are_made_for_a_missing_file_and_cost_nothing_after(
     for mode in ([], ["--check", "--diff"]):
         again = run_play(tmp_path, [task], *mode)
         assert again.returncode == 0, again.stdout + again.stderr
-        assert "ok=1    changed=0" in recap(again), again.stdout
+        assert "ok=1    changed=0" in play_recap(again), again.stdout
 
 
 def test_parents_mode_is_the_mode_of_the_directories_made(tmp_path: Path) -> None:
@@ -222,7 +189,7 @@ def test_a_changed_file_is_described_without_the_stat_module(
     (tmp_path / "copied.conf").write_text("verbose = true\n")
     result = run_play(tmp_path, files, "--diff", file_module=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "ok=2    changed=1" in recap(result), result.stdout
+    assert "ok=2    changed=1" in play_recap(result), result.stdout
     assert "-verbose = true" in result.stdout and "+verbose = false" in result.stdout
     assert (tmp_path / "copied.conf").read_text() == "verbose = false\n"
 
@@ -240,6 +207,6 @@ def test_a_linked_destination_goes_to_the_stat_module(
     assert "the stat module was called" in refused.stdout
     result = run_play(tmp_path, [files[1]], stat_module=True, file_module=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "ok=1    changed=1" in recap(result), result.stdout
+    assert "ok=1    changed=1" in play_recap(result), result.stdout
     assert not (tmp_path / "copied.conf").is_symlink()
     assert (tmp_path / "copied.conf").read_text() == "verbose = false\n"

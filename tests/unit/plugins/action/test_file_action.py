@@ -11,51 +11,18 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
-
-FAILING_FILE_MODULE = """#!/usr/bin/python
-import json, sys
-print(json.dumps({"failed": True, "msg": "the file module was called"}))
-sys.exit(1)
-"""
+from tests.unit.conftest import play_recap, run_local_play
 
 
 def run_play(
     tmp_path: Path, tasks: list[dict[str, Any]], *args: str, file_module: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    library = tmp_path / "library"
-    library.mkdir(exist_ok=True)
-    (library / "file.py").unlink(missing_ok=True)
-    if not file_module:
-        (library / "file.py").write_text(FAILING_FILE_MODULE)
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(
-        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
-    )
-    return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", *args,
-         "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={
-            **os.environ,
-            "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
-            "ANSIBLE_LIBRARY": str(library),
-            "ANSIBLE_NOCOLOR": "1",
-        },
-    )  # fmt: skip
-
-
-def recap(result: subprocess.CompletedProcess[str]) -> str:
-    return next(line for line in result.stdout.splitlines() if line.startswith("localhost"))
+    return run_local_play(tmp_path, tasks, *args, failing_modules=() if file_module else ("file",))
 
 
 def directory(path: Path, **extra: Any) -> dict[str, Any]:
@@ -78,13 +45,13 @@ def test_a_directory_is_made_by_the_module_then_answered_without_it(tmp_path: Pa
 
     first = run_play(tmp_path, [directory(path)], file_module=True)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "changed=1" in recap(first)
+    assert "changed=1" in play_recap(first)
     assert stat.S_IMODE(path.stat().st_mode) == 0o750
 
     for mode in ([], ["--check", "--diff"]):
         again = run_play(tmp_path, [directory(path), SHOW], *mode)
         assert again.returncode == 0, again.stdout + again.stderr
-        assert "ok=2    changed=0" in recap(again), again.stdout
+        assert "ok=2    changed=0" in play_recap(again), again.stdout
         assert '"state": "directory"' in again.stdout and '"mode": "0750"' in again.stdout
 
 
@@ -111,7 +78,7 @@ def test_a_symbolic_mode_is_judged_as_for_a_directory(tmp_path: Path) -> None:
     path.chmod(0o755)
     result = run_play(tmp_path, [directory(path, mode="u=rwX,go=rX")])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "changed=0" in recap(result)
+    assert "changed=0" in play_recap(result)
 
 
 def test_a_file_or_link_where_a_directory_is_asked_goes_to_the_module(tmp_path: Path) -> None:
@@ -131,13 +98,13 @@ def test_absent_is_answered_when_the_path_is_gone_and_removed_by_the_module_othe
     task = {"onprem.llm.file": {"path": str(old), "state": "absent"}}
     gone = run_play(tmp_path, [task])
     assert gone.returncode == 0, gone.stdout + gone.stderr
-    assert "ok=1    changed=0" in recap(gone)
+    assert "ok=1    changed=0" in play_recap(gone)
 
     old.write_text("x\n")
     present = run_play(tmp_path, [task])
     assert present.returncode != 0 and "the file module was called" in present.stdout
     removed = run_play(tmp_path, [task], file_module=True)
-    assert removed.returncode == 0 and "changed=1" in recap(removed)
+    assert removed.returncode == 0 and "changed=1" in play_recap(removed)
     assert not old.exists()
 
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")

@@ -12,25 +12,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from ansible_collections.onprem.llm.plugins.action.systemd_service import (
     already_as_asked,
     judged_arguments,
     parse_show,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
-
-FAILING_MODULE = """#!/usr/bin/python
-import json, sys
-print(json.dumps({"failed": True, "msg": "the systemd_service module was called"}))
-sys.exit(1)
-"""
+from tests.unit.conftest import run_local_play
 
 # Recorded on Debian 12 (systemd 252.39-1~deb12u2) for a running, enabled unit and an unknown
 # one; the stand-in prints the unit's entry of the state file in this format.
@@ -69,33 +61,21 @@ def run_play(
     *args: str,
     systemctl: str = SYSTEMCTL_STAND_IN,
 ) -> subprocess.CompletedProcess[str]:
-    library = tmp_path / "library"
-    library.mkdir(exist_ok=True)
-    (library / "systemd_service.py").write_text(FAILING_MODULE)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "systemctl").write_text(systemctl)
     (bin_dir / "systemctl").chmod(0o755)
     (tmp_path / "units.json").write_text(json.dumps(units))
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(
-        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
-    )
-    return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", *args,
-         "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
-        capture_output=True,
-        text=True,
-        check=False,
+    return run_local_play(
+        tmp_path,
+        tasks,
+        *args,
+        failing_modules=("systemd_service",),
         env={
-            **os.environ,
             "PATH": f"{bin_dir}:{os.environ['PATH']}",
             "SYSTEMCTL_STATE": str(tmp_path / "units.json"),
-            "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / "collections"),
-            "ANSIBLE_LIBRARY": str(library),
-            "ANSIBLE_NOCOLOR": "1",
         },
-    )  # fmt: skip
+    )
 
 
 def start(name: str = "chrony", **extra: Any) -> dict[str, Any]:
