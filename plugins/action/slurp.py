@@ -1,0 +1,72 @@
+# Copyright: onprem.llm maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Action plugin onprem.llm.slurp: ansible.builtin.slurp, read with one shell command.
+
+The module is a Python start on the host to base64 a file. A readable regular file is read with
+`base64` in the host's shell instead; anything else (a missing or unreadable file, a directory,
+a host without a POSIX shell or base64, async) runs the module, which gives its own answer or
+error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import shlex
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
+from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import (
+    posix_shell,
+    run_builtin_module,
+)
+
+_MODULE = "ansible.legacy.slurp"
+_MARK = "onprem-llm-slurp"
+
+
+def read_command(path: str) -> str:
+    """Prints the mark, then the file in base64, only for a readable regular file."""
+    quoted = shlex.quote(path)
+    return f"if [ -f {quoted} ] && [ -r {quoted} ]; then echo {_MARK} && base64 < {quoted}; fi"
+
+
+def parse_read_output(stdout: str) -> str | None:
+    """The file's content in base64 as the module returns it, or None when not read."""
+    mark, _, encoded = stdout.partition("\n")
+    if mark.strip() != _MARK:  # a become terminal ends lines with \r\n
+        return None
+    try:
+        content = base64.b64decode("".join(encoded.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return base64.b64encode(content).decode("ascii")
+
+
+class ActionModule(ActionBase):
+    _supports_check_mode = True
+    _supports_async = True
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        source = args.get("src", args.get("path"))
+        if (
+            isinstance(source, str)
+            and source
+            and set(args) <= {"src", "path"}
+            and len(args) == 1
+            and not self._task.async_val
+            and posix_shell(self)
+        ):
+            read = self._low_level_execute_command(read_command(source), sudoable=True)
+            stdout = str(read.get("stdout", "")) if read.get("rc") == 0 else ""
+            content = parse_read_output(stdout)
+            if content is not None:
+                return merge_hash(
+                    result,
+                    {"changed": False, "content": content, "encoding": "base64", "source": source},
+                )
+        return run_builtin_module(self, result, _MODULE, task_vars)
