@@ -14,8 +14,10 @@ description:
     copy of each of O(files) with owner root, group O(group) and the file's mode, replacing a
     copy whose content or attributes differ. The pki role gives a service that runs as its own
     user copies of the host's certificate and key this way.
-  - One module call does what a stat, a directory and a copy task per file would do, so a run
-    that changes nothing costs one call per service.
+  - One module call does what a stat, a directory and a copy task per file would do. Its
+    action first reads the directory, the sources and the copies with one shell command
+    (coreutils C(stat) and C(sha1sum)); copies already right are answered from that read, so a
+    run that changes nothing starts no module at all.
   - A source that is missing fails the task before anything is changed, naming it. In check
     mode it is returned in RV(missing) instead (the task that writes it has not really run).
   - Content is never returned, and the diff names the files only, since the copies are keys.
