@@ -8,7 +8,9 @@ each rendered for that host only when a check reads it. Every error of every hos
 in one failure.
 
 With roles it checks the current host for those roles only, from the task's variables: the
-form each role's tasks/preflight.yml uses when the role runs on its own.
+form each role's first task uses when the role runs on its own. There os_families (and
+os_releases) also check the host's operating system from its facts, when it has them: one task
+where a role had an include, the validation and an assert.
 """
 
 from __future__ import annotations
@@ -33,7 +35,37 @@ from ansible_collections.onprem.llm.plugins.plugin_utils._site_variables import 
 
 _ARGUMENT_SPEC = {
     "roles": {"type": "list", "elements": "str", "choices": list(ROLES)},
+    "os_families": {"type": "list", "elements": "str"},
+    "os_releases": {"type": "dict"},
 }
+
+
+def os_error(
+    role: str,
+    host: str,
+    facts: dict[str, Any],
+    families: list[str] | None,
+    releases: dict[str, Any] | None,
+) -> str | None:
+    """Why the host's operating system is not one the role supports, or None (also without
+    facts: a play that gathered none, or the inventory-wide pass)."""
+    distribution = facts.get("distribution")
+    if families and facts.get("os_family") is not None and facts["os_family"] not in families:
+        supported = ", ".join(families)
+    elif releases and distribution is not None:
+        versions = [str(version) for version in releases.get(distribution) or []]
+        if str(facts.get("distribution_major_version")) in versions:
+            return None
+        supported = " and ".join(
+            f"{name} {'/'.join(str(version) for version in wanted)}"
+            for name, wanted in releases.items()
+        )
+    else:
+        return None
+    return (
+        f"{role}: the role supports {supported} hosts; {host} runs {distribution}"
+        f" {facts.get('distribution_version', '')}".rstrip()
+    )
 
 
 class ActionModule(ControllerAction):
@@ -72,6 +104,15 @@ class ActionModule(ControllerAction):
                 groups,
                 {name: role.spec for name, role in roles.items()},
             )
+            unsupported = os_error(
+                args["roles"][0],
+                host,
+                dict(task_vars.get("ansible_facts") or {}),
+                args["os_families"],
+                args["os_releases"],
+            )
+            if unsupported:
+                errors = {host: [*errors.get(host, []), unsupported]}
             hosts = [host]
             message = report(errors)
         else:

@@ -20,8 +20,10 @@ description:
   - Every error of every host is reported in one failure, one line each naming the host, the
     role, the variable and what was expected. Secret values never appear in messages.
   - With O(roles), checks only the current host for those roles, from the task's variables;
-    each role's C(tasks/preflight.yml) uses this form, so that a role run on its own still
-    validates its input. Checks that need facts stay tasks of the roles.
+    each role's first task uses this form, so that a role run on its own still validates its
+    input. With O(os_families) or O(os_releases) that task also checks the host's operating
+    system from its facts (skipped when the play has none). Other checks that need facts stay
+    tasks of the roles.
 options:
   roles:
     description:
@@ -29,6 +31,17 @@ options:
         for the roles of its groups.
     type: list
     elements: str
+  os_families:
+    description:
+      - With O(roles), the OS families (C(ansible_facts.os_family)) the first role supports;
+        another fails the task, naming the role, the host and its distribution.
+    type: list
+    elements: str
+  os_releases:
+    description:
+      - With O(roles), the distributions the first role supports, each with its major versions
+        (C(ansible_facts.distribution_major_version)), such as C({Debian: ["12"]}).
+    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - onprem.llm.controller_action
@@ -39,9 +52,10 @@ EXAMPLES = r"""
   onprem.llm.validate_input:
   run_once: true
 
-- name: Validate the role's variables against meta/argument_specs.yml and its input rules
+- name: Validate the role's variables and the host's operating system before any change
   onprem.llm.validate_input:
     roles: [haproxy]
+    os_families: [Debian]
 """
 
 RETURN = r"""
