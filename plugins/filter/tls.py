@@ -1,10 +1,15 @@
 """onprem.llm.openssl_tls_config: an OpenSSL configuration (OPENSSL_CONF) that holds a service to
 the site's TLS profile, for services whose own settings cannot choose the key exchange groups
-(Python's ssl module before 3.13, Redis)."""
+(Python's ssl module before 3.13, Redis).
+
+onprem.llm.certificate_info: community.crypto.x509_certificate_info without the deprecation
+warning newer cryptography releases give for DSA on every call, which Ansible prints as a
+worker writing to stderr on every run."""
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,8 +55,20 @@ def openssl_tls_config(groups: Sequence[str], ciphers: str) -> str:
     )
 
 
+def certificate_info(pem: str) -> dict[str, Any]:
+    """The certificate's fields, as community.crypto.x509_certificate_info returns them."""
+    from ansible_collections.community.crypto.plugins.filter.x509_certificate_info import (
+        x509_certificate_info_filter,
+    )
+
+    with warnings.catch_warnings():
+        # Its key-type check names DSA, which cryptography 47 and later deprecate on access.
+        warnings.filterwarnings("ignore", message="DSA is deprecated")
+        return x509_certificate_info_filter(pem)
+
+
 class FilterModule:
     """TLS filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"openssl_tls_config": openssl_tls_config}
+        return {"openssl_tls_config": openssl_tls_config, "certificate_info": certificate_info}
