@@ -40,7 +40,7 @@ options:
   os_releases:
     description:
       - With O(roles), the distributions the first role supports, each with its major versions
-        (C(ansible_facts.distribution_major_version)), such as C({Debian: ["12"]}).
+        (C(ansible_facts.distribution_major_version)), for example Debian with C(["12"]).
     type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
