@@ -34,7 +34,7 @@ def read_command(path: str) -> str:
 
 def parse_read_output(stdout: str) -> str | None:
     """The file's content in base64 as the module returns it, or None when not read."""
-    mark, _, encoded = stdout.partition("\n")
+    mark, _newline, encoded = stdout.partition("\n")
     if mark.strip() != _MARK:  # a become terminal ends lines with \r\n
         return None
     try:
