@@ -46,9 +46,8 @@ def evaluate(
             "vars": {
                 "__engine_instance_settings": _registered(case.get("settings_changed", [])),
                 "__engine_instance_commands": _registered(case.get("commands_changed", [])),
-                "__engine_restart_pending_files": {
-                    "files": [{"path": path} for path in case.get("marks", [])]
-                },
+                # What `find /run ... -name 'onprem-llm-engine@*.restart-pending'` printed.
+                "__engine_restart_pending_files": {"stdout_lines": case.get("marks", [])},
                 **case.get("vars", {}),
             },
         }
