@@ -19,14 +19,8 @@ import shlex
 from typing import Any
 
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.plugins.action import ActionBase
-from ansible.utils.vars import merge_hash
-from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import (
-    posix_shell,
-    run_builtin_module,
-)
+from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import ShellFirstAction
 
-_MODULE = "ansible.legacy.command"
 _MARK = "onprem-llm-command-not-found"
 # The module's arguments the shell runs alike; any other one set means the module runs.
 _JUDGED = frozenset({"argv", "cmd", "strip_empty_ends", "expand_argument_vars"})
@@ -98,33 +92,24 @@ def command_result(
     return answer
 
 
-class ActionModule(ActionBase):
-    _supports_check_mode = True
-    _supports_async = True
+class ActionModule(ShellFirstAction):
+    module = "ansible.legacy.command"
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-        args = dict(self._task.args)
+    def shell_answer(self, args: dict[str, Any]) -> dict[str, Any] | None:
         argv = command_argv(args)
-        if (
-            argv is not None
-            and not self._play_context.check_mode
-            and not self._compute_environment_string()
-            and not self._task.async_val
-            and posix_shell(self)
-        ):
-            start = datetime.datetime.now()
-            # On stdin, as pipelined modules are: a command alone would get a terminal with
-            # become over ssh, and the program's stderr would end in its stdout.
-            run = self._low_level_execute_command(
-                "/bin/sh",
-                in_data=shell_command(argv).encode("utf-8", "surrogateescape"),
-                sudoable=True,
-            )
-            end = datetime.datetime.now()
-            not_found = run.get("rc") == 0 and str(run.get("stdout", "")).strip() == _MARK
-            if isinstance(run.get("rc"), int) and not not_found:
-                strip = boolean(args.get("strip_empty_ends", True), strict=True)
-                return merge_hash(result, command_result(argv, run, start, end, strip))
-        return run_builtin_module(self, result, _MODULE, task_vars)
+        if argv is None or self._play_context.check_mode or self._compute_environment_string():
+            return None
+        start = datetime.datetime.now()
+        # On stdin, as pipelined modules are: a command alone would get a terminal with become
+        # over ssh, and the program's stderr would end in its stdout.
+        run = self._low_level_execute_command(
+            "/bin/sh",
+            in_data=shell_command(argv).encode("utf-8", "surrogateescape"),
+            sudoable=True,
+        )
+        end = datetime.datetime.now()
+        not_found = run.get("rc") == 0 and str(run.get("stdout", "")).strip() == _MARK
+        if not isinstance(run.get("rc"), int) or not_found:
+            return None
+        strip = boolean(args.get("strip_empty_ends", True), strict=True)
+        return command_result(argv, run, start, end, strip)

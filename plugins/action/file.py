@@ -13,17 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-from ansible.utils.vars import merge_hash
-from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import (
-    run_builtin_module,
-)
+from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import ShellFirstAction
 from ansible_collections.onprem.llm.plugins.plugin_utils._file_attributes import (
     unchanged_directory_result,
 )
 from ansible_collections.onprem.llm.plugins.plugin_utils._shell_stat import read_stat
 
-_MODULE = "ansible.legacy.file"
 # Arguments judged here; any other one set means the module runs.
 _JUDGED = {
     "directory": frozenset({"path", "state", "owner", "group", "mode"}),
@@ -43,20 +38,15 @@ def judged_state(args: dict[str, Any]) -> str | None:
     return state
 
 
-class ActionModule(ActionBase):
-    _supports_check_mode = True
-    _supports_async = True
+class ActionModule(ShellFirstAction):
+    module = "ansible.legacy.file"
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-        args = dict(self._task.args)
+    def shell_answer(self, args: dict[str, Any]) -> dict[str, Any] | None:
         state = judged_state(args)
-        if state is not None and not self._task.async_val:
-            status = read_stat(self, args["path"], checksum=False)
-            if state == "absent" and status is not None and not status["exists"]:
-                return merge_hash(result, {"changed": False, "path": args["path"], "state": state})
-            unchanged = unchanged_directory_result(args, status) if state == "directory" else None
-            if unchanged is not None:
-                return merge_hash(result, unchanged)
-        return run_builtin_module(self, result, _MODULE, task_vars)
+        if state is None:
+            return None
+        status = read_stat(self, args["path"], checksum=False)
+        if state == "absent":
+            absent = status is not None and not status["exists"]
+            return {"changed": False, "path": args["path"], "state": state} if absent else None
+        return unchanged_directory_result(args, status)

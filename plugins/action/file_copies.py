@@ -15,18 +15,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-from ansible.utils.vars import merge_hash
-from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import (
-    posix_shell,
-    run_builtin_module,
-)
+from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import ShellFirstAction
 from ansible_collections.onprem.llm.plugins.plugin_utils._shell_stat import (
     parse_stat_output,
     stat_command,
 )
 
-_MODULE = "onprem.llm.file_copies"
 _SEPARATOR = "onprem-llm-file-copies-next"
 
 
@@ -99,17 +93,12 @@ def already_copied(args: dict[str, Any], paths: list[tuple[str, bool]], stdout: 
     return True
 
 
-class ActionModule(ActionBase):
-    _supports_check_mode = True
+class ActionModule(ShellFirstAction):
+    module = "onprem.llm.file_copies"
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-        args = dict(self._task.args)
+    def shell_answer(self, args: dict[str, Any]) -> dict[str, Any] | None:
         paths = judged_paths(args)
-        if paths is not None and not self._task.async_val and posix_shell(self):
-            read = self._low_level_execute_command(read_command(paths), sudoable=True)
-            stdout = str(read.get("stdout", "")) if read.get("rc") == 0 else ""
-            if stdout and already_copied(args, paths, stdout):
-                return merge_hash(result, {"changed": False, "copied": [], "missing": []})
-        return run_builtin_module(self, result, _MODULE, task_vars)
+        read = self.shell_stdout(read_command(paths)) if paths is not None else None
+        if paths is None or not read or not already_copied(args, paths, read):
+            return None
+        return {"changed": False, "copied": [], "missing": []}

@@ -15,14 +15,8 @@ import binascii
 import shlex
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-from ansible.utils.vars import merge_hash
-from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import (
-    posix_shell,
-    run_builtin_module,
-)
+from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import ShellFirstAction
 
-_MODULE = "ansible.legacy.slurp"
 _MARK = "onprem-llm-slurp"
 
 
@@ -44,29 +38,15 @@ def parse_read_output(stdout: str) -> str | None:
     return base64.b64encode(content).decode("ascii")
 
 
-class ActionModule(ActionBase):
-    _supports_check_mode = True
-    _supports_async = True
+class ActionModule(ShellFirstAction):
+    module = "ansible.legacy.slurp"
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-        args = dict(self._task.args)
+    def shell_answer(self, args: dict[str, Any]) -> dict[str, Any] | None:
         source = args.get("src", args.get("path"))
-        if (
-            isinstance(source, str)
-            and source
-            and set(args) <= {"src", "path"}
-            and len(args) == 1
-            and not self._task.async_val
-            and posix_shell(self)
-        ):
-            read = self._low_level_execute_command(read_command(source), sudoable=True)
-            stdout = str(read.get("stdout", "")) if read.get("rc") == 0 else ""
-            content = parse_read_output(stdout)
-            if content is not None:
-                return merge_hash(
-                    result,
-                    {"changed": False, "content": content, "encoding": "base64", "source": source},
-                )
-        return run_builtin_module(self, result, _MODULE, task_vars)
+        if not isinstance(source, str) or not source or len(args) != 1:
+            return None
+        read = self.shell_stdout(read_command(source))
+        content = parse_read_output(read) if read is not None else None
+        if content is None:
+            return None
+        return {"changed": False, "content": content, "encoding": "base64", "source": source}

@@ -16,14 +16,8 @@ import shlex
 from typing import Any
 
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.plugins.action import ActionBase
-from ansible.utils.vars import merge_hash
-from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import (
-    posix_shell,
-    run_builtin_module,
-)
+from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import ShellFirstAction
 
-_MODULE = "ansible.legacy.systemd_service"
 _PROPERTIES = ("LoadState", "ActiveState", "UnitFileState", "NeedDaemonReload")
 # The module's arguments this action judges; any other one set means the module runs.
 _JUDGED = frozenset({"name", "state", "enabled", "daemon_reload", "daemon_reexec", "scope"})
@@ -89,23 +83,21 @@ def judged_arguments(args: dict[str, Any]) -> dict[str, Any] | None:
     return {"name": args["name"], "state": args.get("state"), "enabled": flags.get("enabled")}
 
 
-class ActionModule(ActionBase):
-    _supports_check_mode = True
-    _supports_async = True
+class ActionModule(ShellFirstAction):
+    module = "ansible.legacy.systemd_service"
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-        wanted = judged_arguments(dict(self._task.args))
-        if wanted is not None and not self._task.async_val and posix_shell(self):
-            shown = self._low_level_execute_command(show_command(wanted["name"]), sudoable=True)
-            status = parse_show(str(shown.get("stdout", ""))) if shown.get("rc") == 0 else {}
-            if already_as_asked(wanted, status):
-                answer: dict[str, Any] = {"changed": False, "name": wanted["name"]}
-                if wanted["state"] is not None:
-                    answer["state"] = wanted["state"]
-                if wanted["enabled"] is not None:
-                    answer["enabled"] = wanted["enabled"]
-                answer["status"] = status
-                return merge_hash(result, answer)
-        return run_builtin_module(self, result, _MODULE, task_vars)
+    def shell_answer(self, args: dict[str, Any]) -> dict[str, Any] | None:
+        wanted = judged_arguments(args)
+        if wanted is None:
+            return None
+        shown = self.shell_stdout(show_command(wanted["name"]))
+        status = parse_show(shown) if shown is not None else {}
+        if not already_as_asked(wanted, status):
+            return None
+        answer: dict[str, Any] = {"changed": False, "name": wanted["name"]}
+        if wanted["state"] is not None:
+            answer["state"] = wanted["state"]
+        if wanted["enabled"] is not None:
+            answer["enabled"] = wanted["enabled"]
+        answer["status"] = status
+        return answer

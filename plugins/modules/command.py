@@ -58,20 +58,13 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - onprem.llm.shell_first
 attributes:
-  action:
-    support: full
-  async:
-    support: full
-  bypass_host_loop:
-    support: none
   check_mode:
     support: partial
     details: As M(ansible.builtin.command), which it runs in check mode.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 seealso:
   - module: ansible.builtin.command
 """

@@ -45,21 +45,14 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - onprem.llm.shell_first
   - ansible.builtin.files
 attributes:
-  action:
-    support: full
-  async:
-    support: full
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
   diff_mode:
     support: partial
     details: As M(ansible.builtin.file).
-  platform:
-    platforms: posix
 seealso:
   - module: ansible.builtin.file
   - module: onprem.llm.copy

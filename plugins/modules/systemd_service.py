@@ -58,19 +58,12 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - onprem.llm.shell_first
 attributes:
-  action:
-    support: full
-  async:
-    support: full
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 seealso:
   - module: ansible.builtin.systemd_service
 """

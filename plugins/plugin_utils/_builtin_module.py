@@ -1,13 +1,15 @@
 # Copyright: onprem.llm maintainers
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """What the actions that answer a task already right with one shell command share: whether the
-host has a POSIX shell for that command, and the builtin module they run otherwise, as
-ansible.builtin's normal action would (async included)."""
+host has a POSIX shell for that command, the builtin module they run otherwise, as
+ansible.builtin's normal action would (async included), and ShellFirstAction, the run that
+tries the first before the second."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
 
@@ -32,3 +34,30 @@ def run_builtin_module(
     if not wrap_async:
         action._remove_tmp_path(action._connection._shell.tmpdir)
     return result
+
+
+class ShellFirstAction(ActionBase):
+    """An action that answers from the host's shell what it can judge (shell_answer), and runs
+    `module` with the task's arguments for everything else, async included."""
+
+    _supports_check_mode = True
+    _supports_async = True
+    module = ""
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        if not self._task.async_val and posix_shell(self):
+            answer = self.shell_answer(dict(self._task.args))
+            if answer is not None:
+                return merge_hash(result, answer)
+        return run_builtin_module(self, result, self.module, task_vars)
+
+    def shell_answer(self, args: dict[str, Any]) -> dict[str, Any] | None:
+        """The module's answer for `args`, read with shell commands, or None for the module."""
+        raise NotImplementedError
+
+    def shell_stdout(self, command: str) -> str | None:
+        """What `command` printed when it exited 0, else None."""
+        read = self._low_level_execute_command(command, sudoable=True)
+        return str(read.get("stdout", "")) if read.get("rc") == 0 else None
