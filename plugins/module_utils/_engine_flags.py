@@ -10,6 +10,7 @@ clear error naming the flag, the version and the variable that asked for it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -89,3 +90,26 @@ def failure_message(result: FlagCheck, engine: str) -> str:
         + ": it is not in the engine's own argument list (--help). Remove it, or pin an engine"
         " version that has it."
     )
+
+
+def cache_name(engine: str, identity: str, version: str) -> str:
+    """The file, in the cache directory, that keeps the argument list of one engine version."""
+    key = hashlib.sha256(f"{engine}\0{identity}\0{version}".encode()).hexdigest()
+    return key[:16] + ".json"
+
+
+def wanted_flags(
+    wanted: Mapping[str, str], arguments: Mapping[str, Iterable[str] | None]
+) -> dict[str, str]:
+    """Every flag the role will pass (flag -> variable): `wanted`, then those of the extra
+    arguments of each variable in `arguments`."""
+    flags = dict(wanted)
+    for variable, values in arguments.items():
+        for flag in flags_of_arguments(values or []):
+            flags.setdefault(flag, variable)
+    return flags
+
+
+def dropped_warnings(result: FlagCheck, wanted: Mapping[str, str], engine: str) -> list[str]:
+    """One warning per optional flag left out, naming the variable that asked for it."""
+    return [f"{engine} has no {flag} ({wanted[flag]}): it is left out" for flag in result.dropped]

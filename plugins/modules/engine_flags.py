@@ -21,6 +21,9 @@ description:
     leaves them out of the command line.
   - The list is read once per engine version and kept in O(cache_dir) (reading C(--help) of vLLM
     imports torch and takes tens of seconds); later runs read the file.
+  - Where the list is already kept, the action runs O(version_command) and reads the file with
+    shell commands and checks the flags on the controller; the module runs only to read
+    C(--help), or to fail.
 author:
   - onprem.llm maintainers (@onprem-llm)
 options:
@@ -132,17 +135,18 @@ flags:
   type: int
 """
 
-import hashlib
 import json
 import os
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.onprem.llm.plugins.module_utils._engine_flags import (
+    cache_name,
     check,
+    dropped_warnings,
     failure_message,
-    flags_of_arguments,
     parse_help,
+    wanted_flags,
 )
 
 
@@ -204,21 +208,18 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         # Check mode on a host where the engine is not installed yet.
         return {"changed": False, "checked": False, "version": "", "dropped": []}
     engine = f"{params['engine']} {version}".strip()
-    key = hashlib.sha256(
-        f"{params['engine']}\0{params['identity']}\0{version}".encode()
-    ).hexdigest()
-    flags, written = read_flags(module, os.path.join(params["cache_dir"], key[:16] + ".json"))
+    cache_file = os.path.join(
+        params["cache_dir"], cache_name(params["engine"], params["identity"], version)
+    )
+    flags, written = read_flags(module, cache_file)
     if flags is None:
         return {"changed": False, "checked": False, "version": version, "dropped": []}
-    wanted = dict(params["wanted"])
-    for variable, arguments in params["arguments"].items():
-        for flag in flags_of_arguments(arguments or []):
-            wanted.setdefault(flag, variable)
+    wanted = wanted_flags(params["wanted"], params["arguments"])
     result = check(wanted, params["optional"], flags)
     if result.missing:
         module.fail_json(msg=failure_message(result, engine), version=version)
-    for flag in result.dropped:
-        module.warn(f"{engine} has no {flag} ({wanted[flag]}): it is left out")
+    for warning in dropped_warnings(result, wanted, engine):
+        module.warn(warning)
     return {
         "changed": written,
         "checked": True,
