@@ -76,25 +76,59 @@ def test_a_non_zero_return_code_fails_the_task_as_the_module_does(tmp_path: Path
 
 
 @pytest.mark.parametrize(
+    "arguments",
+    [
+        {"argv": ["sh", "-c", "cat; echo; exit 4"], "stdin": "secret 'one'\n$two"},
+        {"argv": ["od", "-c"], "stdin": "no newline", "stdin_add_newline": False},
+        {"argv": ["false"], "creates": "/"},
+        {"argv": ["false"], "removes": "/onprem-llm-nonexistent"},
+        {"argv": ["echo", "ran"], "creates": "/onprem-llm-nonexistent", "removes": "/"},
+    ],
+    ids=["stdin", "stdin-no-newline", "creates-exists", "removes-absent", "neither"],
+)
+def test_stdin_creates_and_removes_answer_as_the_module_without_it(
+    tmp_path: Path, arguments: dict[str, Any]
+) -> None:
+    failed_when = {"failed_when": "answer.rc not in [0, 4]"}
+    builtin, run = registered(tmp_path, {"ansible.builtin.command": arguments, **failed_when})
+    assert builtin is not None, run.stdout + run.stderr
+    ours, run = registered(
+        tmp_path, {"onprem.llm.command": arguments, **failed_when}, failing=("command",)
+    )
+    assert ours is not None, run.stdout + run.stderr
+    assert without_times(ours) == without_times(builtin)
+
+
+def test_stdin_is_not_on_the_hosts_command_line(tmp_path: Path) -> None:
+    task = {"onprem.llm.command": {"argv": ["cat"], "stdin": "onprem-llm-secret"}, "no_log": True}
+    answer, run = registered(tmp_path, task, "-vvvv", failing=("command",))
+    assert answer is not None, run.stdout
+    assert "onprem-llm-secret" not in run.stdout + run.stderr
+    assert "b25wcmVtLWxsbS1zZWNyZXQK" not in run.stdout + run.stderr  # nor in base64
+
+
+@pytest.mark.parametrize(
     ("arguments", "play_arguments"),
     [
         ({"argv": ["true"]}, ["--check"]),
-        ({"argv": ["cat"], "stdin": "secret"}, []),
         ({"argv": ["echo", "$HOME"]}, []),
         ({"argv": ["ls", "~"]}, []),
         ({"argv": ["true"], "chdir": "/"}, []),
-        ({"argv": ["true"], "creates": "/nonexistent"}, []),
+        ({"argv": ["true"], "creates": "/et*"}, []),
+        ({"argv": ["true"], "removes": "~/x"}, []),
+        ({"argv": ["cat"], "stdin": ""}, []),
         ({"argv": ["onprem-llm-no-such-program"]}, []),
         ({"cmd": "echo 'unbalanced"}, []),
         ({"argv": []}, []),
     ],
     ids=[
         "check-mode",
-        "stdin",
         "variable",
         "home",
         "chdir",
-        "creates",
+        "creates-pattern",
+        "removes-expanded",
+        "empty-stdin",
         "not-found",
         "bad-quoting",
         "empty",
