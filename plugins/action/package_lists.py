@@ -7,7 +7,9 @@ changes nothing that is one module call per role and host, each paying the inter
 module start on the host for one dpkg-query. Here the first call on a host also returns the
 state of every package, kept on the controller in the run's own temporary directory (Ansible's
 local tmp, made for each ansible-playbook process and removed when it ends); later calls of the
-same run whose packages that state shows installed are answered on the controller. Anything
+same run whose packages that state shows installed are answered on the controller. The first
+call reads that state with one dpkg-query in the host's shell, and answers on the controller when
+it shows every package installed; only otherwise does the module start on the host. Anything
 else (a package missing or at another version, a `>=` entry that only dpkg compares) runs the
 module, and a call whose packages are not all installed drops the state, since the install
 that follows changes it.
@@ -22,20 +24,26 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
 import tempfile
 from typing import Any
 
 from ansible import constants as C
 from ansible.plugins.action import ActionBase
 from ansible_collections.onprem.llm.plugins.module_utils._package_lists import (
+    DPKG_QUERY_FORMAT,
+    held_packages,
     not_installed,
     package_names,
+    parse_dpkg_status,
 )
+from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import posix_shell
 
 STATE_DIRECTORY = "onprem-llm-package-state"
-FROM_STATE_REASON = (
-    "every package is installed at a version it accepts (package state read earlier this run)"
-)
+INSTALLED_REASON = "every package is installed at a version it accepts"
+FROM_STATE_REASON = f"{INSTALLED_REASON} (package state read earlier this run)"
+# The module's own read of every package, as one shell command; its output is the state.
+READ_STATE_COMMAND = "LC_ALL=C dpkg-query --show --showformat=" + shlex.quote(DPKG_QUERY_FORMAT)
 
 
 def state_file(run_directory: str, host: str) -> str:
@@ -64,6 +72,12 @@ def save_state(path: str, state: dict[str, Any] | None) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as written:
         json.dump(state, written)
     os.replace(partial, path)
+
+
+def parse_state(stdout: str) -> dict[str, Any] | None:
+    """The package state from READ_STATE_COMMAND's output, or None when it lists nothing."""
+    installed = parse_dpkg_status(stdout)
+    return {"installed": installed, "held": held_packages(stdout)} if installed else None
 
 
 def answer_from_state(packages: list[str], state: Any) -> dict[str, Any] | None:
@@ -117,6 +131,14 @@ class ActionModule(ActionBase):
         if answer is not None:
             result.update(answer)
             return result
+        if path and posix_shell(self):
+            read = self._low_level_execute_command(READ_STATE_COMMAND, sudoable=True)
+            state = parse_state(str(read.get("stdout", ""))) if read.get("rc") == 0 else None
+            answer = answer_from_state(packages, state)
+            if answer is not None:
+                save_state(path, state)
+                result.update(answer, reason=INSTALLED_REASON)
+                return result
 
         if path:
             module_args["report_state"] = True

@@ -17,14 +17,16 @@ import pytest
 import yaml
 from ansible_collections.onprem.llm.plugins.action.package_lists import (
     FROM_STATE_REASON,
+    INSTALLED_REASON,
     answer_from_state,
     load_state,
+    parse_state,
     save_state,
     state_after,
     state_file,
 )
 
-from tests.unit.conftest import _required_tool, ansible_playbook
+from tests.unit.conftest import _required_tool, ansible_playbook, run_local_play
 
 STATE = {
     "installed": {"haproxy": "2.6.12-1+deb12u2", "jq": "1.6-2.1", "jq:amd64": "1.6-2.1"},
@@ -83,6 +85,39 @@ def test_installed_packages_are_answered_from_the_state() -> None:
 )
 def test_anything_else_asks_the_host(packages: list[str], state: Any) -> None:
     assert answer_from_state(packages, state) is None
+
+
+def test_the_shell_read_is_parsed_as_the_module_parses_it() -> None:
+    # As dpkg-query prints it through a become terminal over ssh: lines end in \r\n.
+    stdout = (
+        "jq:amd64\tjq\thold ok installed\t1.6-2.1\r\n"
+        "haproxy\thaproxy\tinstall ok installed\t2.6.12-1+deb12u2\r\n"
+        "old\told\tdeinstall ok config-files\t1.0\r\n"
+    )
+    assert parse_state(stdout) == {
+        "installed": {"jq:amd64": "1.6-2.1", "jq": "1.6-2.1", "haproxy": "2.6.12-1+deb12u2"},
+        "held": ["jq"],
+    }
+    assert parse_state("") is None
+    assert parse_state("dpkg-query: error\n") is None
+
+
+@pytest.mark.parametrize(
+    ("packages", "module_runs"),
+    [(["dpkg", "coreutils"], False), (["dpkg>=0"], True), (["onprem-llm-not-a-package"], True)],
+    ids=["installed", "at-least", "absent"],
+)
+def test_the_first_call_starts_the_module_only_when_the_shell_read_cannot_answer(
+    tmp_path: Path, packages: list[str], module_runs: bool
+) -> None:
+    _required_tool("dpkg-query", "run the unit tests on a Debian or Ubuntu machine")
+    task = {"onprem.llm.package_lists": {"packages": packages}, "register": "lists"}
+    shown = {"ansible.builtin.debug": {"msg": "reason={{ lists.reason }}"}}
+    result = run_local_play(tmp_path, [task, shown], "--check", "-vvv")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("AnsiballZ_package_lists.py" in result.stdout) is module_runs
+    if not module_runs:
+        assert f"reason={INSTALLED_REASON}" in result.stdout
 
 
 def test_a_call_with_nothing_to_install_keeps_the_state_it_read() -> None:
