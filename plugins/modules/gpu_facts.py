@@ -25,6 +25,9 @@ description:
     forbids never stop the other GPUs from being read.
   - Reading InfiniBand VPD needs root; without it NVLink5 switch management is reported absent
     and a problem says why.
+  - Its action takes these readings with one POSIX shell command and builds the same facts on
+    the controller; the module runs where the shell cannot answer exactly (an unreadable file,
+    async, a task environment, no coreutils C(timeout)).
 author:
   - onprem.llm maintainers (@onprem-llm)
 options:
@@ -59,7 +62,15 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
+  - ansible.builtin.action_common_attributes.flow
 attributes:
+  action:
+    support: full
+  async:
+    support: full
+    details: Async tasks always run the module.
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:
