@@ -36,6 +36,9 @@ from ansible_collections.onprem.llm.plugins.module_utils._package_lists import (
     not_installed,
     package_names,
     parse_dpkg_status,
+    parse_madison,
+    pattern_pins,
+    settled_pins,
 )
 from ansible_collections.onprem.llm.plugins.plugin_utils._builtin_module import posix_shell
 
@@ -44,6 +47,7 @@ INSTALLED_REASON = "every package is installed at a version it accepts"
 FROM_STATE_REASON = f"{INSTALLED_REASON} (package state read earlier this run)"
 # The module's own read of every package, as one shell command; its output is the state.
 READ_STATE_COMMAND = "LC_ALL=C dpkg-query --show --showformat=" + shlex.quote(DPKG_QUERY_FORMAT)
+_OFFERED_MARK = "onprem-llm-offered-versions"
 
 
 def state_file(run_directory: str, host: str) -> str:
@@ -80,16 +84,55 @@ def parse_state(stdout: str) -> dict[str, Any] | None:
     return {"installed": installed, "held": held_packages(stdout)} if installed else None
 
 
-def answer_from_state(packages: list[str], state: Any) -> dict[str, Any] | None:
+def pattern_names(packages: list[str]) -> list[str]:
+    """The names of `name=version-pattern` entries (nvidia-open=580.126.09-*)."""
+    names = []
+    for entry in packages:
+        name, equals, version = entry.strip().partition("=")
+        if equals and any(magic in version for magic in "*?[") and name and name not in names:
+            names.append(name)
+    return names
+
+
+def read_command(packages: list[str]) -> str:
+    """READ_STATE_COMMAND, then the versions the lists offer of the pattern entries' packages."""
+    names = pattern_names(packages)
+    if not names:
+        return READ_STATE_COMMAND
+    quoted = " ".join(shlex.quote(name) for name in names)
+    return (
+        f"{READ_STATE_COMMAND} && echo {_OFFERED_MARK}"
+        f" && LC_ALL=C apt-cache madison {quoted} 2>/dev/null"
+    )
+
+
+def parse_read(stdout: str) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+    """The package state and the offered versions from read_command's output."""
+    # A become terminal ends lines with \r\n.
+    status, _mark, offered = stdout.replace("\r\n", "\n").partition(f"{_OFFERED_MARK}\n")
+    return parse_state(status), parse_madison(offered)
+
+
+def answer_from_state(
+    packages: list[str], state: Any, offered: dict[str, list[str]] | None = None
+) -> dict[str, Any] | None:
     """The module's result for `packages` from this run's package state, or None to ask the host.
 
-    Only `name` and `name=version` entries are judged here; `>=` needs dpkg's version order.
+    `name` and `name=version` entries are judged here, and with the versions the lists offer
+    (`offered`) a `name=pattern` entry whose installed version is the only one matching; `>=`
+    needs dpkg's version order, and so does a pattern that another offered version matches.
     """
     if not isinstance(state, dict) or not isinstance(state.get("installed"), dict):
         return None
     if any(">" in entry or "<" in entry for entry in packages):
         return None
-    if not_installed(packages, state["installed"], lambda _version, _wanted: False):
+    pending = not_installed(packages, state["installed"], lambda _version, _wanted: False)
+    if pending and offered is not None:
+        # Any other offered version matching a pattern counts as newer: the module decides it.
+        pins = pattern_pins(pending, state["installed"])
+        settled = settled_pins(pins, state["installed"], offered, lambda _version, _current: True)
+        pending = [entry for entry in pending if entry.split("=", 1)[0].strip() not in settled]
+    if pending:
         return None
     bare_names = {name.split(":", 1)[0] for name in package_names(packages)}
     return {
@@ -132,9 +175,11 @@ class ActionModule(ActionBase):
             result.update(answer)
             return result
         if path and posix_shell(self):
-            read = self._low_level_execute_command(READ_STATE_COMMAND, sudoable=True)
-            state = parse_state(str(read.get("stdout", ""))) if read.get("rc") == 0 else None
-            answer = answer_from_state(packages, state)
+            read = self._low_level_execute_command(read_command(packages), sudoable=True)
+            state, offered = (
+                parse_read(str(read.get("stdout", ""))) if read.get("rc") == 0 else (None, {})
+            )
+            answer = answer_from_state(packages, state, offered)
             if answer is not None:
                 save_state(path, state)
                 result.update(answer, reason=INSTALLED_REASON)

@@ -20,7 +20,9 @@ from ansible_collections.onprem.llm.plugins.action.package_lists import (
     INSTALLED_REASON,
     answer_from_state,
     load_state,
+    parse_read,
     parse_state,
+    read_command,
     save_state,
     state_after,
     state_file,
@@ -100,6 +102,46 @@ def test_the_shell_read_is_parsed_as_the_module_parses_it() -> None:
     }
     assert parse_state("") is None
     assert parse_state("dpkg-query: error\n") is None
+
+
+PINNED = {"installed": {"nvidia-open": "580.126.09-1", "jq": "1.6-2.1"}, "held": ["nvidia-open"]}
+
+
+@pytest.mark.parametrize(
+    ("offered", "answered"),
+    [
+        ({"nvidia-open": ["580.126.09-1", "575.57.08-1"]}, True),
+        ({}, True),
+        ({"nvidia-open": ["580.126.09-1", "580.126.09-2"]}, False),
+    ],
+    ids=["only-the-installed-matches", "not-offered", "another-matches"],
+)
+def test_a_pattern_pin_is_answered_when_no_other_offered_version_matches(
+    offered: dict[str, list[str]], answered: bool
+) -> None:
+    """Another matching version may be newer, which only dpkg can tell: the module decides."""
+    packages = ["nvidia-open=580.126.09-*", "jq"]
+    answer = answer_from_state(packages, PINNED, offered)
+    assert (answer is not None) is answered
+    if answer is not None:
+        assert answer["installed"] is True and answer["held"] == ["nvidia-open"]
+    # Without the offered versions (the state kept from an earlier call) a pattern is not judged.
+    assert answer_from_state(packages, PINNED) is None
+    assert answer_from_state(["nvidia-open=575.*"], PINNED, offered) is None
+
+
+def test_the_offered_versions_are_read_only_for_pattern_entries() -> None:
+    assert "madison" not in read_command(["jq", "haproxy=2.6.12-1"])
+    command = read_command(["nvidia-open=580.126.09-*", "jq", "nvidia-open=580.*"])
+    assert command.endswith("apt-cache madison nvidia-open 2>/dev/null")
+    # As a become terminal prints it.
+    state, offered = parse_read(
+        "nvidia-open\tnvidia-open\thold ok installed\t580.126.09-1\r\n"
+        "onprem-llm-offered-versions\r\n"
+        "nvidia-open | 580.126.09-1 | file:/srv/nvidia-mirror/cuda  Packages\r\n"
+    )
+    assert state == {"installed": {"nvidia-open": "580.126.09-1"}, "held": ["nvidia-open"]}
+    assert offered == {"nvidia-open": ["580.126.09-1"]}
 
 
 @pytest.mark.parametrize(
