@@ -7,14 +7,37 @@ tries the first before the second."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from ansible import constants as C
+from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
+
+_PLAIN_INTERPRETER = re.compile(r"^/?[A-Za-z0-9_.+-]+(?:/[A-Za-z0-9_.+-]+)*$")
+_DISCOVERY = frozenset({"", "auto", "auto_legacy", "auto_silent", "auto_legacy_silent"})
 
 
 def posix_shell(action: Any) -> bool:
     return getattr(action._connection._shell, "SHELL_FAMILY", None) == "sh"
+
+
+def python_interpreter(action: Any, task_vars: dict[str, Any]) -> str | None:
+    """The Python a module would run with on the host, as a plain path or name; python3 where
+    it would be discovered and is not yet; None when it cannot be named plainly."""
+    try:
+        configured = C.config.get_config_value("INTERPRETER_PYTHON", variables=task_vars)
+        if isinstance(configured, str) and "{{" in configured:
+            configured = action._templar.template(configured)
+    except (AnsibleError, KeyError, TypeError, ValueError):
+        return None
+    if configured is None or (isinstance(configured, str) and configured in _DISCOVERY):
+        facts = task_vars.get("ansible_facts") or {}
+        configured = facts.get("discovered_interpreter_python", "python3")
+    if not isinstance(configured, str) or not _PLAIN_INTERPRETER.match(configured):
+        return None
+    return configured
 
 
 def run_builtin_module(
