@@ -22,6 +22,9 @@ description:
     lines of the unit's journal, also appended to RV(ignore:msg).
   - Success needs the unit to be active as well, so that another process holding the port
     does not pass for the engine.
+  - An instance healthy at the first look is answered by the action from one shell command (the
+    request with the host's Python, then C(systemctl show)), judged by the same gate on the
+    controller; the module runs for anything else, and waits or fails as described.
 author:
   - onprem.llm maintainers (@onprem-llm)
 options:
