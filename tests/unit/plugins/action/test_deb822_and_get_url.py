@@ -288,7 +288,7 @@ def url_arguments(download: dict[str, Any], algorithm: str = "sha256", **more: A
         ("sha256", True, "symbolic-mode"),
         ("sha256", False, "check-mode"),
     ],
-    ids=lambda value: str(value),
+    ids=str,
 )
 def test_get_url_answers_as_the_module_without_it(
     tmp_path: Path, download: dict[str, Any], algorithm: str, force: bool, change: str
