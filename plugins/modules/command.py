@@ -63,8 +63,6 @@ attributes:
   check_mode:
     support: partial
     details: As M(ansible.builtin.command), which it runs in check mode.
-  diff_mode:
-    support: none
 seealso:
   - module: ansible.builtin.command
 """

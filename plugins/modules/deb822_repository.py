@@ -67,11 +67,6 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - onprem.llm.shell_first
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 requirements:
   - C(python3-debian) on the host, when the module runs.
 seealso:

@@ -48,8 +48,6 @@ extends_documentation_fragment:
   - onprem.llm.shell_first
   - ansible.builtin.files
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: partial
     details: As M(ansible.builtin.file).

@@ -53,11 +53,6 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.flow
   - onprem.llm.shell_first
   - ansible.builtin.files
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 seealso:
   - module: ansible.builtin.get_url
 """

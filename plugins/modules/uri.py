@@ -80,8 +80,6 @@ attributes:
   check_mode:
     support: none
     details: In check mode the module runs, which skips the task as it does.
-  diff_mode:
-    support: none
 seealso:
   - module: ansible.builtin.uri
 """

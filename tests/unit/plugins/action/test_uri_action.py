@@ -244,11 +244,9 @@ def test_https_with_ca_path_is_answered_as_the_module_answers_it(
         assert_answered_as_the_module(tmp_path, arguments)
 
 
-def test_basic_auth_is_answered_as_the_module_answers_it_and_the_password_is_masked(
-    tmp_path: Path, tls_site: tuple[str, Path, Path]
-) -> None:
-    base, ca_file, _other = tls_site
-    arguments = {
+def basic_auth_arguments(base: str, ca_file: Path) -> dict[str, Any]:
+    """Prometheus' readiness probe: basic auth over TLS, the content returned."""
+    return {
         "url": base + "/ready",
         "ca_path": str(ca_file),
         "url_username": USER,
@@ -256,6 +254,13 @@ def test_basic_auth_is_answered_as_the_module_answers_it_and_the_password_is_mas
         "force_basic_auth": True,
         "return_content": True,
     }
+
+
+def test_basic_auth_is_answered_as_the_module_answers_it_and_the_password_is_masked(
+    tmp_path: Path, tls_site: tuple[str, Path, Path]
+) -> None:
+    base, ca_file, _other = tls_site
+    arguments = basic_auth_arguments(base, ca_file)
     answer = assert_answered_as_the_module(tmp_path, arguments)
     assert answer["status"] == 200 and answer["content"] == f"ready for {USER}:********\n"
     # The prometheus role's task: no_log, the content not returned.
@@ -267,14 +272,7 @@ def test_the_password_is_in_no_output_of_the_action(
     tmp_path: Path, tls_site: tuple[str, Path, Path]
 ) -> None:
     base, ca_file, _other = tls_site
-    arguments = {
-        "url": base + "/ready",
-        "ca_path": str(ca_file),
-        "url_username": USER,
-        "url_password": PASSWORD,
-        "force_basic_auth": True,
-        "return_content": True,
-    }
+    arguments = basic_auth_arguments(base, ca_file)
     answer, run = registered(tmp_path, {"onprem.llm.uri": arguments}, "-vvvv", failing=("uri",))
     assert answer is not None, run.stdout + run.stderr
     output = run.stdout + run.stderr
